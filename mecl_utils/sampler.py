@@ -1,0 +1,169 @@
+"""The curriculum mini-batch process (Bakhtiarnia, Zhang & Iosifidis, 2021, Sec. II-B and Fig. 2).
+
+An epoch has ⌈N/N_b⌉ batches. Batch t, counted globally across epochs from 0, is drawn uniformly at random,
+without replacement inside the batch, from the first ⌈λ(t)·N⌉ samples of the difficulty-ordered training data
+(never fewer than one batch's worth). For one-pass pacing the window is the newest bucket instead of a prefix.
+With no pacing (``vanilla``) an epoch is an ordinary shuffled pass over the data, the last batch holding the
+remainder.
+
+Every batch is a pure function of (seed, t): its generator is seeded with ``[seed, t]`` (vanilla: ``[seed,
+epoch]``). Two runs with one seed are identical, a run can resume at any batch, and the cached-feature and the
+image pipelines of the engine draw the very same batches.
+
+:class:`CurriculumSampler` yields index arrays (rows of an image or cached-feature array);
+:class:`CurriculumBatches` wraps it as a ``keras.utils.PyDataset`` for ``model.fit``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from .curriculum import order
+from .pacing import Pacing
+
+__all__ = ["CurriculumBatches", "CurriculumSampler", "sampler_for_method"]
+
+# Window bounds are λ·N rounded up; this tolerance keeps float noise (0.04 · 50000 = 2000.0000000004) from
+# adding a sample.
+_ROUNDING = 1e-9
+
+
+class CurriculumSampler:
+    """Draws the sample indices of batch t from the window of the ordered data that the pacing allows."""
+
+    def __init__(self, ordering, batch_size: int, pacing: Pacing | None = None, *, seed: int = 0):
+        ordering = np.asarray(ordering)
+        if ordering.ndim != 1 or ordering.size == 0 or not np.issubdtype(ordering.dtype, np.integer):
+            raise ValueError(
+                "ordering must be a non-empty 1-D array of sample indices (see curriculum.order)"
+            )
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if pacing is not None and not isinstance(pacing, Pacing):
+            raise TypeError(
+                f"pacing must be a mecl_utils.pacing.Pacing (e.g. pacing.preset('FEP(100)')) or None "
+                f"for vanilla training, got {type(pacing).__name__}"
+            )
+        self.ordering = ordering
+        self.batch_size = int(batch_size)
+        self.pacing = pacing
+        self.seed = int(seed)
+        self._epoch_cache: tuple[int, np.ndarray] | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return self.ordering.shape[0]
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def window(self, t: int) -> tuple[int, int]:
+        """Positions [lo, hi) of the ordered data that batch t draws from."""
+        n = self.num_samples
+        if t < 0:
+            raise ValueError(f"t must be >= 0 (batches are counted from 0), got {t}")
+        if self.pacing is None:
+            return 0, n
+        lo_frac, hi_frac = self.pacing.window(t)
+        lo = min(n - 1, math.floor(lo_frac * n + _ROUNDING))
+        hi = max(lo + 1, min(n, math.ceil(hi_frac * n - _ROUNDING)))
+        if hi - lo < self.batch_size:  # never fewer than one batch's worth
+            hi = min(n, lo + self.batch_size)
+            lo = max(0, hi - self.batch_size)
+        return lo, hi
+
+    def batch(self, t: int) -> np.ndarray:
+        """Indices (into the original data) of the samples of batch t."""
+        t = int(t)
+        if t < 0:
+            raise ValueError(f"t must be >= 0 (batches are counted from 0), got {t}")
+        if self.pacing is None:
+            epoch, position = divmod(t, self.batches_per_epoch)
+            start = position * self.batch_size
+            return self._vanilla_permutation(epoch)[start : start + self.batch_size]
+        lo, hi = self.window(t)
+        rng = np.random.default_rng([self.seed, t])
+        picks = rng.choice(hi - lo, size=min(self.batch_size, hi - lo), replace=False)
+        return self.ordering[lo + picks]
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        """The index arrays of every batch of one epoch (epochs counted from 0)."""
+        first = epoch * self.batches_per_epoch
+        return [self.batch(t) for t in range(first, first + self.batches_per_epoch)]
+
+    def _vanilla_permutation(self, epoch: int) -> np.ndarray:
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            permutation = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+            self._epoch_cache = (epoch, self.ordering[permutation])
+        return self._epoch_cache[1]
+
+    def __repr__(self) -> str:
+        return (
+            f"CurriculumSampler(num_samples={self.num_samples}, batch_size={self.batch_size}, "
+            f"pacing={self.pacing!r}, seed={self.seed})"
+        )
+
+
+def sampler_for_method(
+    method: str,
+    losses,
+    batch_size: int,
+    pacing: Pacing | None,
+    *,
+    seed: int = 0,
+    labels=None,
+    balance: bool = False,
+) -> CurriculumSampler:
+    """The sampler of one of the paper's four methods: the ordering of ``method``, paced unless vanilla."""
+    ordering = order(method, losses, seed=seed, labels=labels, balance=balance)
+    if method != "vanilla" and pacing is None:
+        raise ValueError(f"method {method!r} needs a pacing function, e.g. pacing.preset('FEP(100)')")
+    return CurriculumSampler(ordering, batch_size, None if method == "vanilla" else pacing, seed=seed)
+
+
+class CurriculumBatches(keras.utils.PyDataset):
+    """``model.fit`` input that serves ``(x[idx], y[idx])`` for the sampler's batches t = 0, 1, 2, ...
+
+    ``x`` and ``y`` are arrays indexed by sample (images or cached backbone features). The batch index Keras
+    asks for is ignored during training: Keras shuffles the batch order of a PyDataset by default and peeks at
+    the first batches before training, and either would scramble the pacing. Instead, from the first
+    ``on_epoch_begin`` on, every request is served the next batch of the global sequence. Pass ``start_batch``
+    to resume (e.g. ``initial_epoch · len(dataset)``). Threaded or multiprocess workers are refused since they
+    would fetch batches out of order.
+    """
+
+    def __init__(self, x, y, sampler: CurriculumSampler, *, start_batch: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if self.workers > 1 or self.use_multiprocessing:
+            raise ValueError(
+                "CurriculumBatches serves batches in pacing order: use workers=1 and no multiprocessing"
+            )
+        if len(x) != len(y):
+            raise ValueError(f"x and y must have one row per sample, got {len(x)} and {len(y)}")
+        if sampler.ordering.max() >= len(x):
+            raise ValueError(
+                f"the sampler orders {sampler.ordering.max() + 1}+ samples but x has only {len(x)} rows"
+            )
+        self.x, self.y, self.sampler = x, y, sampler
+        self.next_batch = int(start_batch)
+        self._training = False
+
+    def __len__(self) -> int:
+        return self.sampler.batches_per_epoch
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range for an epoch of {len(self)} batches")
+        if self._training:
+            t, self.next_batch = self.next_batch, self.next_batch + 1
+        else:  # Keras peeking at shapes, or a user indexing by hand: batch `index` of the current epoch
+            t = (self.next_batch // len(self)) * len(self) + index
+        idx = self.sampler.batch(t)
+        return self.x[idx], self.y[idx]
+
+    def on_epoch_begin(self) -> None:
+        self._training = True

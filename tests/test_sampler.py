@@ -1,0 +1,135 @@
+"""The curriculum mini-batch process of Fig. 2."""
+
+import keras
+import numpy as np
+import pytest
+
+from mecl_utils import pacing
+from mecl_utils.curriculum import order
+from mecl_utils.sampler import CurriculumBatches, CurriculumSampler, sampler_for_method
+
+N, BATCH = 1000, 10
+LOSSES = np.random.default_rng(0).random(N)
+FEP = pacing.FixedExponential(s=0.04, r=1.9, delta=20)  # reaches λ = 1 at t = 120
+
+
+def test_batches_per_epoch_is_ceil_n_over_batch_size():
+    assert CurriculumSampler(np.arange(1001), 10).batches_per_epoch == 101
+
+
+@pytest.mark.parametrize("t", [0, 19, 20, 45, 99, 119, 120, 500])
+def test_batches_only_draw_from_the_allowed_prefix(t):
+    sampler = sampler_for_method("curriculum", LOSSES, BATCH, FEP, seed=1)
+    allowed = set(sampler.ordering[: int(np.ceil(FEP(t) * N - 1e-9))].tolist())
+    batch = sampler.batch(t)
+    assert len(batch) == BATCH
+    assert len(set(batch.tolist())) == BATCH  # without replacement inside the batch
+    assert set(batch.tolist()) <= allowed
+
+
+def test_prefix_grows_as_the_pacing_says():
+    sampler = CurriculumSampler(np.arange(N), BATCH, FEP)
+    sizes = [sampler.window(t)[1] for t in (0, 20, 40, 60, 80, 100, 120)]
+    assert sizes == [40, 76, 145, 275, 522, 991, 1000]
+
+
+def test_window_is_never_smaller_than_a_batch():
+    sampler = CurriculumSampler(np.arange(100), 32, pacing.SingleStep(s=0.05, delta=10))
+    assert sampler.window(0) == (0, 32)
+
+
+def test_one_pass_window_is_the_newest_bucket():
+    sampler = CurriculumSampler(np.arange(10), 2, pacing.OnePass(n_buckets=5, delta=2))
+    assert [sampler.window(t) for t in (0, 2, 4, 9)] == [(0, 2), (2, 4), (4, 6), (8, 10)]
+    assert sorted(sampler.batch(4).tolist()) == [4, 5]
+
+
+def test_random_curriculum_covers_all_data_once_lambda_is_one():
+    sampler = sampler_for_method("random", LOSSES[:50], 5, pacing.SingleStep(s=0.3, delta=10), seed=2)
+    early = set(np.concatenate([sampler.batch(t) for t in range(10)]).tolist())
+    late = set(np.concatenate([sampler.batch(t) for t in range(10, 200)]).tolist())
+    assert early <= set(sampler.ordering[:15].tolist())
+    assert late == set(range(50))
+
+
+def test_two_runs_with_one_seed_are_identical():
+    first = sampler_for_method("curriculum", LOSSES, BATCH, FEP, seed=7)
+    second = sampler_for_method("curriculum", LOSSES, BATCH, FEP, seed=7)
+    for t in range(0, 300, 13):
+        np.testing.assert_array_equal(first.batch(t), second.batch(t))
+
+
+def test_different_seeds_give_different_batches():
+    first = sampler_for_method("curriculum", LOSSES, BATCH, FEP, seed=7)
+    second = sampler_for_method("curriculum", LOSSES, BATCH, FEP, seed=8)
+    assert any(not np.array_equal(first.batch(t), second.batch(t)) for t in range(5))
+
+
+def test_anti_curriculum_starts_with_the_highest_loss_samples():
+    sampler = sampler_for_method("anti", LOSSES, BATCH, FEP, seed=0)
+    hardest = set(np.argsort(LOSSES)[-40:].tolist())  # λ(0) · N = 40
+    assert set(sampler.batch(0).tolist()) <= hardest
+    assert set(sampler.batch(19).tolist()) <= hardest
+
+
+def test_vanilla_epoch_is_a_shuffled_pass_over_all_data():
+    sampler = sampler_for_method("vanilla", np.zeros(25), 10, None, seed=0)
+    batches = sampler.epoch(3)
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(25))
+    assert not np.array_equal(np.concatenate(batches), np.concatenate(sampler.epoch(4)))
+
+
+def test_paced_method_without_pacing_is_an_error():
+    with pytest.raises(ValueError, match="needs a pacing function"):
+        sampler_for_method("curriculum", LOSSES, BATCH, None)
+
+
+def test_bad_batch_size_is_rejected():
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        CurriculumSampler(np.arange(10), 0)
+
+
+def test_negative_batch_index_is_rejected():
+    with pytest.raises(ValueError, match="t must be >= 0"):
+        CurriculumSampler(np.arange(10), 2).batch(-1)
+
+
+def test_pydataset_indexed_by_hand_gives_the_batches_of_the_current_epoch():
+    x = np.arange(40, dtype="float32").reshape(40, 1)
+    sampler = CurriculumSampler(order("curriculum", np.arange(40.0)), 4, FEP, seed=0)
+    xb, yb = CurriculumBatches(x, x[:, 0], sampler)[2]
+    np.testing.assert_array_equal(xb[:, 0], sampler.batch(2))
+    np.testing.assert_array_equal(yb, sampler.batch(2))
+
+
+def test_pydataset_refuses_parallel_workers():
+    with pytest.raises(ValueError, match="workers=1"):
+        CurriculumBatches(np.zeros((4, 1)), np.zeros(4), CurriculumSampler(np.arange(4), 2), workers=2)
+
+
+def _fit_and_record(sampler, epochs, **fit_kwargs):
+    served = []
+
+    class Recording(CurriculumBatches):
+        def __getitem__(self, index):
+            xb, yb = super().__getitem__(index)
+            if self._training:
+                served.append(yb.astype(int))
+            return xb, yb
+
+    keras.utils.set_random_seed(0)
+    x = np.arange(60, dtype="float32").reshape(60, 1)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(Recording(x, x[:, 0], sampler), epochs=epochs, verbose=0, **fit_kwargs)
+    return served
+
+
+def test_keras_fit_trains_on_the_sampler_batches_in_pacing_order():
+    # fit() shuffles a PyDataset's batch order by default; the pacing order must survive that.
+    sampler = CurriculumSampler(np.arange(60), 6, pacing.SingleStep(s=0.2, delta=10), seed=0)
+    served = _fit_and_record(sampler, epochs=2)
+    assert len(served) == 20
+    for t, got in enumerate(served):
+        np.testing.assert_array_equal(got, sampler.batch(t))
