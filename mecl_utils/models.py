@@ -1,43 +1,13 @@
-"""Backbones, early-exit branches and multi-exit models of the paper, built from ``keras.applications``.
+"""Backbones and teachers: the networks of Table I, built from ``keras.applications``, plus a tiny CNN.
 
 Implements, for Bakhtiarnia, Zhang & Iosifidis (2021):
 
 - Sec. III, the transfer-learning recipe for teachers and backbones: an ImageNet model without its top,
   global average pooling, two dense layers with Dropout in between (``build_classifier``);
-- Table I, batch size, frozen layers and reported test accuracy of each network (``NETWORKS``);
-- Table II, where the two branches of each backbone sit (``TABLE_II``), resolved to Keras layer names by a
-  counting rule (``resolve_placement``, ``PLACEMENTS``);
-- Fig. 7, the early-exit branch of Hu et al. (2020): Conv2D → MaxPooling2D → Flatten → Dense → Dropout →
-  Dense → Dropout → Dense(softmax) (``build_branch``);
-- Sec. II/III, classifier-wise training: a frozen backbone with one output per exit (``build_multi_exit``).
+- Table I, batch size, frozen layers and reported test accuracy of each network (``NETWORKS``).
 
-Counting rule for Table II. "Layer k of N" counts *weight layers* (layers with a kernel: Conv2D,
-DepthwiseConv2D, Dense) in Keras' layer order, from 1; N includes the final dense layer. The branch attaches
-to the first *block output* at or after the k-th weight layer: the Concatenate closing a DenseNet dense layer
-(or the AveragePooling2D closing a transition), the ``*_out`` ReLU after a ResNet residual add, the ReLU
-closing a MobileNet conv-BN-ReLU unit (MobileNet's 28 layers count every depthwise and pointwise convolution
-as its own layer). InceptionV3 is placed by "n-th Filter Concat", so there k counts the ``mixed<i>`` layers.
-
-============  ==========  ===============================  ===========================
-Backbone      Table II    k-th weight layer (Keras name)   branch input (Keras layer)
-============  ==========  ===============================  ===========================
-DenseNet201   15 of 201   ``conv3_block1_1_conv``          ``conv3_block1_concat``
-DenseNet201   40 of 201   ``conv4_block1_1_conv``          ``conv4_block1_concat``
-DenseNet201   137 of 201  ``conv5_block1_1_conv``          ``conv5_block1_concat``
-MobileNetV1   8 of 28     ``conv_dw_4``                    ``conv_dw_4_relu``
-MobileNetV1   14 of 28    ``conv_dw_7``                    ``conv_dw_7_relu``
-ResNet152     13 of 152   ``conv3_block1_3_conv``          ``conv3_block1_out``
-ResNet152     38 of 152   ``conv4_block2_1_conv``          ``conv4_block2_out``
-InceptionV3   1st concat  --                               ``mixed0``
-InceptionV3   2nd concat  --                               ``mixed1``
-============  ==========  ===============================  ===========================
-
-The totals check the rule: 1 + 2·(6+12+48+32) + 3 + 1 = 201 for DenseNet201, 1 + 2·13 + 1 = 28 for
-MobileNetV1, and 1 + 3·50 + 1 = 152 for ResNet152, which therefore leaves out Keras' four projection
-shortcuts (``conv*_block1_0_conv``): they are not on the main path the paper's "152" counts. Counting them
-would move layer 38 to ``conv4_block1_out``; layer 13 is ``conv3_block1_out`` either way. For MobileNet the
-rule gives the depthwise halves ``conv_dw_4``/``conv_dw_7``; reading "block" as the depthwise-separable pair
-would give ``conv_pw_4_relu``/``conv_pw_7_relu`` instead (pass that name to use it).
+``build_tiny_cnn`` is not in the paper: it is the seconds-scale stand-in backbone of the ``smoke`` profile,
+with two named block outputs for its two branches. Branches themselves live in ``branches``.
 
 Input sizes: Keras' minimum is 32×32 for every network here except InceptionV3 (75×75); the native ImageNet
 sizes are 224 (DenseNet201, MobileNet, ResNet152), 299 (InceptionV3) and 600 (EfficientNetB7).
@@ -47,8 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,18 +26,14 @@ from keras import layers
 
 __all__ = [
     "NETWORKS",
-    "PLACEMENTS",
-    "TABLE_II",
     "ImageNetPreprocessing",
     "NetworkSpec",
     "backbone_model",
-    "build_branch",
     "build_classifier",
-    "build_multi_exit",
-    "feature_extractor",
+    "build_tiny_cnn",
+    "get_layer",
     "mobilenet_weights_path",
     "network_spec",
-    "resolve_placement",
 ]
 
 # The repository's sibling ``../shared/data`` holds the offline MobileNet weights on the project's machines.
@@ -112,36 +77,6 @@ NETWORKS: dict[str, NetworkSpec] = {
                     0.9650, 0.8376, 600, 32),
     )
 }  # fmt: skip
-
-# Table II as printed: (backbone, dataset, branch number) -> "Layer k" (InceptionV3: k-th Filter Concat).
-TABLE_II: dict[tuple[str, str, int], int] = {
-    ("densenet201", "cifar10", 1): 15, ("densenet201", "cifar10", 2): 40,
-    ("densenet201", "cifar100", 1): 40, ("densenet201", "cifar100", 2): 137,
-    ("mobilenet", "cifar10", 1): 8, ("mobilenet", "cifar10", 2): 14,
-    ("mobilenet", "cifar100", 1): 8, ("mobilenet", "cifar100", 2): 14,
-    ("resnet152", "cifar10", 1): 13, ("resnet152", "cifar10", 2): 38,
-    ("resnet152", "cifar100", 1): 13, ("resnet152", "cifar100", 2): 38,
-    ("inceptionv3", "cifar10", 1): 1, ("inceptionv3", "cifar10", 2): 2,
-    ("inceptionv3", "cifar100", 1): 1, ("inceptionv3", "cifar100", 2): 2,
-}  # fmt: skip
-
-_BRANCH_LAYER = {
-    ("densenet201", 15): "conv3_block1_concat", ("densenet201", 40): "conv4_block1_concat",
-    ("densenet201", 137): "conv5_block1_concat",
-    ("mobilenet", 8): "conv_dw_4_relu", ("mobilenet", 14): "conv_dw_7_relu",
-    ("resnet152", 13): "conv3_block1_out", ("resnet152", 38): "conv4_block2_out",
-    ("inceptionv3", 1): "mixed0", ("inceptionv3", 2): "mixed1",
-}  # fmt: skip
-# Table II resolved by the counting rule (tests check that resolve_placement gives the same names).
-PLACEMENTS: dict[tuple[str, str, int], str] = {
-    key: _BRANCH_LAYER[key[0], layer_number] for key, layer_number in TABLE_II.items()
-}
-
-_CLOSES_BLOCK: dict[str, Callable[[keras.layers.Layer], bool]] = {
-    "densenet201": lambda layer: isinstance(layer, (layers.Concatenate, layers.AveragePooling2D)),
-    "resnet152": lambda layer: layer.name.endswith("_out"),
-    "mobilenet": lambda layer: isinstance(layer, layers.ReLU),
-}
 
 
 def network_spec(network: str) -> NetworkSpec:
@@ -230,33 +165,33 @@ def _apply_frozen_rule(backbone: keras.Model, network: str) -> None:
             layer.trainable = layer.name.startswith(("block6", "block7", "top_"))
 
 
+def build_tiny_cnn(
+    num_classes: int, *, input_shape: tuple[int, int, int] = (8, 8, 1), width: int = 16, dropout: float = 0.25
+) -> keras.Model:
+    """A two-block CNN trained from scratch: the ``smoke`` profile's backbone (and, wider, its teacher).
+
+    Blocks end in layers named ``block1_out`` and ``block2_out``, where the smoke branches attach. The head is
+    the paper's (global pooling, two dense layers with Dropout in between), so the code path is the same.
+    """
+    images = keras.Input(input_shape, name="images")
+    x = layers.Rescaling(1 / 255, name="rescale")(images)
+    for block, filters in enumerate((width, 2 * width), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = layers.MaxPooling2D(2, padding="same", name=f"block{block}_out")(x)
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = layers.Dense(4 * width, activation="relu", name="head_dense")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="head_output")(x)
+    return keras.Model(images, outputs, name="tiny_cnn_classifier")
+
+
 def backbone_model(classifier: keras.Model) -> keras.Model:
     """The classifier up to its backbone's output (the input of the ``head_pool`` layer)."""
-    return keras.Model(classifier.inputs, _get_layer(classifier, "head_pool").input, name="backbone")
+    return keras.Model(classifier.inputs, get_layer(classifier, "head_pool").input, name="backbone")
 
 
-def resolve_placement(model: keras.Model, network: str, layer_number: int) -> str:
-    """The block output where a branch placed "after layer ``layer_number``" attaches (module docstring)."""
-    if network == "inceptionv3":
-        candidates = [layer.name for layer in model.layers if re.fullmatch(r"mixed\d+", layer.name)]
-    elif network in _CLOSES_BLOCK:
-        candidates = [
-            layer
-            for layer in model.layers
-            if hasattr(layer, "kernel") and not (network == "resnet152" and layer.name.endswith("_0_conv"))
-        ]
-    else:
-        valid = [*sorted(_CLOSES_BLOCK), "inceptionv3"]
-        raise ValueError(f"Table II places branches on {valid} only, not on {network!r}.")
-    if not 1 <= layer_number <= len(candidates):
-        raise ValueError(f"layer_number must be in 1..{len(candidates)} for {network!r}, got {layer_number}.")
-    if network == "inceptionv3":
-        return candidates[layer_number - 1]
-    start = model.layers.index(candidates[layer_number - 1])
-    return next(layer.name for layer in model.layers[start:] if _CLOSES_BLOCK[network](layer))
-
-
-def _get_layer(model: keras.Model, name: str) -> keras.layers.Layer:
+def get_layer(model: keras.Model, name: str) -> keras.layers.Layer:
     names = [layer.name for layer in model.layers]
     if name not in names:
         near = difflib.get_close_matches(name, names, n=8, cutoff=0.6) or names[:8]
@@ -265,63 +200,6 @@ def _get_layer(model: keras.Model, name: str) -> keras.layers.Layer:
             "see model.summary() or PLACEMENTS)."
         )
     return model.get_layer(name)
-
-
-def feature_extractor(model: keras.Model, layer_names: Sequence[str]) -> keras.Model:
-    """A model from ``model``'s input to a dict {layer name: activation} at ``layer_names``."""
-    outputs = {name: _get_layer(model, name).output for name in layer_names}
-    return keras.Model(model.inputs, outputs, name="features")
-
-
-def build_branch(
-    feature_shape: tuple[int, ...],
-    num_classes: int,
-    *,
-    conv_filters: int = 64,
-    kernel_size: int = 3,
-    pool_size: int = 2,
-    dense_units: tuple[int, int] = (256, 128),
-    dropout: float = 0.5,
-    name: str = "branch",
-) -> keras.Model:
-    """The Fig. 7 early exit (Hu et al., 2020) on features of ``feature_shape`` (H, W, C).
-
-    The paper gives the layer types only; the widths are ours. "same" padding lets the branch sit on
-    feature maps as small as 1×1, so the flattened size is ceil(H/pool) · ceil(W/pool) · conv_filters.
-    """
-    features = keras.Input(tuple(feature_shape), name=f"{name}_features")
-    conv = layers.Conv2D(conv_filters, kernel_size, padding="same", activation="relu", name=f"{name}_conv")
-    x = conv(features)
-    x = layers.MaxPooling2D(pool_size, padding="same", name=f"{name}_pool")(x)
-    x = layers.Flatten(name=f"{name}_flatten")(x)
-    for index, units in enumerate(dense_units, start=1):
-        x = layers.Dense(units, activation="relu", name=f"{name}_dense{index}")(x)
-        x = layers.Dropout(dropout, name=f"{name}_dropout{index}")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=f"{name}_output")(x)
-    return keras.Model(features, outputs, name=name)
-
-
-def build_multi_exit(classifier: keras.Model, branches: dict[str, keras.Model]) -> keras.Model:
-    """Classifier-wise multi-exit model: outputs are the branches (in dict order), then the final exit.
-
-    Freezes ``classifier`` in place (``trainable=False``, BatchNormalization in inference mode): in
-    classifier-wise training the backbone never changes again, only the branches learn.
-    """
-    names = [branch.name for branch in branches.values()]
-    if len(set(names)) != len(names):
-        raise ValueError(f"Branch model names must be unique, got {names}: pass name=... to build_branch.")
-    classifier.trainable = False
-    exits = []
-    for layer_name, branch in branches.items():
-        features = _get_layer(classifier, layer_name).output
-        shape = tuple(features.shape[1:])
-        if shape != tuple(branch.input_shape[1:]):
-            raise ValueError(
-                f"Branch {branch.name!r} expects features {branch.input_shape[1:]} but {layer_name!r} "
-                f"outputs {shape}: build it with build_branch(feature_shape={shape}, ...)."
-            )
-        exits.append(branch(features))
-    return keras.Model(classifier.inputs, [*exits, classifier.output], name=f"{classifier.name}_multi_exit")
 
 
 def mobilenet_weights_path(search_dir: str | os.PathLike | None = None, *, alpha: float = 0.25) -> str:

@@ -10,18 +10,21 @@ import pytest
 from keras import layers
 
 from mecl_utils import models
-from mecl_utils.models import (
+from mecl_utils.branches import (
     PLACEMENTS,
     TABLE_II,
-    ImageNetPreprocessing,
-    backbone_model,
     build_branch,
-    build_classifier,
     build_multi_exit,
     feature_extractor,
+    resolve_placement,
+)
+from mecl_utils.models import (
+    ImageNetPreprocessing,
+    backbone_model,
+    build_classifier,
+    build_tiny_cnn,
     mobilenet_weights_path,
     network_spec,
-    resolve_placement,
 )
 
 OFFLINE_MOBILENET = Path(__file__).resolve().parents[2] / "shared" / "data" / "mobilenet_2_5_224_tf_no_top.h5"
@@ -256,3 +259,10 @@ def test_offline_mobilenet_weights_are_loaded():
             assert all(np.array_equal(e, w) for e, w in zip(expected, loaded, strict=True)), layer_name
     assert "conv_pw_13_bn" in layer_names
     assert backbone_model(classifier).count_params() == 218_544
+
+
+def test_tiny_cnn_has_the_two_smoke_branch_layers():
+    model = build_tiny_cnn(10)
+    shapes = {name: tuple(model.get_layer(name).output.shape[1:]) for name in ("block1_out", "block2_out")}
+    assert shapes == {"block1_out": (4, 4, 16), "block2_out": (2, 2, 32)}
+    assert model.output.shape[-1] == 10
