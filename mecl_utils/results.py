@@ -1,0 +1,135 @@
+"""Results: a store with one row per finished run, and Table IV built from it.
+
+Bakhtiarnia, Zhang & Iosifidis (2021), Sec. IV and Table IV: for every case (backbone, dataset, branch), the
+mean ± standard deviation over repetitions of the branch's test accuracy for vanilla, curriculum,
+anti-curriculum and random-curriculum training, with the chosen optimizer, learning rate, teacher and pacing.
+We add what the paper does not report: a paired t-test of each method against vanilla across repetitions
+(the methods of one repetition share their initial weights, so the pairs are natural).
+
+The store is a CSV rewritten atomically (temporary file + ``os.replace``) after each run, so a killed run
+loses at most the run in flight and a re-run skips every finished ``run_id``. ``PAPER_TABLE_IV`` holds the
+paper's own numbers, cited, so the book can show both tables side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["PAPER_TABLE_IV", "ResultsStore", "paper_table_iv", "table_iv"]
+
+METHOD_COLUMNS = {"vanilla": "Vanilla", "curriculum": "Curriculum", "anti": "Anti", "random": "Random"}
+
+
+class ResultsStore:
+    """Rows of finished runs in one CSV file, keyed by ``run_id``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._frame = self._read()
+
+    def _read(self) -> pd.DataFrame:
+        if not self.path.exists():
+            return pd.DataFrame()
+        try:
+            frame = pd.read_csv(self.path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"cannot read the results store {self.path} ({err}); move it aside to start afresh, "
+                "or repair it (one header line, then one row per run)"
+            ) from err
+        if len(frame) and "run_id" not in frame.columns:
+            raise ValueError(f"{self.path} has no run_id column: it is not a mecl results store")
+        return frame
+
+    def __contains__(self, run_id: str) -> bool:
+        return bool(len(self._frame)) and run_id in set(self._frame["run_id"])
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def frame(self) -> pd.DataFrame:
+        return self._frame.copy()
+
+    def append(self, row: dict) -> None:
+        """Add one finished run and rewrite the file atomically."""
+        if "run_id" not in row:
+            raise ValueError("a result row needs a run_id")
+        if row["run_id"] in self:
+            raise ValueError(f"run {row['run_id']} is already in {self.path}")
+        self._frame = pd.concat([self._frame, pd.DataFrame([row])], ignore_index=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(handle, "w", newline="") as file:
+                self._frame.to_csv(file, index=False)
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+CASE = ["backbone", "dataset", "branch"]
+
+
+def table_iv(results: pd.DataFrame) -> pd.DataFrame:
+    """Table IV from the ``repetition`` rows of a results frame: one row per case.
+
+    Columns: mean and std of test accuracy (in %) per method, the paired t-test p-value of each method
+    against vanilla, the best method, the number of repetitions, and the chosen hyper-parameters.
+    """
+    reps = results[results["stage"] == "repetition"]
+    if reps.empty:
+        raise ValueError("no repetition rows yet: run the protocol's final stage first")
+    rows = []
+    for case, group in reps.groupby(CASE, sort=False):
+        row = dict(zip(CASE, case, strict=True))
+        accuracy = group.pivot_table(index="repetition", columns="method", values="accuracy") * 100
+        for method, label in METHOD_COLUMNS.items():
+            if method not in accuracy:
+                continue
+            values = accuracy[method].dropna()
+            row[f"{label} mean"] = values.mean()
+            row[f"{label} std"] = values.std(ddof=1) if len(values) > 1 else np.nan
+            if method != "vanilla" and "vanilla" in accuracy:
+                row[f"{label} p"] = _paired_p(accuracy["vanilla"], accuracy[method])
+        means = {label: row[f"{label} mean"] for label in METHOD_COLUMNS.values() if f"{label} mean" in row}
+        row["best"] = max(means, key=means.get)
+        row["repetitions"] = len(accuracy)
+        curriculum = group[group["method"] == "curriculum"].iloc[0]
+        for setting in ("optimizer", "learning_rate", "teacher", "pacing"):
+            row[setting] = curriculum[setting]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _paired_p(vanilla: pd.Series, other: pd.Series) -> float:
+    pairs = pd.concat([vanilla, other], axis=1).dropna()
+    if len(pairs) < 2 or np.allclose(pairs.iloc[:, 0], pairs.iloc[:, 1]):
+        return np.nan
+    return float(stats.ttest_rel(pairs.iloc[:, 1], pairs.iloc[:, 0]).pvalue)
+
+
+PAPER_TABLE_IV = Path(__file__).with_name("paper_table_iv.csv")  # the paper's Table IV, transcribed
+
+
+def paper_table_iv() -> pd.DataFrame:
+    """The paper's Table IV in the layout of :func:`table_iv` (no p-values: the paper reports none)."""
+    paper = pd.read_csv(PAPER_TABLE_IV, comment="#")
+    rows = []
+    for record in paper.to_dict("records"):
+        row = {key: record[key] for key in CASE}
+        for method, label in METHOD_COLUMNS.items():
+            row[f"{label} mean"], row[f"{label} std"] = record[f"{method}_mean"], record[f"{method}_std"]
+        row["best"] = max(METHOD_COLUMNS.values(), key=lambda label: row[f"{label} mean"])
+        row["repetitions"] = 5
+        row.update({key: record[key] for key in ("optimizer", "learning_rate", "teacher", "pacing")})
+        rows.append(row)
+    return pd.DataFrame(rows)

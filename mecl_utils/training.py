@@ -1,0 +1,135 @@
+"""Training one early-exit branch, classifier-wise (Bakhtiarnia, Zhang & Iosifidis, 2021, Sec. II-A and III).
+
+The backbone is frozen, so only the branch learns. Because the backbone never changes, its activations at the
+branch layer are computed once (``features``) and the branch trains on those arrays: the sampler's indices
+pick rows of the feature array exactly as they would pick images. ``naive`` mode instead runs the frozen
+backbone inside the training graph on the images, the straightforward implementation; it serves as a check
+(same initial weights, same batches, accuracies within noise) and as the benchmark's baseline.
+
+One run trains a branch with one method (vanilla, curriculum, anti, random), one optimizer and learning rate
+(reduced on a plateau of validation accuracy, Sec. III) and, unless vanilla, one pacing function over one
+teacher's ordering. The branch's initial weights depend only on ``init_seed``: the four methods of one
+repetition start from identical weights, as in the paper.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from .branches import build_branch
+from .sampler import CurriculumBatches, CurriculumSampler
+
+__all__ = ["BranchRun", "BranchTrainingResult", "initial_branch", "make_optimizer", "train_branch"]
+
+
+@dataclass(frozen=True)
+class BranchRun:
+    """How one branch is trained: everything but the data and the sampler."""
+
+    optimizer: str  # "sgd" or "adam"
+    learning_rate: float
+    epochs: int
+    plateau_patience: int
+    plateau_factor: float
+    init_seed: int  # fixes the branch's initial weights (shared by the four methods of a repetition)
+    train_seed: int  # fixes dropout during training
+
+
+@dataclass(frozen=True)
+class BranchTrainingResult:
+    accuracy: float  # on the evaluation split, with the final weights
+    val_accuracy: tuple[float, ...]  # per epoch
+    train_loss: tuple[float, ...]  # per epoch
+    learning_rate: tuple[float, ...]  # per epoch, after reduce-on-plateau
+    seconds: float
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """Sec. III compares SGD and Adam; SGD is plain (no momentum), as the paper states no more."""
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    raise ValueError(f"unknown optimizer {name!r}; valid optimizers: sgd, adam")
+
+
+def initial_branch(feature_shape: tuple[int, ...], num_classes: int, init_seed: int) -> keras.Model:
+    """The Fig. 7 branch with initial weights fixed by ``init_seed`` alone."""
+    keras.utils.set_random_seed(init_seed)
+    return build_branch(tuple(feature_shape), num_classes)
+
+
+def _accuracy(model: keras.Model, x, y, batch_size: int = 512) -> float:
+    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(y)))
+
+
+def train_branch(
+    run: BranchRun,
+    sampler: CurriculumSampler,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    evaluate: tuple[np.ndarray, np.ndarray],
+    *,
+    num_classes: int,
+    frozen_backbone: keras.Model | None = None,
+    verbose: int = 0,
+) -> BranchTrainingResult:
+    """Train a fresh branch on ``train`` with ``sampler``'s batches; report accuracy on ``evaluate``.
+
+    ``train``/``val``/``evaluate`` are (inputs, labels): cached features of the branch layer, or images when
+    ``frozen_backbone`` (a model from images to that layer's features) is given: the naive mode.
+    """
+    x_train, y_train = train
+    if sampler.num_samples != len(x_train):
+        raise ValueError(f"the sampler orders {sampler.num_samples} samples but train has {len(x_train)}")
+    if frozen_backbone is None:
+        feature_shape = x_train.shape[1:]
+    else:
+        feature_shape = tuple(frozen_backbone.output.shape[1:])
+    branch = initial_branch(feature_shape, num_classes, run.init_seed)
+    if frozen_backbone is None:
+        model = branch
+    else:
+        frozen_backbone.trainable = False
+        images = keras.Input(x_train.shape[1:])
+        model = keras.Model(images, branch(frozen_backbone(images, training=False)))
+    model.compile(
+        optimizer=make_optimizer(run.optimizer, run.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    keras.utils.set_random_seed(run.train_seed)
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_accuracy", mode="max", factor=run.plateau_factor, patience=run.plateau_patience
+    )
+    rates = _LearningRateLog()
+    start = time.perf_counter()
+    history = model.fit(
+        CurriculumBatches(x_train, y_train, sampler),
+        validation_data=val,
+        epochs=run.epochs,
+        callbacks=[plateau, rates],
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    return BranchTrainingResult(
+        accuracy=_accuracy(model, *evaluate),
+        val_accuracy=tuple(float(v) for v in history.history["val_accuracy"]),
+        train_loss=tuple(float(v) for v in history.history["loss"]),
+        learning_rate=tuple(rates.values),
+        seconds=seconds,
+    )
+
+
+class _LearningRateLog(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.values: list[float] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))

@@ -1,0 +1,75 @@
+"""The results store (atomic, resumable) and Table IV."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mecl_utils.results import ResultsStore, paper_table_iv, table_iv
+
+
+def test_store_appends_and_reloads(tmp_path):
+    store = ResultsStore(tmp_path / "runs.csv")
+    store.append({"run_id": "a", "accuracy": 0.5})
+    store.append({"run_id": "b", "accuracy": 0.7})
+    reloaded = ResultsStore(tmp_path / "runs.csv")
+    assert len(reloaded) == 2 and "a" in reloaded and "c" not in reloaded
+    assert reloaded.frame()["accuracy"].tolist() == [0.5, 0.7]
+
+
+def test_store_refuses_a_duplicate_run(tmp_path):
+    store = ResultsStore(tmp_path / "runs.csv")
+    store.append({"run_id": "a"})
+    with pytest.raises(ValueError, match="already in"):
+        store.append({"run_id": "a"})
+
+
+def test_store_leaves_no_temporary_files(tmp_path):
+    ResultsStore(tmp_path / "runs.csv").append({"run_id": "a"})
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]
+
+
+def test_a_foreign_csv_is_rejected_with_a_fix(tmp_path):
+    (tmp_path / "runs.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(ValueError, match="no run_id column"):
+        ResultsStore(tmp_path / "runs.csv")
+
+
+def _repetitions(vanilla, curriculum):
+    rows = []
+    for rep, (v, c) in enumerate(zip(vanilla, curriculum, strict=True)):
+        for method, acc in (("vanilla", v), ("curriculum", c), ("anti", v), ("random", c)):
+            rows.append(
+                {"stage": "repetition", "backbone": "tiny_cnn", "dataset": "digits", "branch": 1,
+                 "method": method, "repetition": rep, "accuracy": acc, "optimizer": "adam",
+                 "learning_rate": 1e-3, "teacher": "self", "pacing": "FEP(100)"}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_table_iv_means_stds_best_and_paired_p():
+    vanilla, curriculum = [0.80, 0.82, 0.81], [0.83, 0.84, 0.86]
+    row = table_iv(_repetitions(vanilla, curriculum)).iloc[0]
+    assert row["Vanilla mean"] == pytest.approx(81.0)
+    assert row["Curriculum mean"] == pytest.approx(84.333333)
+    assert row["Curriculum std"] == pytest.approx(np.std([83, 84, 86], ddof=1))
+    assert row["Curriculum p"] == pytest.approx(stats.ttest_rel([83, 84, 86], [80, 82, 81]).pvalue)
+    assert np.isnan(row["Anti p"])  # identical to vanilla: no test
+    assert row["best"] == "Curriculum" and row["repetitions"] == 3
+    assert (row["teacher"], row["pacing"]) == ("self", "FEP(100)")
+
+
+def test_table_iv_needs_repetition_rows():
+    with pytest.raises(ValueError, match="no repetition rows"):
+        table_iv(pd.DataFrame({"stage": ["vanilla_search"]}))
+
+
+def test_paper_table_iv_has_the_16_cases():
+    paper = paper_table_iv()
+    assert len(paper) == 16
+    first = paper.iloc[0]
+    assert (first["Vanilla mean"], first["Anti mean"], first["best"]) == (71.71, 71.75, "Anti")
+    assert (
+        paper.set_index(["backbone", "dataset", "branch"]).loc[("densenet201", "cifar10", 2), "optimizer"]
+        == "sgd"
+    )

@@ -1,0 +1,74 @@
+"""Classifier-wise training of one branch on cached features, and the naive check."""
+
+import keras
+import numpy as np
+import pytest
+
+from mecl_utils import pacing
+from mecl_utils.sampler import CurriculumSampler, sampler_for_method
+from mecl_utils.training import BranchRun, initial_branch, make_optimizer, train_branch
+
+RUN = BranchRun(
+    optimizer="adam",
+    learning_rate=1e-3,
+    epochs=2,
+    plateau_patience=1,
+    plateau_factor=0.5,
+    init_seed=7,
+    train_seed=8,
+)
+
+
+def _toy_features(n=200, seed=0):
+    """Features whose class is readable from the mean of one channel: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.standard_normal((n, 4, 4, 3)).astype("float32")
+    x[np.arange(n), :, :, y] += 2.0
+    return x, y
+
+
+def test_initial_weights_depend_only_on_the_init_seed():
+    first = initial_branch((4, 4, 3), 3, init_seed=11).get_weights()
+    keras.utils.set_random_seed(999)  # whatever happened before
+    second = initial_branch((4, 4, 3), 3, init_seed=11).get_weights()
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_different_init_seeds_give_different_weights():
+    first = initial_branch((4, 4, 3), 3, init_seed=1).get_weights()[0]
+    assert not np.array_equal(first, initial_branch((4, 4, 3), 3, init_seed=2).get_weights()[0])
+
+
+def test_unknown_optimizer_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="valid optimizers: sgd, adam"):
+        make_optimizer("rmsprop", 1e-3)
+
+
+@pytest.mark.slow
+def test_branch_learns_the_toy_task_with_a_curriculum():
+    x, y = _toy_features()
+    sampler = sampler_for_method("curriculum", np.arange(200.0), 16, pacing.SingleStep(s=0.5, delta=5))
+    result = train_branch(RUN, sampler, (x, y), (x, y), (x, y), num_classes=3)
+    assert result.accuracy > 0.8
+    assert len(result.val_accuracy) == len(result.train_loss) == len(result.learning_rate) == 2
+
+
+@pytest.mark.slow
+def test_a_run_is_reproducible():
+    x, y = _toy_features()
+    results = [
+        train_branch(
+            RUN, CurriculumSampler(np.arange(200), 16, seed=3), (x, y), (x, y), (x, y), num_classes=3
+        )
+        for _ in range(2)
+    ]
+    assert results[0].train_loss == results[1].train_loss
+    assert results[0].accuracy == results[1].accuracy
+
+
+def test_sampler_must_cover_the_training_rows():
+    x, y = _toy_features()
+    with pytest.raises(ValueError, match="the sampler orders 50 samples but train has 200"):
+        train_branch(RUN, CurriculumSampler(np.arange(50), 16), (x, y), (x, y), (x, y), num_classes=3)
