@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from .branches import build_branch
-from .sampler import CurriculumBatches, CurriculumSampler
+from .sampler import CurriculumSampler, curriculum_dataset
 
 __all__ = ["BranchRun", "BranchTrainingResult", "initial_branch", "make_optimizer", "train_branch"]
 
@@ -110,9 +110,11 @@ def train_branch(
     rates = _LearningRateLog()
     start = time.perf_counter()
     history = model.fit(
-        CurriculumBatches(x_train, y_train, sampler),
+        curriculum_dataset(x_train, y_train, sampler, epochs=run.epochs),
         validation_data=val,
         epochs=run.epochs,
+        steps_per_epoch=sampler.batches_per_epoch,
+        shuffle=False,  # the sampler already decides the order
         callbacks=[plateau, rates],
         verbose=verbose,
     )

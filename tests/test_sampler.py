@@ -6,7 +6,7 @@ import pytest
 
 from mecl_utils import pacing
 from mecl_utils.curriculum import order
-from mecl_utils.sampler import CurriculumBatches, CurriculumSampler, sampler_for_method
+from mecl_utils.sampler import CurriculumBatches, CurriculumSampler, curriculum_dataset, sampler_for_method
 
 N, BATCH = 1000, 10
 LOSSES = np.random.default_rng(0).random(N)
@@ -133,3 +133,18 @@ def test_keras_fit_trains_on_the_sampler_batches_in_pacing_order():
     assert len(served) == 20
     for t, got in enumerate(served):
         np.testing.assert_array_equal(got, sampler.batch(t))
+
+
+def test_tf_dataset_yields_the_sampler_batches_in_order_for_every_epoch():
+    x = np.arange(25, dtype="float32").reshape(25, 1)
+    sampler = sampler_for_method("vanilla", np.zeros(25), 10, None, seed=4)
+    batches = [yb.numpy().tolist() for _, yb in curriculum_dataset(x, np.arange(25), sampler, epochs=2)]
+    assert batches == [sampler.batch(t).tolist() for t in range(6)]
+    assert [len(b) for b in batches] == [10, 10, 5, 10, 10, 5]
+
+
+def test_tf_dataset_can_start_at_a_later_batch():
+    x = np.arange(60, dtype="float32").reshape(60, 1)
+    sampler = CurriculumSampler(np.arange(60), 6, pacing.SingleStep(s=0.2, delta=10), seed=0)
+    data = curriculum_dataset(x, np.arange(60), sampler, epochs=1, start_batch=10)
+    assert [yb.numpy().tolist() for _, yb in data] == [sampler.batch(t).tolist() for t in range(10, 20)]

@@ -1,0 +1,226 @@
+"""The paper's experimental protocol (Bakhtiarnia, Zhang & Iosifidis, 2021, Sec. III-IV), resumable.
+
+For every case (backbone, dataset, branch number):
+
+1. *Vanilla search*: every optimizer × learning rate of the profile trains a vanilla branch; the best
+   accuracy on the hyper-parameter split picks the optimizer and learning rate.
+2. *Curriculum search*: with that optimizer and learning rate, every teacher × pacing function (Table III)
+   trains a curriculum branch; the best on the hyper-parameter split picks teacher and pacing. Anti- and
+   random curriculum reuse these choices, as the paper does.
+3. *Repetitions*: each repetition trains the four methods from one shared initialisation and reports their
+   accuracy on the test split. Table IV (``results.table_iv``) summarises them.
+
+Every run is a row of the results store, identified by a ``run_id`` hashed from everything that determines
+it; finished runs are skipped, so a killed grid resumes where it stopped. The test split is never used for a
+choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .curriculum import METHODS
+from .pacing import preset
+from .profiles import Profile
+from .results import ResultsStore
+from .sampler import sampler_for_method
+from .training import BranchRun, train_branch
+
+__all__ = ["Case", "CaseData", "RunSpec", "cases", "run_case"]
+
+
+@dataclass(frozen=True)
+class Case:
+    backbone: str
+    dataset: str
+    branch: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.backbone}/{self.dataset}/branch {self.branch}"
+
+
+@dataclass(frozen=True, eq=False)
+class CaseData:
+    """What a case's runs read: branch-layer features and labels per split, and teacher losses on train."""
+
+    features: dict[str, np.ndarray]  # split name ("train", "val", "hparam", "test") -> feature array
+    labels: dict[str, np.ndarray]
+    teacher_losses: dict[str, np.ndarray]  # teacher name -> per-sample loss on the train split
+    num_classes: int
+    layer: str
+    provenance: dict = field(default_factory=dict)  # data source, cache keys: copied into every result row
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run = (case, method, optimizer, learning rate, teacher, pacing, repetition), plus its stage."""
+
+    stage: str  # "vanilla_search", "curriculum_search" or "repetition"
+    case: Case
+    method: str
+    optimizer: str
+    learning_rate: float
+    teacher: str | None
+    pacing: str | None
+    repetition: int
+    eval_split: str  # "hparam" for the searches, "test" for the repetitions
+
+    def run_id(self, profile: Profile, provenance: dict) -> str:
+        payload = {"spec": asdict(self), "profile": asdict(profile), "provenance": provenance}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def cases(profile: Profile) -> list[Case]:
+    """Every (backbone, dataset, branch) of the profile, in the paper's order."""
+    return [
+        Case(backbone, dataset, branch)
+        for backbone in profile.backbones
+        for dataset in profile.datasets
+        for branch in profile.branch_numbers
+    ]
+
+
+def _seed(profile: Profile, case: Case, repetition: int, purpose: str) -> int:
+    """A seed shared by every method of one repetition of one case (so their initial weights match)."""
+    text = f"{profile.seed}/{case.label}/{repetition}/{purpose}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0) -> dict:
+    """Train and evaluate one run; return its result row (without storing it)."""
+    init_seed = _seed(profile, spec.case, spec.repetition, "init")
+    losses = data.teacher_losses[spec.teacher] if spec.teacher else np.zeros(len(data.labels["train"]))
+    sampler = sampler_for_method(
+        spec.method,
+        losses,
+        profile.branch_batch_size,
+        preset(spec.pacing) if spec.pacing else None,
+        seed=_seed(profile, spec.case, spec.repetition, "sampling"),
+    )
+    run = BranchRun(
+        optimizer=spec.optimizer,
+        learning_rate=spec.learning_rate,
+        epochs=profile.branch_epochs,
+        plateau_patience=profile.plateau_patience,
+        plateau_factor=profile.plateau_factor,
+        init_seed=init_seed,
+        train_seed=_seed(profile, spec.case, spec.repetition, "dropout"),
+    )
+    result = train_branch(
+        run,
+        sampler,
+        (data.features["train"], data.labels["train"]),
+        (data.features["val"], data.labels["val"]),
+        (data.features[spec.eval_split], data.labels[spec.eval_split]),
+        num_classes=data.num_classes,
+        verbose=verbose,
+    )
+    return {
+        "stage": spec.stage,
+        "backbone": spec.case.backbone,
+        "dataset": spec.case.dataset,
+        "branch": spec.case.branch,
+        "layer": data.layer,
+        "method": spec.method,
+        "optimizer": spec.optimizer,
+        "learning_rate": spec.learning_rate,
+        "teacher": spec.teacher or "",
+        "pacing": spec.pacing or "",
+        "repetition": spec.repetition,
+        "eval_split": spec.eval_split,
+        "accuracy": result.accuracy,
+        "best_val_accuracy": max(result.val_accuracy),
+        "val_accuracy": json.dumps([round(v, 5) for v in result.val_accuracy]),
+        "train_loss": json.dumps([round(v, 5) for v in result.train_loss]),
+        "seconds": round(result.seconds, 3),
+        "init_seed": init_seed,
+        "profile": profile.name,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **data.provenance,
+    }
+
+
+def _best(store: ResultsStore, run_ids: list[str], keys: tuple[str, ...]) -> dict:
+    """The settings of the run with the highest accuracy among ``run_ids`` (first one wins ties)."""
+    frame = store.frame().set_index("run_id").loc[run_ids]
+    best = frame["accuracy"].to_numpy().argmax()
+    return {key: frame.iloc[best][key] for key in keys}
+
+
+def run_case(
+    profile: Profile,
+    case: Case,
+    data: CaseData,
+    store: ResultsStore,
+    *,
+    methods: tuple[str, ...] = METHODS,
+    on_run: Callable[[RunSpec, bool], None] | None = None,
+) -> None:
+    """The three stages for one case; finished runs (by run_id) are skipped. ``on_run(spec, skipped)``."""
+
+    def ensure(spec: RunSpec) -> str:
+        run_id = spec.run_id(profile, data.provenance)
+        skipped = run_id in store
+        if not skipped:
+            store.append({"run_id": run_id, **execute(spec, profile, data)})
+        if on_run is not None:
+            on_run(spec, skipped)
+        return run_id
+
+    vanilla = [
+        ensure(RunSpec("vanilla_search", case, "vanilla", opt, lr, None, None, 0, "hparam"))
+        for opt in profile.optimizers
+        for lr in profile.learning_rates
+    ]
+    chosen = _best(store, vanilla, ("optimizer", "learning_rate"))
+    optimizer, learning_rate = str(chosen["optimizer"]), float(chosen["learning_rate"])
+    curriculum = [
+        ensure(
+            RunSpec(
+                "curriculum_search",
+                case,
+                "curriculum",
+                optimizer,
+                learning_rate,
+                teacher,
+                pacing,
+                0,
+                "hparam",
+            )
+        )
+        for teacher in profile.teachers
+        for pacing in profile.pacings
+    ]
+    chosen = _best(store, curriculum, ("teacher", "pacing"))
+    teacher, pacing = str(chosen["teacher"]), str(chosen["pacing"])
+    for repetition in range(profile.repetitions):
+        for method in methods:
+            paced = method != "vanilla"
+            ensure(
+                RunSpec(
+                    "repetition",
+                    case,
+                    method,
+                    optimizer,
+                    learning_rate,
+                    teacher if method in ("curriculum", "anti") else None,
+                    pacing if paced else None,
+                    repetition,
+                    "test",
+                )
+            )
+
+
+def planned_runs(profile: Profile, methods: tuple[str, ...] = METHODS) -> int:
+    """How many runs the protocol trains per case (for progress bars)."""
+    searches = len(profile.optimizers) * len(profile.learning_rates) + len(profile.teachers) * len(
+        profile.pacings
+    )
+    return searches + profile.repetitions * len(methods)

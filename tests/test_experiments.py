@@ -1,0 +1,85 @@
+"""The three-stage protocol on synthetic features: stages, shared initialisation, resumption."""
+
+import numpy as np
+import pytest
+
+from mecl_utils.experiments import Case, CaseData, cases, planned_runs, run_case
+from mecl_utils.profiles import get_profile
+from mecl_utils.results import ResultsStore, table_iv
+
+
+def _profile():
+    return get_profile(
+        "smoke",
+        branch_epochs=1,
+        optimizers=("sgd", "adam"),
+        learning_rates=(1e-2,),
+        teachers=("self", "tiny_cnn"),
+        pacings=("FEP(100)", "SSP(300)"),
+        repetitions=2,
+    )
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    split_sizes = {"train": 96, "val": 30, "hparam": 30, "test": 30}
+    labels = {name: rng.integers(0, 3, n) for name, n in split_sizes.items()}
+    features = {name: rng.standard_normal((n, 2, 2, 3)).astype("float32") for name, n in split_sizes.items()}
+    for name in features:
+        features[name][np.arange(len(labels[name])), :, :, labels[name]] += 2.0
+    losses = {"self": rng.random(96), "tiny_cnn": rng.random(96)}
+    return CaseData(features, labels, losses, num_classes=3, layer="block1_out", provenance={"data": "toy"})
+
+
+CASE = Case("tiny_cnn", "digits", 1)
+
+
+def test_cases_enumerate_backbone_dataset_branch():
+    assert cases(get_profile("smoke")) == [Case("tiny_cnn", "digits", 1), Case("tiny_cnn", "digits", 2)]
+    assert len(cases(get_profile("paper"))) == 16
+
+
+@pytest.mark.slow
+def test_protocol_runs_three_stages_and_resumes_without_duplicates(tmp_path):
+    profile, data = _profile(), _data()
+    store = ResultsStore(tmp_path / "runs.csv")
+    run_case(profile, CASE, data, store)
+    frame = store.frame()
+    assert len(frame) == planned_runs(profile) == 2 + 4 + 8
+    assert frame["stage"].value_counts().to_dict() == {
+        "repetition": 8,
+        "curriculum_search": 4,
+        "vanilla_search": 2,
+    }
+    assert set(frame.loc[frame["stage"] != "repetition", "eval_split"]) == {"hparam"}
+    reps = frame[frame["stage"] == "repetition"]
+    assert reps.groupby("repetition")["init_seed"].nunique().tolist() == [1, 1]
+    assert reps["init_seed"].nunique() == 2
+
+    skipped = []
+    run_case(
+        profile, CASE, data, ResultsStore(tmp_path / "runs.csv"), on_run=lambda spec, s: skipped.append(s)
+    )
+    assert all(skipped) and len(skipped) == 14
+    assert len(ResultsStore(tmp_path / "runs.csv")) == 14
+    assert len(table_iv(frame)) == 1
+
+
+@pytest.mark.slow
+def test_an_interrupted_protocol_finishes_with_one_row_per_run(tmp_path):
+    profile, data = _profile(), _data()
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_five(spec, skipped, count=[0]):  # noqa: B006 - a counter across calls
+        count[0] += 1
+        if count[0] == 5:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_case(profile, CASE, data, ResultsStore(tmp_path / "runs.csv"), on_run=stop_after_five)
+    assert len(ResultsStore(tmp_path / "runs.csv")) == 5
+    run_case(profile, CASE, data, ResultsStore(tmp_path / "runs.csv"))
+    frame = ResultsStore(tmp_path / "runs.csv").frame()
+    assert len(frame) == 14 and frame["run_id"].is_unique
