@@ -177,7 +177,8 @@ def build_tiny_cnn(
     x = layers.Rescaling(1 / 255, name="rescale")(images)
     for block, filters in enumerate((width, 2 * width), start=1):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv")(x)
-        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        # momentum 0.9: the smoke run has only ~36 steps an epoch for the moving averages to settle
+        x = layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn")(x)
         x = layers.MaxPooling2D(2, padding="same", name=f"block{block}_out")(x)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = layers.Dense(4 * width, activation="relu", name="head_dense")(x)

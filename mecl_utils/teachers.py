@@ -1,0 +1,225 @@
+"""Backbones and teachers: trained once, cached, and the teacher's per-sample losses as difficulty scores.
+
+Implements, for Bakhtiarnia, Zhang & Iosifidis (2021), Sec. III and Table I:
+
+- the transfer-learning recipe shared by backbones and teachers (``train_classifier``): the network of
+  ``models.build_classifier`` (or the smoke profile's tiny CNN) trained with Adam and sparse categorical
+  cross-entropy at the Table I batch size, validated on the validation split;
+- the backbone that the branches are attached to (``trained_backbone``) and the teacher that ranks the
+  training samples (``trained_teacher``); the teacher "self" is the backbone itself (self-taught, Sec. II-B);
+- the difficulty score of each training sample: the teacher's categorical cross-entropy on it
+  (``teacher_losses``), which ``curriculum`` turns into an ordering.
+
+Every model and loss vector is cached by content (``cache``): the key holds what determines the result
+(network, data fingerprint, split indices, recipe, seed) but not the role, so a teacher that happens to have
+a backbone's recipe is trained once. Independent teachers use a seed offset, so a "tiny_cnn" teacher of a
+tiny_cnn backbone is a different network. The Adam learning rate and epoch counts are ours: the paper does
+not give its fine-tuning schedule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .cache import array_fingerprint, cache_key, cached_arrays, cached_model, dataset_fingerprint
+from .curriculum import cross_entropy
+from .data import Dataset, Split, Splits
+from .models import NETWORKS, build_classifier, build_tiny_cnn, mobilenet_weights_path, network_spec
+from .profiles import Profile
+
+__all__ = [
+    "CLASSIFIER_VERSION",
+    "TEACHER_SEED_OFFSET",
+    "classifier_key",
+    "classifier_parts",
+    "evaluate",
+    "teacher_losses",
+    "train_classifier",
+    "trained_backbone",
+    "trained_teacher",
+]
+
+CLASSIFIER_VERSION = 1  # bump when the training recipe changes, so cached models are retrained
+LOSSES_VERSION = 1
+TEACHER_SEED_OFFSET = 1_000  # an independent teacher never shares its initialisation with the backbone
+TINY_CNN_BATCH_SIZE = 32
+PREDICT_BATCH_SIZE = 256
+CLASSIFIER_NETWORKS = ("tiny_cnn", *NETWORKS)
+
+
+def _check_network(network: str, role: str) -> None:
+    if network not in CLASSIFIER_NETWORKS:
+        raise ValueError(f"Unknown {role} network {network!r}: choose one of {list(CLASSIFIER_NETWORKS)}.")
+
+
+def _weights(profile: Profile, network: str) -> tuple[float, str | None]:
+    """MobileNet's width multiplier and the ImageNet weights to start from (None: from scratch)."""
+    alpha = profile.mobilenet_alpha if network == "mobilenet" else 1.0
+    if network == "tiny_cnn" or not profile.pretrained:
+        return alpha, None
+    return alpha, mobilenet_weights_path(alpha=alpha) if network == "mobilenet" else "imagenet"
+
+
+def classifier_parts(
+    profile: Profile, network: str, dataset: Dataset, splits: Splits, *, seed: int, epochs: int
+) -> dict:
+    """The cache-key parts of a classifier: everything that determines its weights, nothing about its role."""
+    _check_network(network, "classifier")
+    alpha, weights = _weights(profile, network)
+    return {
+        "version": CLASSIFIER_VERSION,
+        "network": network,
+        "dataset": dataset.name,
+        "dataset_fingerprint": dataset_fingerprint(dataset),
+        "num_classes": dataset.num_classes,
+        # The split indices themselves, not the split seed: they are what the training actually saw.
+        "train_index": array_fingerprint(splits.train.index),
+        "val_index": array_fingerprint(splits.val.index),
+        "n_train": len(splits.train),
+        "n_val": len(splits.val),
+        "image_size": None if network == "tiny_cnn" else profile.image_size,
+        "alpha": alpha,
+        "pretrained": weights is not None,
+        "weights": None if weights is None else Path(weights).name,
+        "epochs": epochs,
+        "learning_rate": profile.backbone_learning_rate,
+        "batch_size": _batch_size(network),
+        "seed": seed,
+    }
+
+
+def classifier_key(
+    profile: Profile, network: str, dataset: Dataset, splits: Splits, *, seed: int, epochs: int
+) -> str:
+    """The cache key of the classifier ``train_classifier`` gives for these arguments (no training)."""
+    return cache_key(classifier_parts(profile, network, dataset, splits, seed=seed, epochs=epochs))
+
+
+def _batch_size(network: str) -> int:
+    return TINY_CNN_BATCH_SIZE if network == "tiny_cnn" else network_spec(network).batch_size
+
+
+def _build(profile: Profile, network: str, dataset: Dataset) -> keras.Model:
+    input_shape = tuple(dataset.x_train.shape[1:])
+    if network == "tiny_cnn":
+        return build_tiny_cnn(dataset.num_classes, input_shape=input_shape)
+    alpha, weights = _weights(profile, network)
+    return build_classifier(
+        network,
+        dataset.num_classes,
+        input_shape=input_shape,
+        image_size=profile.image_size,
+        weights=weights,
+        alpha=alpha,
+    )
+
+
+def train_classifier(
+    profile: Profile,
+    network: str,
+    dataset: Dataset,
+    splits: Splits,
+    *,
+    seed: int,
+    epochs: int | None = None,
+    verbose: bool = False,
+) -> keras.Model:
+    """``network`` trained on ``splits.train`` (Sec. III recipe), from the cache when it was trained before.
+
+    ``epochs`` defaults to ``profile.backbone_epochs``. ``verbose`` shows Keras' per-epoch progress bar.
+    """
+    epochs = profile.backbone_epochs if epochs is None else epochs
+    parts = classifier_parts(profile, network, dataset, splits, seed=seed, epochs=epochs)
+
+    def train() -> keras.Model:
+        keras.utils.set_random_seed(seed)
+        model = _build(profile, network, dataset)
+        model.compile(
+            optimizer=keras.optimizers.Adam(profile.backbone_learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(
+            splits.train.x,
+            splits.train.y,
+            batch_size=parts["batch_size"],
+            epochs=epochs,
+            validation_data=(splits.val.x, splits.val.y),
+            shuffle=True,
+            verbose=1 if verbose else 0,
+        )
+        return model
+
+    return cached_model("classifier", parts, train)
+
+
+def trained_backbone(
+    profile: Profile, network: str, dataset: Dataset, splits: Splits, *, seed: int, verbose: bool = False
+) -> keras.Model:
+    """The backbone the early exits attach to, trained for ``profile.backbone_epochs``."""
+    return train_classifier(profile, network, dataset, splits, seed=seed, verbose=verbose)
+
+
+def _teacher_recipe(profile: Profile, teacher: str, backbone_network: str, seed: int) -> tuple[str, int, int]:
+    """(network, seed, epochs) that train ``teacher``; "self" is the backbone's own recipe."""
+    if teacher == "self":
+        return backbone_network, seed, profile.backbone_epochs
+    _check_network(teacher, "teacher")
+    return teacher, seed + TEACHER_SEED_OFFSET, profile.teacher_epochs
+
+
+def trained_teacher(
+    profile: Profile,
+    teacher: str,
+    backbone_network: str,
+    dataset: Dataset,
+    splits: Splits,
+    *,
+    seed: int,
+    verbose: bool = False,
+) -> keras.Model:
+    """The teacher network: the backbone itself for "self", else ``teacher`` trained independently."""
+    network, teacher_seed, epochs = _teacher_recipe(profile, teacher, backbone_network, seed)
+    return train_classifier(
+        profile, network, dataset, splits, seed=teacher_seed, epochs=epochs, verbose=verbose
+    )
+
+
+def teacher_losses(
+    profile: Profile,
+    teacher: str,
+    backbone_network: str,
+    dataset: Dataset,
+    splits: Splits,
+    *,
+    seed: int,
+    verbose: bool = False,
+) -> np.ndarray:
+    """Per-sample cross-entropy of the teacher on ``splits.train``, in its row order (difficulty scores)."""
+    network, teacher_seed, epochs = _teacher_recipe(profile, teacher, backbone_network, seed)
+    parts = {
+        "version": LOSSES_VERSION,
+        "teacher_network": network,
+        "teacher_classifier": classifier_key(
+            profile, network, dataset, splits, seed=teacher_seed, epochs=epochs
+        ),
+        "train_index": array_fingerprint(splits.train.index),
+    }
+
+    def compute() -> dict[str, np.ndarray]:
+        model = train_classifier(
+            profile, network, dataset, splits, seed=teacher_seed, epochs=epochs, verbose=verbose
+        )
+        probabilities = model.predict(splits.train.x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        return {"losses": cross_entropy(probabilities, splits.train.y)}
+
+    return cached_arrays("teacher_losses", parts, compute)["losses"]
+
+
+def evaluate(model: keras.Model, split: Split, *, batch_size: int = PREDICT_BATCH_SIZE) -> float:
+    """Top-1 accuracy of ``model`` (a softmax classifier) on ``split``, in inference mode."""
+    probabilities = model.predict(split.x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(probabilities, axis=1) == split.y))

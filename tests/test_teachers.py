@@ -1,0 +1,124 @@
+"""Tests for mecl_utils.teachers on the smoke profile (digits, tiny CNN): training, caching, losses."""
+
+import keras
+import numpy as np
+import pytest
+
+from mecl_utils import teachers
+from mecl_utils.cache import cache_key
+from mecl_utils.curriculum import cross_entropy
+from mecl_utils.data import load_dataset, make_splits
+from mecl_utils.profiles import get_profile
+
+PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    dataset = load_dataset("digits")
+    splits = make_splits(dataset, seed=PROFILE.seed, n_val=PROFILE.n_val, n_hparam=PROFILE.n_hparam)
+    return dataset, splits
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory):
+    """One cache for the module, so the 1-epoch backbone is trained once; never the user's cache."""
+    root = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MECL_CACHE_DIR", str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def backbone(cache_root, data):
+    return teachers.trained_backbone(PROFILE, "tiny_cnn", *data, seed=0)
+
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    """Counts calls of keras.Model.fit (training happened) without changing what they do."""
+    calls = []
+    fit = keras.Model.fit
+
+    def counting_fit(self, *args, **kwargs):
+        calls.append(self.name)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", counting_fit)
+    return calls
+
+
+def predictions(model, split):
+    return model.predict(split.x, batch_size=256, verbose=0)
+
+
+@pytest.mark.slow
+def test_backbone_beats_chance_on_validation(cache_root, data):
+    # 8 epochs (the smoke default): after 1-2 epochs the BatchNorm moving statistics still lag behind, and
+    # inference-mode accuracy on digits is 0.15-0.35 depending on the seed.
+    model = teachers.trained_backbone(PROFILE.replace(backbone_epochs=8), "tiny_cnn", *data, seed=0)
+    assert teachers.evaluate(model, data[1].val) > 0.6
+
+
+def test_second_call_loads_from_cache_without_training(backbone, data, count_fits):
+    again = teachers.trained_backbone(PROFILE, "tiny_cnn", *data, seed=0)
+    assert count_fits == []
+    np.testing.assert_allclose(predictions(again, data[1].val), predictions(backbone, data[1].val), rtol=1e-5)
+
+
+def test_cache_entry_is_named_by_the_classifier_key(backbone, cache_root, data):
+    key = teachers.classifier_key(PROFILE, "tiny_cnn", *data, seed=0, epochs=1)
+    assert (cache_root / "classifier" / f"{key}.keras").is_file()
+    parts = teachers.classifier_parts(PROFILE, "tiny_cnn", *data, seed=0, epochs=1)
+    assert cache_key(parts) == key
+    assert parts["batch_size"] == 32 and parts["weights"] is None and parts["image_size"] is None
+
+
+@pytest.mark.parametrize("change", [{"epochs": 2}, {"seed": 1}], ids=["epochs", "seed"])
+def test_changing_a_key_part_retrains(backbone, data, count_fits, change):
+    teachers.train_classifier(PROFILE, "tiny_cnn", *data, **{"seed": 0, "epochs": 1, **change})
+    assert len(count_fits) == 1
+
+
+def test_self_teacher_is_the_backbone(backbone, data):
+    teacher = teachers.trained_teacher(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    val = data[1].val
+    np.testing.assert_allclose(predictions(teacher, val), predictions(backbone, val), rtol=1e-5)
+
+
+def test_self_teacher_losses_are_the_backbone_cross_entropy(backbone, data):
+    train = data[1].train
+    losses = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    np.testing.assert_allclose(losses, cross_entropy(predictions(backbone, train), train.y), rtol=1e-5)
+
+
+def test_teacher_losses_are_one_finite_non_negative_score_per_training_sample(backbone, data):
+    losses = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    assert losses.shape == (len(data[1].train),)
+    assert np.all(np.isfinite(losses)) and np.all(losses >= 0)
+
+
+def test_teacher_losses_are_cached(backbone, data, cache_root, monkeypatch):
+    teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    monkeypatch.setattr(keras.Model, "predict", lambda *a, **k: pytest.fail("losses were recomputed"))
+    teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    assert len(list((cache_root / "teacher_losses").glob("*.npz"))) == 1
+
+
+def test_independent_tiny_cnn_teacher_differs_from_the_backbone(backbone, data, count_fits):
+    own = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    independent = teachers.teacher_losses(PROFILE, "tiny_cnn", "tiny_cnn", *data, seed=0)
+    assert len(count_fits) == 1  # the teacher was trained, with its own seed
+    assert independent.shape == own.shape
+    assert not np.allclose(independent, own)
+
+
+def test_unknown_teacher_is_rejected_with_the_valid_names(data):
+    with pytest.raises(ValueError, match="efficientnetb7"):
+        teachers.trained_teacher(PROFILE, "vgg16", "tiny_cnn", *data, seed=0)
+
+
+def test_evaluate_is_the_fraction_of_correct_argmax_predictions(backbone, data):
+    val = data[1].val
+    expected = np.mean(predictions(backbone, val).argmax(axis=1) == val.y)
+    assert teachers.evaluate(backbone, val) == pytest.approx(expected)
