@@ -23,8 +23,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import keras
 import numpy as np
 
+from . import __version__
 from .curriculum import METHODS
 from .pacing import preset
 from .profiles import Profile
@@ -55,7 +57,8 @@ class CaseData:
     teacher_losses: dict[str, np.ndarray]  # teacher name -> per-sample loss on the train split
     num_classes: int
     layer: str
-    provenance: dict = field(default_factory=dict)  # data source, cache keys: copied into every result row
+    provenance: dict = field(default_factory=dict)  # what determines the data: part of every run_id
+    info: dict = field(default_factory=dict)  # data source, timings, backbone accuracy: copied into rows only
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,13 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
         "profile": profile.name,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **data.provenance,
+        **data.info,
+        **_versions(),
     }
+
+
+def _versions() -> dict:
+    return {"mecl_version": __version__, "keras_version": keras.__version__, "numpy_version": np.__version__}
 
 
 def _best(store: ResultsStore, run_ids: list[str], keys: tuple[str, ...]) -> dict:

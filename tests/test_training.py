@@ -72,3 +72,21 @@ def test_sampler_must_cover_the_training_rows():
     x, y = _toy_features()
     with pytest.raises(ValueError, match="the sampler orders 50 samples but train has 200"):
         train_branch(RUN, CurriculumSampler(np.arange(50), 16), (x, y), (x, y), (x, y), num_classes=3)
+
+
+@pytest.mark.slow
+def test_cached_features_and_naive_training_agree():
+    # The naive mode runs a frozen "backbone" inside the graph; the cached mode reads its outputs.
+    keras.utils.set_random_seed(0)
+    images = keras.Input((6, 6, 3))
+    backbone = keras.Model(images, keras.layers.Conv2D(3, 3, activation="relu")(images))
+    x_images, y = _toy_features(n=120)
+    x_images = np.pad(x_images, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    features = backbone.predict(x_images, verbose=0)
+    sampler = sampler_for_method("curriculum", np.arange(120.0), 16, pacing.SingleStep(s=0.5, delta=5))
+    cached = train_branch(RUN, sampler, (features, y), (features, y), (features, y), num_classes=3)
+    naive = train_branch(
+        RUN, sampler, (x_images, y), (x_images, y), (x_images, y), num_classes=3, frozen_backbone=backbone
+    )
+    assert naive.train_loss == pytest.approx(cached.train_loss, rel=1e-4)
+    assert naive.accuracy == pytest.approx(cached.accuracy, abs=0.02)

@@ -1,0 +1,114 @@
+"""Command line: run a profile's experiment grid (Sec. III) and print Table IV (Sec. IV).
+
+    python -m mecl_utils run --profile smoke                  # the whole protocol, resumable
+    python -m mecl_utils run --profile book --data-dir DIR    # CIFAR-10 from an offline copy
+    python -m mecl_utils run --profile smoke --case tiny_cnn/digits/1 --method vanilla curriculum
+    python -m mecl_utils table --profile smoke                # Table IV from the stored results
+
+Results go to one CSV per profile (``--results``, default ``<cache dir>/results/<profile>.csv``); a re-run
+skips finished runs, so an interrupted grid resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .cache import cache_dir
+from .curriculum import METHODS
+from .experiments import Case, cases, planned_runs, run_case
+from .profiles import PROFILES, get_profile
+from .results import ResultsStore, table_iv
+
+
+def default_results_path(profile_name: str) -> Path:
+    return cache_dir() / "results" / f"{profile_name}.csv"
+
+
+def _parse_case(text: str) -> Case:
+    parts = text.split("/")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise argparse.ArgumentTypeError(
+            f"--case must look like backbone/dataset/branch, e.g. mobilenet/cifar10/1, got {text!r}"
+        )
+    return Case(parts[0], parts[1], int(parts[2]))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mecl_utils", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "table"):
+        command = commands.add_parser(name)
+        command.add_argument("--profile", choices=list(PROFILES), default="smoke")
+        command.add_argument("--results", type=Path, help="results CSV (default: in the cache directory)")
+    run = commands.choices["run"]
+    run.add_argument(
+        "--data-dir", help="folder holding cifar-10-batches-py/ (default: $MECL_DATA_DIR, Keras)"
+    )
+    run.add_argument("--case", type=_parse_case, action="append", help="only this case (repeatable)")
+    run.add_argument("--method", nargs="+", choices=METHODS, default=list(METHODS))
+    run.add_argument("--verbose", action="store_true", help="show Keras progress while training networks")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    from .prepare import prepare_case  # imports TensorFlow: only for the run command
+
+    profile = get_profile(args.profile)
+    selected = args.case or cases(profile)
+    unknown = [case.label for case in selected if case not in cases(profile)]
+    if unknown:
+        raise SystemExit(
+            f"case(s) {unknown} are not in profile {profile.name!r}: {[c.label for c in cases(profile)]}"
+        )
+    store = ResultsStore(args.results or default_results_path(profile.name))
+    methods = tuple(args.method)
+    start = time.perf_counter()
+    with tqdm(total=len(selected) * planned_runs(profile, methods), unit="run", desc=profile.name) as bar:
+        for case in selected:
+            bar.set_postfix_str(f"{case.label}: preparing")
+            data = prepare_case(profile, case, data_dir=args.data_dir, verbose=args.verbose)
+
+            def advance(spec, skipped, case=case):
+                bar.set_postfix_str(
+                    f"{case.label}: {spec.stage} {spec.method}" + (" (done before)" if skipped else "")
+                )
+                bar.update()
+
+            run_case(profile, case, data, store, methods=methods, on_run=advance)
+    print(f"{len(store)} runs in {store.path} ({time.perf_counter() - start:.0f} s)")
+    table = _print_table(store)
+    if table is not None:
+        table_path = store.path.with_name(f"{store.path.stem}-table-iv.csv")
+        table.to_csv(table_path, index=False)
+        print(f"Table IV written to {table_path}")
+
+
+def _print_table(store: ResultsStore) -> pd.DataFrame | None:
+    frame = store.frame()
+    if frame.empty or "stage" not in frame or not (frame["stage"] == "repetition").any():
+        print(f"No repetitions finished yet in {store.path}: Table IV needs the protocol's last stage.")
+        return None
+    table = table_iv(frame)
+    with pd.option_context("display.width", 200, "display.max_columns", 40):
+        print(table.round(3).to_string(index=False))
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        _run(args)
+    else:
+        _print_table(ResultsStore(args.results or default_results_path(args.profile)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

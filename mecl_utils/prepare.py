@@ -1,0 +1,83 @@
+"""From a profile and a case to what its runs read (Sec. III): data, backbone, features, teacher scores.
+
+For one case (backbone, dataset, branch number) of a profile this loads the data set and its four splits,
+trains (or loads from the cache) the backbone, extracts the branch layer's activations for every split, and
+scores the training split with every teacher of the profile. Everything heavy is cached by the modules it
+comes from (``teachers``, ``features``), so a second call is fast; within one process the loaded data set is
+reused for both branches of a backbone.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+from .cache import dataset_fingerprint
+from .data import Dataset, Splits, load_dataset, make_splits
+from .experiments import Case, CaseData
+from .features import branch_layer, cached_features
+from .profiles import Profile
+from .teachers import classifier_key, evaluate, teacher_losses, trained_backbone
+
+__all__ = ["load_splits", "prepare_case"]
+
+
+@functools.lru_cache(maxsize=2)
+def load_splits(profile: Profile, dataset_name: str, data_dir: str | None = None) -> tuple[Dataset, Splits]:
+    """The data set and its train/val/hparam/test splits at the profile's sizes and seed."""
+    dataset = load_dataset(dataset_name, data_dir)
+    splits = make_splits(
+        dataset,
+        seed=profile.seed,
+        n_val=profile.n_val,
+        n_hparam=profile.n_hparam,
+        n_train=profile.n_train,
+        n_test=profile.n_test,
+    )
+    return dataset, splits
+
+
+def prepare_case(
+    profile: Profile, case: Case, *, data_dir: str | os.PathLike | None = None, verbose: bool = False
+) -> CaseData:
+    """Features, labels and teacher losses for ``case``, with timings of each stage in ``provenance``."""
+    timings = {}
+    start = time.perf_counter()
+    dataset, splits = load_splits(profile, case.dataset, None if data_dir is None else str(data_dir))
+    timings["data_seconds"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    backbone = trained_backbone(profile, case.backbone, dataset, splits, seed=profile.seed, verbose=verbose)
+    key = classifier_key(
+        profile, case.backbone, dataset, splits, seed=profile.seed, epochs=profile.backbone_epochs
+    )
+    timings["backbone_seconds"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    losses = {
+        teacher: teacher_losses(profile, teacher, case.backbone, dataset, splits, seed=profile.seed)
+        for teacher in profile.teachers
+    }
+    timings["teachers_seconds"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    layer = branch_layer(case.backbone, case.dataset, case.branch)
+    features = cached_features(
+        profile, case.backbone, dataset, splits, key, [layer], classifier=backbone, verbose=verbose
+    )
+    timings["features_seconds"] = time.perf_counter() - start
+
+    return CaseData(
+        features={split: by_layer[layer] for split, by_layer in features.items()},
+        labels={name: getattr(splits, name).y for name in features},
+        teacher_losses=losses,
+        num_classes=dataset.num_classes,
+        layer=layer,
+        provenance={"data_fingerprint": dataset_fingerprint(dataset)[:16], "backbone_key": key},
+        info={
+            "data_source": dataset.source,
+            "backbone_test_accuracy": evaluate(backbone, splits.test),
+            **{name: round(seconds, 2) for name, seconds in timings.items()},
+        },
+    )

@@ -1,0 +1,49 @@
+"""The command line: the smoke protocol end to end, Table IV as a file, and clear argument errors."""
+
+import argparse
+
+import pandas as pd
+import pytest
+
+from mecl_utils.__main__ import _parse_case, main
+
+
+def test_case_argument_must_name_backbone_dataset_branch():
+    with pytest.raises(argparse.ArgumentTypeError, match="backbone/dataset/branch"):
+        _parse_case("mobilenet-cifar10")
+
+
+def test_table_without_results_says_so(tmp_path, capsys):
+    main(["table", "--profile", "smoke", "--results", str(tmp_path / "none.csv")])
+    assert "No repetitions finished yet" in capsys.readouterr().out
+
+
+def test_a_case_outside_the_profile_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="not in profile 'smoke'"):
+        main(
+            [
+                "run",
+                "--profile",
+                "smoke",
+                "--case",
+                "mobilenet/cifar10/1",
+                "--results",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+
+
+@pytest.mark.slow
+def test_smoke_protocol_end_to_end_writes_table_iv(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path / "cache"))
+    results = tmp_path / "smoke.csv"
+    main(["run", "--profile", "smoke", "--results", str(results)])
+    runs = pd.read_csv(results)
+    assert len(runs) == 32 and runs["run_id"].is_unique
+    table = pd.read_csv(tmp_path / "smoke-table-iv.csv")
+    assert table["branch"].tolist() == [1, 2]
+    assert (table["repetitions"] == 2).all()
+    assert {"Vanilla mean", "Curriculum mean", "Anti mean", "Random mean", "Curriculum p"} <= set(
+        table.columns
+    )
+    assert "Table IV written to" in capsys.readouterr().out
