@@ -4,13 +4,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= cpu,book,test
+# make book: auto is the book profile when CIFAR-10 and the MobileNet weights are local, else smoke.
+PROFILE ?= auto
+DATA_DIR ?=
+BOOK_OUT ?= _build
 
-.PHONY: help env test lint format book clean
+.PHONY: help env test lint format book reproduce clean
 
 help:
-	@echo "make book   build the Jupyter Book into _build/html (creates $(VENV) if missing)"
+	@echo "make book   execute the chapters and build the book into $(BOOK_OUT)/html (creates $(VENV))"
+	@echo "            PROFILE=auto|smoke|book|paper (default auto), DATA_DIR=folder holding cifar-10-batches-py/"
 	@echo "make test   lint + the test suite, offline (creates $(VENV) if missing)"
 	@echo "make format apply ruff formatting and safe fixes"
+	@echo "make reproduce PROFILE=book   run a profile's whole experiment grid and print Table IV"
 
 # The environment is rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -33,8 +39,12 @@ test: lint
 	MPLBACKEND=Agg $(PY) -m pytest
 
 book: env
-	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
-	@echo "Open _build/html/index.html"
+	$(PY) -m mecl_utils.book build --profile $(PROFILE) --out $(BOOK_OUT) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	@echo "Open $(BOOK_OUT)/html/index.html"
+
+reproduce: env
+	$(if $(filter auto,$(PROFILE)),$(error make reproduce needs PROFILE=smoke, book or paper, e.g. make reproduce PROFILE=book))
+	$(PY) -m mecl_utils run --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

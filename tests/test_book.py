@@ -1,36 +1,43 @@
-"""The book builds: every chapter executes and Sphinx reports no warning."""
+"""The book builds through the runner with the smoke profile, and no page shows an error."""
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
+from mecl_utils.book import notebook_parameters, toc_files
+
 ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = [entry for entry in toc_files(ROOT / "_toc.yml") if entry.startswith("notebooks/")]
+
+pytestmark = pytest.mark.slow
 
 
-def _environment_without_mplbackend():
-    # MPLBACKEND=Agg (set for the test run) would stop the notebooks' kernels from emitting figures.
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
+def test_the_book_builds_with_the_smoke_profile(built_book):
+    assert (built_book / "index.html").is_file()
 
 
-@pytest.mark.slow
-def test_jupyter_book_builds_without_warnings(tmp_path):
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    if not jupyter_book.exists():
-        jupyter_book = shutil.which("jupyter-book")
-    result = subprocess.run(
-        [str(jupyter_book), "build", str(ROOT), "--path-output", str(tmp_path), "--warningiserror"],
-        capture_output=True,
-        text=True,
-        env=_environment_without_mplbackend(),
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    html = tmp_path / "_build" / "html"
-    pacing_page = (html / "notebooks" / "pacing.html").read_text()
-    assert "Traceback" not in pacing_page
-    assert pacing_page.count("<img") == 4  # Table III, Eq. 2-5, baby step/one-pass, sampler
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_page_shows_no_traceback(built_book, chapter):
+    assert "Traceback" not in (built_book / f"{chapter}.html").read_text()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_page_has_no_stderr_or_error_output(built_book, chapter):
+    page = (built_book / f"{chapter}.html").read_text()
+    assert 'class="output stderr"' not in page
+    assert 'class="output traceback' not in page
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_page_has_a_figure(built_book, chapter):
+    assert "<img" in (built_book / f"{chapter}.html").read_text()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_ran_with_the_smoke_profile_if_it_takes_one(built_book, chapter):
+    if "profile" not in notebook_parameters(ROOT / f"{chapter}.md"):
+        pytest.skip(f"{chapter} has no `profile` parameter")
+    executed = nbformat.read(built_book.parents[1] / "src" / f"{chapter}.ipynb", as_version=4)
+    injected = [cell for cell in executed.cells if "injected-parameters" in cell.metadata.get("tags", [])]
+    assert 'profile = "smoke"' in injected[0].source

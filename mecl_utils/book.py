@@ -1,0 +1,350 @@
+"""The book runner: executes every chapter notebook with papermill, then renders the book with Jupyter Book.
+
+    python -m mecl_utils.book build --profile auto     # what `make book` runs
+    python -m mecl_utils.book params notebooks/pacing.md
+
+Chapters are MyST Markdown notebooks (jupytext) with one code cell tagged ``parameters``: a flat block of
+``name = <literal>`` lines. The runner checks overrides against those defaults (papermill itself only warns),
+picks a profile (``auto``: ``book`` when CIFAR-10 and the MobileNet weights are on disk, else ``smoke``),
+executes each notebook of ``_toc.yml`` into ``<out>/src/`` and renders it there with execution switched off,
+so the book shows exactly the outputs of this run. HTML lands in ``<out>/html`` (default ``_build/html``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill
+import yaml
+from papermill.exceptions import PapermillExecutionError
+
+from . import data
+
+__all__ = [
+    "NotebookExecutionError",
+    "build_book",
+    "execute_notebook",
+    "notebook_parameters",
+    "resolve_profile",
+    "toc_files",
+    "validate_parameters",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE_CHOICES = ("auto", "smoke", "book", "paper")
+
+
+class NotebookExecutionError(PapermillExecutionError):
+    """A cell of a notebook raised: papermill's error, with the notebook and its executed copy named."""
+
+    def __init__(self, notebook: Path, executed_copy: Path, error: PapermillExecutionError):
+        super().__init__(
+            error.cell_index, error.exec_count, error.source, error.ename, error.evalue, error.traceback
+        )
+        self.notebook, self.executed_copy = notebook, executed_copy
+
+    def __str__(self) -> str:
+        return (
+            f"notebook {self.notebook} failed with {self.ename}: {self.evalue} "
+            f"(executed copy with the error: {self.executed_copy}){super().__str__()}"
+        )
+
+
+def _read_notebook(path: str | os.PathLike) -> nbformat.NotebookNode:
+    """A notebook from .ipynb, or from MyST Markdown (the .md chapters) even when its header is incomplete."""
+    return jupytext.read(path, fmt="md:myst") if Path(path).suffix == ".md" else jupytext.read(path)
+
+
+def _parameters_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [
+        cell
+        for cell in notebook.cells
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", [])
+    ]
+
+
+def notebook_parameters(path: str | os.PathLike) -> dict[str, object]:
+    """Name → default value of the single code cell tagged ``parameters``, read without running any code."""
+    cells = _parameters_cells(_read_notebook(path))
+    if len(cells) != 1:
+        raise ValueError(
+            f"{path} has {len(cells)} code cells tagged `parameters`; it needs exactly one (a cell starting "
+            "with `:tags: [parameters]` in MyST Markdown)."
+        )
+    source = cells[0].source
+    parameters = {}
+    for statement in ast.parse(source).body:
+        line = ast.get_source_segment(source, statement)
+        is_simple = isinstance(statement, ast.Assign) and len(statement.targets) == 1
+        if not (is_simple and isinstance(statement.targets[0], ast.Name)):
+            raise ValueError(
+                f"{path}, parameters cell, line {statement.lineno}: {line!r} is not `name = <literal>`; "
+                "keep the cell to plain assignments and compute derived values in a later cell."
+            )
+        try:
+            parameters[statement.targets[0].id] = ast.literal_eval(statement.value)
+        except ValueError as err:
+            raise ValueError(
+                f"{path}, parameters cell, line {statement.lineno}: {line!r} assigns an expression, not a "
+                "literal (number, string, bool, None, tuple, list or dict); write the value out."
+            ) from err
+    return parameters
+
+
+def _accepts(default: object, value: object) -> bool:
+    if default is None or default == "":
+        return value is None or isinstance(value, str)
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+def validate_parameters(path: str | os.PathLike, overrides: dict[str, object]) -> dict[str, object]:
+    """The overrides, checked against the notebook's defaults (ints given for floats become floats)."""
+    defaults = notebook_parameters(path)
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"{path} has no parameter(s) {unknown}; valid parameters: {', '.join(defaults) or '(none)'}."
+        )
+    checked = {}
+    for name, value in overrides.items():
+        default = defaults[name]
+        if not _accepts(default, value):
+            expected = "str or None" if default is None else type(default).__name__
+            raise TypeError(
+                f"{path}: parameter {name!r} expects {expected} (its default is {default!r}), "
+                f"got {type(value).__name__} {value!r}."
+            )
+        is_int_for_float = isinstance(default, float) and isinstance(value, int)
+        checked[name] = float(value) if is_int_for_float else value
+    return checked
+
+
+def _looked_in(data_dir: str | None) -> str:
+    if data_dir or os.environ.get("MECL_DATA_DIR"):
+        return f"looked in {data_dir or os.environ['MECL_DATA_DIR']}"
+    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+    return f"looked in the Keras cache {keras_home / 'datasets'}; MECL_DATA_DIR is not set"
+
+
+def resolve_profile(requested: str, data_dir: str | None = None) -> tuple[str, str]:
+    """(profile, reason): "auto" is "book" when CIFAR-10 and the MobileNet weights are local, else "smoke".
+
+    With ``MECL_ALLOW_DOWNLOAD=1`` whatever is missing is left for Keras to download. An explicit "book" or
+    "paper" never falls back: a missing data set raises ``data.DataNotFoundError`` saying how to fix it.
+    """
+    if requested not in PROFILE_CHOICES:
+        raise ValueError(f"unknown profile {requested!r}; choose one of {', '.join(PROFILE_CHOICES)}.")
+    if requested == "smoke":
+        return "smoke", "the smoke profile was requested"
+    from .models import mobilenet_weights_path  # imports Keras: only when a profile needs real data
+    from .profiles import get_profile
+
+    allow_download = os.environ.get("MECL_ALLOW_DOWNLOAD") == "1"
+    profile = "book" if requested == "auto" else requested
+    names = [name for name in get_profile(profile).datasets if name != "digits"]
+    found = {name.upper().replace("CIFAR", "CIFAR-"): data.find_local(name, data_dir) for name in names}
+    missing = [name for name, folder in found.items() if folder is None]
+    weights = mobilenet_weights_path(alpha=0.25)
+    if requested == "auto" and not allow_download and (missing or weights == "imagenet"):
+        problem = (
+            f"CIFAR-10 not found locally ({_looked_in(data_dir)})"
+            if missing
+            else "no MobileNet α=0.25 weights file in $MECL_WEIGHTS_DIR, ~/.keras/models or ../shared/data"
+        )
+        return "smoke", (
+            f"{problem}; set MECL_DATA_DIR or run `make book DATA_DIR=…` to use the book profile "
+            "(or set MECL_ALLOW_DOWNLOAD=1 to let Keras download what is missing)"
+        )
+    if missing and not allow_download:
+        raise data.DataNotFoundError(
+            f"The {profile} profile needs {' and '.join(missing)}, not found locally "
+            f"({_looked_in(data_dir)}). To fix, run `make book DATA_DIR=DIR` (or set MECL_DATA_DIR=DIR) with "
+            f"DIR holding cifar-10-batches-py/ (CIFAR-10 offline: `{data.OFFLINE_BUILD_HINT}`), or set "
+            "MECL_ALLOW_DOWNLOAD=1 to let Keras download it."
+        )
+    sources = [
+        f"{name} {f'found in {folder}' if folder else 'to download'}" for name, folder in found.items()
+    ]
+    if profile == "book":
+        sources.append(f"MobileNet weights {'to download' if weights == 'imagenet' else f'in {weights}'}")
+    how = "chosen automatically" if requested == "auto" else "requested"
+    return profile, f"the {profile} profile was {how}: {' and '.join(sources)}"
+
+
+@contextlib.contextmanager
+def _kernel_environment():
+    # MPLBACKEND=Agg (set by `make test`) would stop the kernels from showing figures inline.
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+
+
+def execute_notebook(
+    path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    parameters: dict[str, object],
+    *,
+    cwd: str | os.PathLike | None = None,
+    kernel: str = "python3",
+) -> None:
+    """Run the jupytext notebook ``path`` with checked ``parameters``, saving the executed .ipynb.
+
+    The kernel runs in ``cwd`` (default: the notebook's folder). A failing cell raises
+    ``NotebookExecutionError``, a ``PapermillExecutionError`` whose message names the notebook.
+    """
+    path, output_path = Path(path), Path(output_path)
+    checked = validate_parameters(path, parameters)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch, _kernel_environment():
+        as_ipynb = Path(scratch) / f"{path.stem}.ipynb"
+        nbformat.write(_read_notebook(path), as_ipynb)
+        try:
+            papermill.execute_notebook(
+                str(as_ipynb),
+                str(output_path),
+                parameters=checked,
+                cwd=str(cwd or path.parent),
+                kernel_name=kernel,
+                language="python",
+                log_output=False,
+                progress_bar=True,
+            )
+        except PapermillExecutionError as err:
+            raise NotebookExecutionError(path, output_path, err) from err
+
+
+def toc_files(toc_path: str | os.PathLike = ROOT / "_toc.yml") -> list[str]:
+    """Every ``file`` of a Jupyter Book table of contents (root first), without suffix, in reading order."""
+
+    def walk(node) -> list[str]:
+        if isinstance(node, list):
+            return [file for item in node for file in walk(item)]
+        if not isinstance(node, dict):
+            return []
+        here = [str(node[key]) for key in ("root", "file") if key in node]
+        return here + [file for key in ("parts", "chapters", "sections") for file in walk(node.get(key))]
+
+    return [str(Path(file).with_suffix("")) for file in walk(yaml.safe_load(Path(toc_path).read_text()))]
+
+
+def _notebook_source(entry: str, root: Path) -> Path:
+    for suffix in (".md", ".ipynb"):
+        if (root / f"{entry}{suffix}").is_file():
+            return root / f"{entry}{suffix}"
+    raise FileNotFoundError(f"_toc.yml lists {entry}, but there is no {entry}.md or {entry}.ipynb in {root}.")
+
+
+def _declared(path: Path) -> set[str]:
+    return set(notebook_parameters(path)) if _parameters_cells(_read_notebook(path)) else set()
+
+
+def _jupyter_book_command() -> str:
+    beside_python = Path(sys.executable).with_name("jupyter-book")
+    found = str(beside_python) if beside_python.exists() else shutil.which("jupyter-book")
+    if found is None:
+        raise FileNotFoundError("jupyter-book is not installed; run `make env` (it installs the book extra).")
+    return found
+
+
+def build_book(
+    profile: str = "auto",
+    *,
+    data_dir: str | None = None,
+    out_dir: str | os.PathLike = "_build",
+    notebooks: list[str] | None = None,
+) -> Path:
+    """Execute the notebooks of ``_toc.yml`` (or only ``notebooks``, e.g. ["notebooks/pacing"]) and render.
+
+    Returns the folder holding index.html. Raises on the first failing notebook or Sphinx warning.
+    """
+    start = time.perf_counter()
+    name, reason = resolve_profile(profile, data_dir)
+    print(f"profile: {name} ({reason})", flush=True)
+    out_dir = Path(out_dir).resolve()
+    source = _fresh_book_source(out_dir / "src")
+    # The kernels run in notebooks/, so a relative data directory is made absolute.
+    data_dir = str(Path(data_dir).resolve()) if data_dir else ""
+    offered = {"profile": name, "profile_reason": reason, "data_dir": data_dir}
+    entries = [entry for entry in toc_files(ROOT / "_toc.yml") if entry.startswith("notebooks/")]
+    for entry in notebooks if notebooks is not None else entries:
+        notebook = _notebook_source(entry, ROOT)
+        stage = time.perf_counter()
+        print(f"executing {notebook.relative_to(ROOT)} ...", flush=True)
+        wanted = {key: value for key, value in offered.items() if key in _declared(notebook)}
+        execute_notebook(notebook, source / f"{entry}.ipynb", wanted)
+        print(f"executed {notebook.relative_to(ROOT)} in {time.perf_counter() - stage:.1f} s", flush=True)
+    stage = time.perf_counter()
+    jupyter_book = _jupyter_book_command()
+    rendering = out_dir / "render"  # Jupyter Book writes <path-output>/_build/html
+    subprocess.run(
+        [jupyter_book, "build", str(source), "--path-output", str(rendering), "--warningiserror"], check=True
+    )
+    html = out_dir / "html"
+    shutil.rmtree(html, ignore_errors=True)
+    shutil.move(rendering / "_build" / "html", html)
+    now = time.perf_counter()
+    print(f"rendered the book in {now - stage:.1f} s; total {now - start:.1f} s")
+    print(f"HTML: {html / 'index.html'}")
+    return html
+
+
+def _fresh_book_source(source: Path) -> Path:
+    """``source`` emptied, then given the pages and the configuration, with notebook execution off."""
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir(parents=True)
+    shutil.copytree(ROOT / "book", source / "book")
+    shutil.copy2(ROOT / "_toc.yml", source / "_toc.yml")
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"  # papermill has executed them
+    (source / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return source
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mecl_utils.book", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="execute the notebooks and render the book")
+    build.add_argument("--profile", choices=PROFILE_CHOICES, default="auto")
+    build.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ (default: $MECL_DATA_DIR)")
+    build.add_argument("--out", default="_build", help="output folder (default: _build)")
+    params = commands.add_parser("params", help="print a notebook's parameters and their defaults")
+    params.add_argument("notebook", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "params":
+            for key, value in notebook_parameters(args.notebook).items():
+                print(f"{key} = {value!r}")
+        else:
+            build_book(args.profile, data_dir=args.data_dir, out_dir=args.out)
+    except (PapermillExecutionError, data.DataNotFoundError, ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as err:
+        print(
+            f"error: rendering failed (exit {err.returncode}); see Jupyter Book's output above.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The built book in a real headless browser: every page of the toc renders, its figures load, its links work.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them). Without them the tests skip,
+except under CI (``CI=true``), where they fail: CI must not pass without looking at the pages.
+"""
+
+import functools
+import http.server
+import os
+import threading
+import urllib.request
+from pathlib import Path
+from urllib.parse import urldefrag, urlsplit
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from mecl_utils.book import toc_files
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+MISSING = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+IN_CI = os.environ.get("CI") == "true"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1024",
+]
+PAGES = toc_files(ROOT / "_toc.yml")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        bool(MISSING) and not IN_CI,
+        reason=f"no headless browser ({', '.join(MISSING)} missing): apt-get install chromium-driver",
+    ),
+]
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def start_browser(chromium: Path = CHROMIUM, chromedriver: Path = CHROMEDRIVER) -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(str(chromedriver)))
+
+
+@pytest.fixture(scope="module")
+def site(built_book):
+    """The base URL of the built HTML, served on a free port of 127.0.0.1."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(built_book))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if MISSING:
+        pytest.fail(f"CI=true but {', '.join(MISSING)} missing: .ci/run must apt-get install chromium-driver")
+    driver = start_browser()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(params=PAGES)
+def page(request, browser, site):
+    browser.get(f"{site}/{request.param}.html")
+    return browser
+
+
+def test_index_leads_to_the_first_page(browser, site):
+    browser.get(f"{site}/index.html")
+    WebDriverWait(browser, 10).until(lambda driver: driver.current_url == f"{site}/{PAGES[0]}.html")
+
+
+def test_page_has_a_title_and_a_heading(page):
+    assert page.title.strip()
+    assert page.find_element(By.CSS_SELECTOR, "article h1").text.strip()
+
+
+def test_every_image_on_the_page_loads(page):
+    images = page.execute_script(
+        "return Array.from(document.images, i => [i.src, i.complete && i.naturalWidth])"
+    )
+    assert [src for src, width in images if not width] == []
+
+
+def test_page_shows_no_error_output(page):
+    assert page.find_elements(By.CSS_SELECTOR, ".output.stderr, .output.traceback, .traceback") == []
+
+
+def test_every_internal_link_resolves(page, site):
+    links = page.execute_script("return Array.from(document.links, a => a.href)")
+    internal = sorted(
+        {urldefrag(link).url for link in links if urlsplit(link).netloc == urlsplit(site).netloc}
+    )
+    broken = []
+    for url in internal:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                status = response.status
+        except OSError as err:
+            status = err
+        if status != 200:
+            broken.append((url, status))
+    assert internal and broken == []

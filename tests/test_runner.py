@@ -1,0 +1,134 @@
+"""The notebook runner: parameters read safely, overrides checked, profile chosen, notebooks executed."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mecl_utils.book import (
+    NotebookExecutionError,
+    execute_notebook,
+    notebook_parameters,
+    resolve_profile,
+    validate_parameters,
+)
+from mecl_utils.data import DataNotFoundError
+
+HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+
+def write_notebook(folder: Path, parameters: str, body: str = "x = 1", name: str = "tiny.md") -> Path:
+    path = folder / name
+    parameters_cell = f"```{{code-cell}} ipython3\n:tags: [parameters]\n\n{parameters}\n```\n"
+    body_cell = f"```{{code-cell}} ipython3\n{body}\n```\n"
+    path.write_text(f"{HEADER}\n# Tiny\n\n{parameters_cell}\n{body_cell}")
+    return path
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return write_notebook(
+        tmp_path, 'n = 3\nrate = 0.5\nname = "x"\nsizes = (1, 2)\nflag = True\ndata_dir = ""'
+    )
+
+
+def test_parameters_are_read_as_literals(tiny):
+    assert notebook_parameters(tiny) == {
+        "n": 3,
+        "rate": 0.5,
+        "name": "x",
+        "sizes": (1, 2),
+        "flag": True,
+        "data_dir": "",
+    }
+
+
+def test_a_computed_parameter_is_rejected_naming_its_line(tmp_path):
+    notebook = write_notebook(tmp_path, "n = 3\nm = n * 2")
+    with pytest.raises(ValueError, match=r"line 2: 'm = n \* 2'"):
+        notebook_parameters(notebook)
+
+
+def test_a_notebook_without_a_parameters_cell_is_rejected(tmp_path):
+    notebook = tmp_path / "plain.md"
+    notebook.write_text(HEADER + "\n```{code-cell} ipython3\nx = 1\n```\n")
+    with pytest.raises(ValueError, match="0 code cells tagged `parameters`"):
+        notebook_parameters(notebook)
+
+
+def test_an_unknown_parameter_is_rejected_listing_the_valid_ones(tiny):
+    with pytest.raises(ValueError, match=r"no parameter.*'epochs'.*valid parameters: n, rate, name"):
+        validate_parameters(tiny, {"epochs": 3})
+
+
+def test_a_parameter_of_the_wrong_type_is_rejected(tiny):
+    with pytest.raises(TypeError, match=r"parameter 'n' expects int .* got str 'three'"):
+        validate_parameters(tiny, {"n": "three"})
+
+
+def test_an_int_is_accepted_for_a_float_parameter(tiny):
+    assert validate_parameters(tiny, {"rate": 1}) == {"rate": 1.0}
+
+
+def test_a_path_is_accepted_where_the_default_is_an_empty_string(tiny):
+    assert validate_parameters(tiny, {"data_dir": "/data"}) == {"data_dir": "/data"}
+
+
+@pytest.fixture
+def no_local_data(tmp_path, monkeypatch):
+    for name in ("data", "keras"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv("MECL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("MECL_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("MECL_ALLOW_DOWNLOAD", raising=False)
+    return tmp_path
+
+
+def test_auto_falls_back_to_smoke_without_cifar10_saying_why(no_local_data):
+    profile, reason = resolve_profile("auto")
+    assert profile == "smoke"
+    assert f"CIFAR-10 not found locally (looked in {no_local_data / 'data'})" in reason
+
+
+def test_auto_picks_book_when_cifar10_and_the_weights_are_local(no_local_data, monkeypatch):
+    cifar = no_local_data / "data" / "cifar-10-batches-py"
+    cifar.mkdir()
+    for name in ["test_batch", "batches.meta"] + [f"data_batch_{i}" for i in range(1, 6)]:
+        (cifar / name).touch()
+    (no_local_data / "keras" / "models").mkdir()
+    (no_local_data / "keras" / "models" / "mobilenet_2_5_224_tf_no_top.h5").touch()
+    profile, reason = resolve_profile("auto")
+    assert profile == "book"
+    assert f"CIFAR-10 found in {cifar}" in reason
+
+
+def test_an_explicit_book_profile_without_cifar10_raises(no_local_data):
+    with pytest.raises(DataNotFoundError, match="make book DATA_DIR=DIR"):
+        resolve_profile("book")
+
+
+@pytest.mark.slow
+def test_an_override_is_injected_into_the_executed_notebook(tmp_path):
+    notebook = write_notebook(tmp_path, 'greeting = "hello"', body="print(greeting)")
+    execute_notebook(notebook, tmp_path / "out.ipynb", {"greeting": "bonjour"})
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0].text == "bonjour\n"
+
+
+@pytest.mark.slow
+def test_a_failing_cell_raises_naming_the_notebook(tmp_path):
+    notebook = write_notebook(tmp_path, "n = 1", body="1 / 0", name="broken.md")
+    with pytest.raises(NotebookExecutionError, match=r"notebook .*broken\.md failed .*ZeroDivisionError"):
+        execute_notebook(notebook, tmp_path / "out.ipynb", {})
