@@ -2,6 +2,7 @@
 
     python -m mecl_utils.book build --profile auto     # what `make book` runs
     python -m mecl_utils.book params notebooks/pacing.md
+    python -m mecl_utils.book run notebooks/pacing.md out.ipynb -p batch_size 128
 
 Chapters are MyST Markdown notebooks (jupytext) with one code cell tagged ``parameters``: a flat block of
 ``name = <literal>`` lines. The runner checks overrides against those defaults (papermill itself only warns),
@@ -318,6 +319,14 @@ def _fresh_book_source(source: Path) -> Path:
     return source
 
 
+def _literal(text: str) -> object:
+    """A command-line value as a Python literal when it is one (3, 0.1, True), else as a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mecl_utils.book", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -327,11 +336,18 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--out", default="_build", help="output folder (default: _build)")
     params = commands.add_parser("params", help="print a notebook's parameters and their defaults")
     params.add_argument("notebook", type=Path)
+    run = commands.add_parser("run", help="execute one notebook with checked parameters (-p NAME VALUE)")
+    run.add_argument("notebook", type=Path)
+    run.add_argument("output", type=Path, help="the executed notebook (.ipynb)")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = parser.parse_args(argv)
     try:
         if args.command == "params":
             for key, value in notebook_parameters(args.notebook).items():
                 print(f"{key} = {value!r}")
+        elif args.command == "run":
+            execute_notebook(args.notebook, args.output, {k: _literal(v) for k, v in args.parameter})
+            print(f"executed {args.notebook} into {args.output}")
         else:
             build_book(args.profile, data_dir=args.data_dir, out_dir=args.out)
     except (PapermillExecutionError, data.DataNotFoundError, ValueError, TypeError, FileNotFoundError) as err:

@@ -1,4 +1,8 @@
-"""Shared fixtures: the book is built once per session, for tests/test_book.py and tests/test_browser.py."""
+"""Shared fixtures: one smoke-profile cache per session, and the book built once from it.
+
+The smoke protocol (networks, features, 32 branch runs) is the slowest thing the suite does; the CLI test
+and the book build share one cache directory, so whichever runs first trains and the other reuses it.
+"""
 
 from pathlib import Path
 
@@ -6,11 +10,16 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def built_book(tmp_path_factory) -> Path:
-    """The HTML folder of the whole book built with the smoke profile, with a throw-away cache."""
+def smoke_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("smoke-cache")
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory, smoke_cache) -> Path:
+    """The HTML folder of the whole book built with the smoke profile."""
     from mecl_utils.book import build_book
 
     out = tmp_path_factory.mktemp("book")
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("MECL_CACHE_DIR", str(out / "cache"))
+        env.setenv("MECL_CACHE_DIR", str(smoke_cache))
         return build_book(profile="smoke", out_dir=out)

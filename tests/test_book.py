@@ -38,6 +38,6 @@ def test_chapter_page_has_a_figure(built_book, chapter):
 def test_chapter_ran_with_the_smoke_profile_if_it_takes_one(built_book, chapter):
     if "profile" not in notebook_parameters(ROOT / f"{chapter}.md"):
         pytest.skip(f"{chapter} has no `profile` parameter")
-    executed = nbformat.read(built_book.parents[1] / "src" / f"{chapter}.ipynb", as_version=4)
+    executed = nbformat.read(built_book.parent / "src" / f"{chapter}.ipynb", as_version=4)
     injected = [cell for cell in executed.cells if "injected-parameters" in cell.metadata.get("tags", [])]
     assert 'profile = "smoke"' in injected[0].source

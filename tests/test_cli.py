@@ -34,13 +34,14 @@ def test_a_case_outside_the_profile_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_protocol_end_to_end_writes_table_iv(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path / "cache"))
-    results = tmp_path / "smoke.csv"
-    main(["run", "--profile", "smoke", "--results", str(results)])
+def test_smoke_protocol_end_to_end_writes_table_iv(smoke_cache, monkeypatch, capsys):
+    # Shares the session's smoke cache with the book build: whichever runs first trains the 32 runs.
+    monkeypatch.setenv("MECL_CACHE_DIR", str(smoke_cache))
+    main(["run", "--profile", "smoke"])
+    results = smoke_cache / "results" / "smoke.csv"
     runs = pd.read_csv(results)
     assert len(runs) == 32 and runs["run_id"].is_unique
-    table = pd.read_csv(tmp_path / "smoke-table-iv.csv")
+    table = pd.read_csv(smoke_cache / "results" / "smoke-table-iv.csv")
     assert table["branch"].tolist() == [1, 2]
     assert (table["repetitions"] == 2).all()
     assert {"Vanilla mean", "Curriculum mean", "Anti mean", "Random mean", "Curriculum p"} <= set(

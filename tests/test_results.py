@@ -73,3 +73,8 @@ def test_paper_table_iv_has_the_16_cases():
         paper.set_index(["backbone", "dataset", "branch"]).loc[("densenet201", "cifar10", 2), "optimizer"]
         == "sgd"
     )
+
+
+def test_paired_p_is_undefined_when_the_differences_do_not_vary():
+    row = table_iv(_repetitions([0.80, 0.82, 0.81], [0.81, 0.83, 0.82])).iloc[0]
+    assert np.isnan(row["Curriculum p"])

@@ -132,3 +132,13 @@ def test_a_failing_cell_raises_naming_the_notebook(tmp_path):
     notebook = write_notebook(tmp_path, "n = 1", body="1 / 0", name="broken.md")
     with pytest.raises(NotebookExecutionError, match=r"notebook .*broken\.md failed .*ZeroDivisionError"):
         execute_notebook(notebook, tmp_path / "out.ipynb", {})
+
+
+def test_run_command_rejects_an_unknown_parameter_before_executing(tmp_path, capsys):
+    from mecl_utils.book import main
+
+    pacing_chapter = str(Path(__file__).resolve().parents[1] / "notebooks" / "pacing.md")
+    code = main(["run", pacing_chapter, str(tmp_path / "out.ipynb"), "-p", "batchsize", "128"])
+    assert code == 1
+    assert "batchsize" in capsys.readouterr().err
+    assert not (tmp_path / "out.ipynb").exists()

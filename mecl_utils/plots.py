@@ -1,0 +1,278 @@
+"""Figures and tables of the mecl book: whatever a chapter draws twice, or whatever is worth a test.
+
+Each function reproduces, at the scale of the chosen profile, a figure or table of Bakhtiarnia, Zhang &
+Iosifidis (2021), or draws what lies behind one:
+
+- ``profile_note``: the admonition a chapter with results opens with (which profile and data made them);
+- ``image_grid``, ``easy_hard_grid``: Fig. 3 and Fig. 4, the easiest and hardest training images by a
+  teacher's loss, with their ground-truth labels;
+- ``loss_histograms``: the distribution of those teacher losses (not in the paper);
+- ``learning_curves``: validation accuracy per epoch of the four training methods (the paper reports final
+  accuracies only);
+- ``paired_repetitions``: the per-repetition test accuracies behind a Table IV mean ± std, one line per
+  repetition, since the four methods of a repetition share their initial weights;
+- ``mean_std``, ``p_text``, ``format_table_iv``, ``style_table_iv``: Table IV as text, best method in bold;
+- ``case_verdict``: the plain reading of one Table IV row (best method, margin over vanilla, p-value);
+- ``timing_summary``: measured seconds per stage of the protocol, from a results frame.
+
+Functions return a ``matplotlib.figure.Figure`` (the notebooks call ``plt.show()``), a ``pandas`` object or
+a string of MyST Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .curriculum import METHODS
+from .profiles import Profile, get_profile
+from .results import METHOD_COLUMNS
+
+__all__ = [
+    "case_verdict",
+    "easy_hard_grid",
+    "format_table_iv",
+    "image_grid",
+    "learning_curves",
+    "loss_histograms",
+    "mean_std",
+    "p_text",
+    "paired_repetitions",
+    "profile_note",
+    "style_table_iv",
+    "timing_summary",
+]
+
+METHOD_COLORS = {"vanilla": "C7", "curriculum": "C0", "anti": "C3", "random": "C2"}
+NOISE_LEVEL = 0.05  # a paired-test p-value at or above this is read as "within noise"
+MIN_REPETITIONS = 3  # below this a paired t-test (1 degree of freedom) is not read at all
+PROSE_NAMES = {
+    "Vanilla": "vanilla",
+    "Curriculum": "curriculum",
+    "Anti": "anti-curriculum",
+    "Random": "random curriculum",
+}
+STAGES = ("vanilla_search", "curriculum_search", "repetition")
+PREPARATION = ("data_seconds", "backbone_seconds", "teachers_seconds", "features_seconds")
+
+
+def profile_note(profile: str | Profile, reason: str = "", data_source: str | None = None) -> str:
+    """A MyST ``{note}`` saying which profile and data produced a chapter's numbers, and why."""
+    settings = get_profile(profile) if isinstance(profile, str) else profile
+    if settings.name == "smoke":
+        body = (
+            "These numbers come from the offline **smoke** profile on 8×8 digits (scikit-learn's bundled "
+            "set) with a tiny CNN as backbone, not CIFAR-10 and not the paper's networks. They show that "
+            "every step runs; they are no evidence for or against the paper. For CIFAR-10, run "
+            "`make book PROFILE=book DATA_DIR=…` (see *How to reproduce*)."
+        )
+    elif settings.name == "book":
+        train = "all" if settings.n_train is None else f"{settings.n_train:,}"
+        body = (
+            f"These numbers come from the **book** profile: CIFAR-10 with {train} training images, "
+            f"{', '.join(settings.backbones)} (α = {settings.mobilenet_alpha}) at "
+            f"{settings.image_size}×{settings.image_size} pixels and {settings.repetitions} repetitions. "
+            "That is far smaller than the paper's set-up: compare directions, not decimals."
+        )
+    else:
+        body = (
+            f"These numbers come from the **{settings.name}** profile: "
+            f"{', '.join(settings.datasets)}, backbones {', '.join(settings.backbones)}, "
+            f"{settings.repetitions} repetitions."
+        )
+    lines = [":::{note}", body]
+    if data_source:
+        lines.append(f"Data read from: `{data_source}`.")
+    if reason:
+        lines.append(f"Why this profile: {reason}")
+    return "\n\n".join(lines) + "\n:::\n"
+
+
+def image_grid(images, labels, *, titles=None, ncols: int = 8, size: float = 1.2, suptitle: str = ""):
+    """Images in a grid, each titled with its label (or ``titles``); unused cells stay blank."""
+    images = np.asarray(images)
+    nrows = max(1, math.ceil(len(images) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.5)), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if index >= len(images):
+            continue
+        image = images[index]
+        if image.ndim == 3 and image.shape[-1] == 1:
+            ax.imshow(image[..., 0], cmap="gray_r", vmin=0, vmax=255)
+        else:
+            ax.imshow(image)
+        ax.set_title(str(titles[index] if titles is not None else labels[index]), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def easy_hard_grid(images, labels, losses, *, n: int = 8, class_names=None, title: str = ""):
+    """Fig. 3/4 in one figure: the ``n`` lowest-loss images on top, the ``n`` highest-loss ones below.
+
+    Titles give the ground-truth label (not the teacher's prediction) and the teacher's loss.
+    """
+    losses = np.asarray(losses)
+    ranked = np.argsort(losses, kind="stable")
+    picks = np.concatenate([ranked[:n], ranked[::-1][:n]])
+    names = [str(class_names[y]) if class_names is not None else str(y) for y in np.asarray(labels)[picks]]
+    titles = [f"{name}\n{abs(losses[i]):.2g}" for name, i in zip(names, picks, strict=True)]
+    fig = image_grid(np.asarray(images)[picks], names, titles=titles, ncols=n, suptitle=title)
+    for ax, text in ((fig.axes[0], "easiest"), (fig.axes[n], "hardest")):
+        ax.text(-0.3, 0.5, text, rotation=90, va="center", ha="right", transform=ax.transAxes)
+    return fig
+
+
+def loss_histograms(losses: dict, *, bins: int = 40, floor: float = 1e-6):
+    """One histogram per teacher of its per-sample losses, on a log axis (losses span many decades)."""
+    fig, axes = plt.subplots(1, len(losses), figsize=(4 * len(losses), 3), squeeze=False, sharey=True)
+    for ax, (name, values) in zip(axes.flat, losses.items(), strict=True):
+        values = np.clip(np.asarray(values, dtype=float), floor, None)
+        edges = np.logspace(np.log10(floor), np.log10(max(values.max(), floor * 10)), bins + 1)
+        ax.hist(values, bins=edges, color="C0")
+        ax.axvline(np.median(values), color="C3", linestyle="--", label="median")
+        ax.set(xscale="log", xlabel="teacher loss (cross-entropy)", title=f"teacher: {name}")
+        ax.legend()
+    axes.flat[0].set_ylabel("training images")
+    fig.tight_layout()
+    return fig
+
+
+def _curve(value) -> list[float]:
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
+def learning_curves(rows: pd.DataFrame, *, column: str = "val_accuracy", label: str = "method", ax=None):
+    """Per-epoch curves of ``column`` (a JSON list in the results store), one line per row.
+
+    Accuracies are drawn in %; any other column (e.g. ``train_loss``) as stored.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    scale = 100 if "accuracy" in column else 1
+    for _, row in rows.iterrows():
+        values = np.asarray(_curve(row[column])) * scale
+        name = str(row[label])
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=name, color=METHOD_COLORS.get(name))
+    ylabel = column.replace("_", " ") + (" (%)" if scale == 100 else "")
+    ylabel = ylabel.replace("val ", "validation ").replace("train ", "training ")
+    ax.set(xlabel="epoch", ylabel=ylabel)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend()
+    return ax.figure
+
+
+def paired_repetitions(reps: pd.DataFrame, methods=METHODS):
+    """Test accuracy per method, one grey line per repetition (shared initial weights), one axis per case."""
+    cases = list(reps.groupby(["backbone", "dataset", "branch"], sort=False))
+    fig, axes = plt.subplots(1, len(cases), figsize=(4.5 * len(cases), 3.5), squeeze=False)
+    for ax, ((backbone, dataset, branch), group) in zip(axes.flat, cases, strict=True):
+        table = group.pivot_table(index="repetition", columns="method", values="accuracy") * 100
+        table = table[[m for m in methods if m in table]]
+        x = np.arange(len(table.columns))
+        for _, accuracies in table.iterrows():
+            ax.plot(x, accuracies.to_numpy(), color="grey", alpha=0.6, marker="o")
+        colors = [METHOD_COLORS.get(m) for m in table]
+        ax.scatter(x, table.mean(), color=colors, s=160, marker="_", linewidths=3, zorder=3)  # means
+        ax.set_xticks(x, [METHOD_COLUMNS.get(m, m) for m in table.columns])
+        ax.set(title=f"{backbone} / {dataset} / branch {branch}", ylabel="test accuracy (%)")
+    fig.tight_layout()
+    return fig
+
+
+def mean_std(mean: float, std: float, digits: int = 2) -> str:
+    """'71.71 ± 0.47'; the mean alone when the std is missing (a single repetition)."""
+    if mean is None or pd.isna(mean):
+        return "–"
+    return f"{mean:.{digits}f}" if std is None or pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def p_text(p: float) -> str:
+    """A p-value for a table: '0.032', '<0.001', or '–' when there is none."""
+    if p is None or pd.isna(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def format_table_iv(table: pd.DataFrame, *, bold: str = "") -> pd.DataFrame:
+    """Table IV (``results.table_iv`` layout) as strings; the best mean is wrapped in ``bold`` (e.g. '**')."""
+    rows = []
+    for _, row in table.iterrows():
+        out = {"Backbone": row["backbone"], "Dataset": row["dataset"], "Branch": int(row["branch"])}
+        for label in METHOD_COLUMNS.values():
+            if f"{label} mean" not in row:
+                continue
+            text = mean_std(row[f"{label} mean"], row[f"{label} std"])
+            out[label] = f"{bold}{text}{bold}" if bold and label == row["best"] else text
+            if f"{label} p" in row:
+                out[f"{label} p"] = p_text(row[f"{label} p"])
+        out.update(Opt=str(row["optimizer"]), LR=f"{float(row['learning_rate']):g}")
+        out.update(Teacher=str(row["teacher"]), Pacing=str(row["pacing"]))
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def style_table_iv(table: pd.DataFrame):
+    """``format_table_iv`` as a pandas Styler with the best method of each row in bold (HTML output)."""
+    text = format_table_iv(table)
+    best = table["best"].to_numpy()
+
+    def weight(row):
+        return ["font-weight: bold" if column == best[row.name] else "" for column in row.index]
+
+    nowrap = [{"selector": "td", "props": "white-space: nowrap;"}]
+    return text.style.apply(weight, axis=1).format(escape="html").hide(axis="index").set_table_styles(nowrap)
+
+
+def case_verdict(row: pd.Series) -> dict:
+    """The reading of one Table IV row: best method, its margin over vanilla (points), p-value, noise.
+
+    ``within_noise`` is True when vanilla is best, when p ≥ ``NOISE_LEVEL``, or when there are fewer than
+    ``MIN_REPETITIONS`` repetitions (``enough_repetitions`` False): with two, identical differences already
+    give p = 0.
+    """
+    best = str(row["best"])
+    gain = float(row[f"{best} mean"] - row["Vanilla mean"])
+    p = float(row.get(f"{best} p", np.nan)) if best != "Vanilla" else np.nan
+    runner_up = max(
+        (label for label in METHOD_COLUMNS.values() if label != best and f"{label} mean" in row),
+        key=lambda label: row[f"{label} mean"],
+    )
+    enough = int(row["repetitions"]) >= MIN_REPETITIONS
+    return {
+        "best": best,
+        "best_mean": float(row[f"{best} mean"]),
+        "gain_over_vanilla": gain,
+        "p": p,
+        "margin_over_runner_up": float(row[f"{best} mean"] - row[f"{runner_up} mean"]),
+        "runner_up": runner_up,
+        "enough_repetitions": enough,
+        "within_noise": best == "Vanilla" or not enough or not p < NOISE_LEVEL,
+    }
+
+
+def timing_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Measured seconds per stage: preparation (the slowest record per case, summed) and training runs.
+
+    ``count`` is the number of cases for the preparation rows, the number of runs for the training stages.
+    The preparation timings are copied into every row of a case; a case prepared again from the cache
+    records small numbers, so the largest value per case stands for the cold cost.
+    """
+    cases = results.groupby(["backbone", "dataset", "branch"], sort=False)
+    rows = []
+    for column in PREPARATION:
+        if column in results:
+            stage, seconds = column.removesuffix("_seconds"), float(cases[column].max().sum())
+            rows.append({"stage": stage, "count": cases.ngroups, "seconds": seconds})
+    for stage in STAGES:
+        chosen = results[results["stage"] == stage]
+        rows.append({"stage": stage, "count": len(chosen), "seconds": float(chosen["seconds"].sum())})
+    summary = pd.DataFrame(rows).set_index("stage")
+    summary.loc["total"] = [np.nan, summary["seconds"].sum()]
+    return summary

@@ -1,0 +1,150 @@
+"""The book's figure and table helpers: shapes of figures, text of tables and notes."""
+
+import json
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from mecl_utils import plots
+from mecl_utils.results import paper_table_iv, table_iv
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _repetition_rows(n_reps=3, cases=((1,), (2,))):
+    rng = np.random.default_rng(0)
+    rows = []
+    for (branch,) in cases:
+        for repetition in range(n_reps):
+            for offset, method in enumerate(("vanilla", "curriculum", "anti", "random")):
+                rows.append(
+                    {
+                        "stage": "repetition",
+                        "backbone": "tiny_cnn",
+                        "dataset": "digits",
+                        "branch": branch,
+                        "method": method,
+                        "repetition": repetition,
+                        "accuracy": 0.8 + 0.01 * offset + 0.001 * rng.random(),
+                        "optimizer": "adam",
+                        "learning_rate": 1e-3,
+                        "teacher": "self" if method in ("curriculum", "anti") else "",
+                        "pacing": "" if method == "vanilla" else "FEP(100)",
+                        "val_accuracy": json.dumps([0.5, 0.7, 0.8]),
+                        "seconds": 2.0,
+                        "backbone_seconds": 3.0 if branch == 1 else 0.1,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_mean_std_and_p_text():
+    assert plots.mean_std(71.714, 0.4712) == "71.71 ± 0.47"
+    assert plots.mean_std(71.714, np.nan) == "71.71"
+    assert plots.p_text(0.0321) == "0.032"
+    assert plots.p_text(1e-5) == "<0.001"
+    assert plots.p_text(np.nan) == "–"
+
+
+def test_format_table_iv_on_the_paper_table():
+    text = plots.format_table_iv(paper_table_iv(), bold="**")
+    first = text.iloc[0]
+    assert first["Vanilla"] == "71.71 ± 0.47"
+    assert first["Anti"] == "**71.75 ± 0.75**"  # the best method of DenseNet/CIFAR-10/branch 1
+    assert first["LR"] == "0.0001" and first["Pacing"] == "FEP(100)"
+    assert len(text) == 16
+
+
+def test_format_and_style_our_table_with_p_values():
+    table = table_iv(_repetition_rows())
+    text = plots.format_table_iv(table)
+    assert {"Curriculum p", "Anti p", "Random p"} <= set(text.columns)
+    html = plots.style_table_iv(table).to_html()
+    assert "font-weight: bold" in html
+    assert "<0.001" not in html  # a p-value must not read as the start of an HTML tag
+
+
+def test_case_verdict_reads_the_best_method():
+    row = table_iv(_repetition_rows()).iloc[0]
+    verdict = plots.case_verdict(row)
+    assert verdict["best"] == "Random"  # the largest offset in the fixture
+    assert verdict["gain_over_vanilla"] == pytest.approx(3, abs=0.2)
+    assert verdict["runner_up"] == "Anti"
+    assert verdict["enough_repetitions"]
+    assert verdict["within_noise"] == (not verdict["p"] < 0.05)
+
+
+def test_case_verdict_does_not_trust_two_repetitions():
+    row = table_iv(_repetition_rows(n_reps=2)).iloc[0]
+    verdict = plots.case_verdict(row)
+    assert not verdict["enough_repetitions"] and verdict["within_noise"]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "book", "paper"])
+def test_profile_note_names_the_profile_and_reason(profile):
+    note = plots.profile_note(profile, "no CIFAR-10 copy found", data_source="/data/x")
+    assert note.startswith(":::{note}") and note.rstrip().endswith(":::")
+    assert f"**{profile}**" in note
+    assert "no CIFAR-10 copy found" in note and "/data/x" in note
+    if profile == "smoke":
+        assert "not CIFAR-10" in note and "make book PROFILE=book" in note
+
+
+def test_profile_note_without_reason_has_no_reason_line():
+    assert "Why this profile" not in plots.profile_note("smoke")
+
+
+def test_image_grid_has_one_axis_per_cell():
+    images = np.zeros((10, 8, 8, 1), dtype=np.uint8)
+    fig = plots.image_grid(images, list(range(10)), ncols=4)
+    assert len(fig.axes) == 12
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["0", "1", "2"]
+
+
+def test_easy_hard_grid_orders_by_loss():
+    images = np.zeros((20, 4, 4, 3), dtype=np.uint8)
+    losses = np.arange(20)[::-1] / 10  # sample 19 is the easiest
+    fig = plots.easy_hard_grid(images, np.arange(20) % 10, losses, n=5)
+    assert len(fig.axes) == 10
+    assert fig.axes[0].get_title().startswith("9")  # label of sample 19
+    assert fig.axes[5].get_title().startswith("0")  # sample 0, the hardest
+
+
+def test_loss_histograms_one_axis_per_teacher():
+    losses = {"self": np.random.default_rng(0).exponential(size=100), "tiny_cnn": np.zeros(100)}
+    fig = plots.loss_histograms(losses)
+    assert len(fig.axes) == 2
+
+
+def test_learning_curves_one_line_per_run():
+    rows = _repetition_rows()
+    rows = rows[(rows["branch"] == 1) & (rows["repetition"] == 0)]
+    fig = plots.learning_curves(rows)
+    (ax,) = fig.axes
+    assert len(ax.get_lines()) == 4
+    assert list(ax.get_lines()[0].get_ydata()) == [50, 70, 80]
+
+
+def test_paired_repetitions_one_axis_per_case_one_line_per_repetition():
+    fig = plots.paired_repetitions(_repetition_rows(n_reps=3))
+    assert len(fig.axes) == 2
+    assert all(len(ax.get_lines()) == 3 for ax in fig.axes)
+
+
+def test_timing_summary_sums_stages_and_takes_the_cold_preparation():
+    rows = _repetition_rows(n_reps=2)
+    summary = plots.timing_summary(rows)
+    assert summary.loc["repetition", "count"] == 16
+    assert summary.loc["repetition", "seconds"] == pytest.approx(32.0)
+    assert summary.loc["backbone", "seconds"] == pytest.approx(3.1)  # max per case, summed
+    assert summary.loc["vanilla_search", "count"] == 0
+    assert summary.loc["total", "seconds"] == pytest.approx(35.1)
