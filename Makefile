@@ -9,7 +9,7 @@ PROFILE ?= auto
 DATA_DIR ?=
 BOOK_OUT ?= _build
 
-.PHONY: help env test lint format book reproduce clean
+.PHONY: help env test lint format book reproduce bench clean
 
 help:
 	@echo "make book   execute the chapters and build the book into $(BOOK_OUT)/html (creates $(VENV))"
@@ -17,6 +17,7 @@ help:
 	@echo "make test   lint + the test suite, offline (creates $(VENV) if missing)"
 	@echo "make format apply ruff formatting and safe fixes"
 	@echo "make reproduce PROFILE=book   run a profile's whole experiment grid and print Table IV"
+	@echo "make bench [DATA_DIR=...]     print the speed benchmarks (benchmarks/README.md)"
 
 # The environment is rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -45,6 +46,12 @@ book: env
 reproduce: env
 	$(if $(filter auto,$(PROFILE)),$(error make reproduce needs PROFILE=smoke, book or paper, e.g. make reproduce PROFILE=book))
 	$(PY) -m mecl_utils run --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+# Speed figures (not timed tests): see benchmarks/README.md. book_backbone.py needs CIFAR-10 (DATA_DIR).
+bench: env
+	$(PY) benchmarks/sampler_throughput.py
+	$(PY) benchmarks/branch_training.py
+	$(if $(DATA_DIR),$(PY) benchmarks/book_backbone.py --data-dir $(DATA_DIR),@echo "skipping book_backbone.py: pass DATA_DIR=folder holding cifar-10-batches-py/")
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -130,7 +130,7 @@ def sampler_for_method(
 def curriculum_dataset(x, y, sampler: CurriculumSampler, *, epochs: int, start_batch: int = 0):
     """A ``tf.data.Dataset`` of the batches t = start_batch, ..., start_batch + epochs · len - 1, in order.
 
-    Only the small index arrays come from Python; the rows of ``x`` and ``y`` are gathered by TensorFlow.
+    The rows of ``x`` and ``y`` are gathered by TensorFlow.
     Pass it to ``model.fit(dataset, epochs=epochs, steps_per_epoch=sampler.batches_per_epoch)``; Keras does
     not reorder a tf.data pipeline.
     """
@@ -142,14 +142,12 @@ def curriculum_dataset(x, y, sampler: CurriculumSampler, *, epochs: int, start_b
         raise ValueError(
             f"the sampler orders {sampler.ordering.max() + 1}+ samples but x has only {len(x)} rows"
         )
-    last = start_batch + epochs * sampler.batches_per_epoch
-
-    def indices():
-        for t in range(start_batch, last):
-            yield sampler.batch(t)
-
+    # All index arrays are drawn up front (the sampler makes ~20,000 batches/s) and handed to TensorFlow as
+    # one ragged tensor: no Python runs per training step.
+    batches = [sampler.batch(t) for t in range(start_batch, start_batch + epochs * sampler.batches_per_epoch)]
+    rows = tf.RaggedTensor.from_row_lengths(np.concatenate(batches), [len(b) for b in batches])
     x_all, y_all = tf.constant(x), tf.constant(y)
-    index = tf.data.Dataset.from_generator(indices, output_signature=tf.TensorSpec([None], tf.int64))
+    index = tf.data.Dataset.from_tensor_slices(rows)
     return index.map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i))).prefetch(2)
 
 

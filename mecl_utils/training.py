@@ -23,6 +23,8 @@ import numpy as np
 from .branches import build_branch
 from .sampler import CurriculumSampler, curriculum_dataset
 
+STEPS_PER_EXECUTION = 16
+
 __all__ = ["BranchRun", "BranchTrainingResult", "initial_branch", "make_optimizer", "train_branch"]
 
 
@@ -45,7 +47,8 @@ class BranchTrainingResult:
     val_accuracy: tuple[float, ...]  # per epoch
     train_loss: tuple[float, ...]  # per epoch
     learning_rate: tuple[float, ...]  # per epoch, after reduce-on-plateau
-    seconds: float
+    seconds: float  # the whole fit
+    epoch_seconds: tuple[float, ...]  # per epoch (the first includes tracing the training step)
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -102,12 +105,15 @@ def train_branch(
         optimizer=make_optimizer(run.optimizer, run.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        # Several steps per call of the compiled train function: the branch's steps are short, so the
+        # per-call overhead would otherwise dominate (see benchmarks/README.md).
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     keras.utils.set_random_seed(run.train_seed)
     plateau = keras.callbacks.ReduceLROnPlateau(
         monitor="val_accuracy", mode="max", factor=run.plateau_factor, patience=run.plateau_patience
     )
-    rates = _LearningRateLog()
+    log = _EpochLog()
     start = time.perf_counter()
     history = model.fit(
         curriculum_dataset(x_train, y_train, sampler, epochs=run.epochs),
@@ -115,7 +121,7 @@ def train_branch(
         epochs=run.epochs,
         steps_per_epoch=sampler.batches_per_epoch,
         shuffle=False,  # the sampler already decides the order
-        callbacks=[plateau, rates],
+        callbacks=[plateau, log],
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
@@ -123,15 +129,23 @@ def train_branch(
         accuracy=_accuracy(model, *evaluate),
         val_accuracy=tuple(float(v) for v in history.history["val_accuracy"]),
         train_loss=tuple(float(v) for v in history.history["loss"]),
-        learning_rate=tuple(rates.values),
+        learning_rate=tuple(log.learning_rates),
         seconds=seconds,
+        epoch_seconds=tuple(log.seconds),
     )
 
 
-class _LearningRateLog(keras.callbacks.Callback):
+class _EpochLog(keras.callbacks.Callback):
+    """The learning rate after each epoch (reduce-on-plateau may lower it) and each epoch's wall time."""
+
     def __init__(self):
         super().__init__()
-        self.values: list[float] = []
+        self.learning_rates: list[float] = []
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.values.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        self.seconds.append(time.perf_counter() - self._start)
+        self.learning_rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
