@@ -23,3 +23,14 @@ def built_book(tmp_path_factory, smoke_cache) -> Path:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MECL_CACHE_DIR", str(smoke_cache))
         return build_book(profile="smoke", out_dir=out)
+
+
+@pytest.fixture(scope="session")
+def smoke_digits():
+    """Digits and its splits at the smoke profile's sizes and seed (what the smoke networks train on)."""
+    from mecl_utils.data import load_dataset, make_splits
+    from mecl_utils.profiles import get_profile
+
+    profile = get_profile("smoke")
+    dataset = load_dataset("digits")
+    return dataset, make_splits(dataset, seed=profile.seed, n_val=profile.n_val, n_hparam=profile.n_hparam)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from mecl_utils import features, teachers
-from mecl_utils.data import load_dataset, make_splits
 from mecl_utils.features import branch_layer, cached_features, extract_features
 from mecl_utils.models import build_tiny_cnn
 from mecl_utils.profiles import get_profile
@@ -16,10 +15,8 @@ SHAPES = {"block1_out": (4, 4, 16), "block2_out": (2, 2, 32)}  # 8×8 digits, de
 
 
 @pytest.fixture(scope="module")
-def data():
-    dataset = load_dataset("digits")
-    splits = make_splits(dataset, seed=PROFILE.seed, n_val=PROFILE.n_val, n_hparam=PROFILE.n_hparam)
-    return dataset, splits
+def data(smoke_digits):
+    return smoke_digits
 
 
 @pytest.fixture(scope="module")

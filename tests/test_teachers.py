@@ -7,17 +7,14 @@ import pytest
 from mecl_utils import teachers
 from mecl_utils.cache import cache_key
 from mecl_utils.curriculum import cross_entropy
-from mecl_utils.data import load_dataset, make_splits
 from mecl_utils.profiles import get_profile
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
 
 
 @pytest.fixture(scope="module")
-def data():
-    dataset = load_dataset("digits")
-    splits = make_splits(dataset, seed=PROFILE.seed, n_val=PROFILE.n_val, n_hparam=PROFILE.n_hparam)
-    return dataset, splits
+def data(smoke_digits):
+    return smoke_digits
 
 
 @pytest.fixture(scope="module")
