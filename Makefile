@@ -39,7 +39,12 @@ format: env
 test: lint
 	MPLBACKEND=Agg $(PY) -m pytest
 
-book: env
+# MathJax 3 from npm lets the equations render without a network; without npm the book uses the CDN.
+MATHJAX := .cache/mathjax/node_modules/mathjax/es5/tex-mml-chtml.js
+$(MATHJAX):
+	-command -v npm >/dev/null && npm install --silent --no-save --prefix .cache/mathjax mathjax@3
+
+book: env $(MATHJAX)
 	$(PY) -m mecl_utils.book build --profile $(PROFILE) --out $(BOOK_OUT) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 	@echo "Open $(BOOK_OUT)/html/index.html"
 

@@ -315,8 +315,29 @@ def _fresh_book_source(source: Path) -> Path:
     shutil.copy2(ROOT / "_toc.yml", source / "_toc.yml")
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"  # papermill has executed them
+    _bundle_mathjax(source, config)
     (source / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return source
+
+
+# Where `make book` puts npm's MathJax 3 (`npm install --prefix .cache/mathjax mathjax@3`), if npm is there.
+MATHJAX_DIR = ROOT / ".cache" / "mathjax" / "node_modules" / "mathjax" / "es5"
+
+
+def _bundle_mathjax(source: Path, config: dict, mathjax_dir: Path | None = None) -> bool:
+    """Serve MathJax from the book itself when a local copy exists, so equations render offline.
+
+    Sphinx otherwise loads MathJax from a CDN. Returns whether a local copy was bundled.
+    """
+    mathjax_dir = Path(os.environ.get("MECL_MATHJAX_DIR", mathjax_dir or MATHJAX_DIR))
+    if not (mathjax_dir / "tex-mml-chtml.js").is_file():
+        return False
+    # Not under _static: Jupyter Book would add every .js file there to every page.
+    shutil.copytree(mathjax_dir, source / "_mathjax" / "mathjax")
+    sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx_config["html_extra_path"] = ["_mathjax"]  # copied to the HTML root as mathjax/
+    sphinx_config["mathjax_path"] = "../mathjax/tex-mml-chtml.js"  # relative to _static
+    return True
 
 
 def _literal(text: str) -> object:

@@ -142,3 +142,24 @@ def test_run_command_rejects_an_unknown_parameter_before_executing(tmp_path, cap
     assert code == 1
     assert "batchsize" in capsys.readouterr().err
     assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_a_local_mathjax_is_bundled_into_the_book(tmp_path):
+    from mecl_utils.book import _bundle_mathjax
+
+    mathjax = tmp_path / "mathjax-es5"
+    mathjax.mkdir()
+    (mathjax / "tex-mml-chtml.js").write_text("// MathJax")
+    config = {}
+    assert _bundle_mathjax(tmp_path / "src", config, mathjax)
+    assert (tmp_path / "src" / "_mathjax" / "mathjax" / "tex-mml-chtml.js").is_file()
+    assert config["sphinx"]["config"]["mathjax_path"] == "../mathjax/tex-mml-chtml.js"
+
+
+def test_without_a_local_mathjax_the_cdn_is_kept(tmp_path, monkeypatch):
+    from mecl_utils.book import _bundle_mathjax
+
+    monkeypatch.delenv("MECL_MATHJAX_DIR", raising=False)
+    config = {}
+    assert not _bundle_mathjax(tmp_path / "src", config, tmp_path / "none")
+    assert config == {}
