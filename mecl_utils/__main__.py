@@ -12,6 +12,7 @@ skips finished runs, so an interrupted grid resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> None:
     from .prepare import prepare_case  # imports TensorFlow: only for the run command
+
+    # Each branch run builds a new model, so TensorFlow's retracing notice fires; it is expected here.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
     profile = get_profile(args.profile)
     selected = args.case or cases(profile)
