@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 __all__ = [
     "NETWORKS",
     "ImageNetPreprocessing",
     "NetworkSpec",
+    "accuracy",
     "backbone_model",
     "build_classifier",
     "build_tiny_cnn",
@@ -185,6 +187,12 @@ def build_tiny_cnn(
     x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="head_output")(x)
     return keras.Model(images, outputs, name="tiny_cnn_classifier")
+
+
+def accuracy(model: keras.Model, x, y, *, batch_size: int = 256) -> float:
+    """Top-1 accuracy of a softmax classifier on inputs ``x`` with integer labels ``y``, in inference mode."""
+    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(y)))
 
 
 def backbone_model(classifier: keras.Model) -> keras.Model:

@@ -13,7 +13,9 @@ import functools
 import os
 import time
 
-from .cache import dataset_fingerprint
+import numpy as np
+
+from .cache import array_fingerprint, cached_arrays, dataset_fingerprint
 from .data import Dataset, Splits, load_dataset, make_splits
 from .experiments import Case, CaseData
 from .features import branch_layer, cached_features
@@ -52,6 +54,13 @@ def prepare_case(
     key = classifier_key(
         profile, case.backbone, dataset, splits, seed=profile.seed, epochs=profile.backbone_epochs
     )
+    # Cached: every chapter prepares its cases again, and predicting the whole test split each time would
+    # repeat the same few seconds of work.
+    test_accuracy = cached_arrays(
+        "test_accuracy",
+        {"classifier": key, "test_index": array_fingerprint(splits.test.index)},
+        lambda: {"accuracy": np.array(evaluate(backbone, splits.test))},
+    )["accuracy"]
     timings["backbone_seconds"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -77,7 +86,7 @@ def prepare_case(
         provenance={"data_fingerprint": dataset_fingerprint(dataset)[:16], "backbone_key": key},
         info={
             "data_source": dataset.source,
-            "backbone_test_accuracy": evaluate(backbone, splits.test),
+            "backbone_test_accuracy": float(test_accuracy),
             **{name: round(seconds, 2) for name, seconds in timings.items()},
         },
     )

@@ -27,7 +27,7 @@ import numpy as np
 from .cache import array_fingerprint, cache_key, cached_arrays, cached_model, dataset_fingerprint
 from .curriculum import cross_entropy
 from .data import Dataset, Split, Splits
-from .models import NETWORKS, build_classifier, build_tiny_cnn, mobilenet_weights_path, network_spec
+from .models import NETWORKS, accuracy, build_classifier, build_tiny_cnn, mobilenet_weights_path, network_spec
 from .profiles import Profile
 
 __all__ = [
@@ -210,8 +210,8 @@ def teacher_losses(
     }
 
     def compute() -> dict[str, np.ndarray]:
-        model = train_classifier(
-            profile, network, dataset, splits, seed=teacher_seed, epochs=epochs, verbose=verbose
+        model = trained_teacher(
+            profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose
         )
         probabilities = model.predict(splits.train.x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
         return {"losses": cross_entropy(probabilities, splits.train.y)}
@@ -221,5 +221,4 @@ def teacher_losses(
 
 def evaluate(model: keras.Model, split: Split, *, batch_size: int = PREDICT_BATCH_SIZE) -> float:
     """Top-1 accuracy of ``model`` (a softmax classifier) on ``split``, in inference mode."""
-    probabilities = model.predict(split.x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(probabilities, axis=1) == split.y))
+    return accuracy(model, split.x, split.y, batch_size=batch_size)

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from .branches import build_branch
+from .models import accuracy
 from .sampler import CurriculumSampler, curriculum_dataset
 
 STEPS_PER_EXECUTION = 16
@@ -64,11 +65,6 @@ def initial_branch(feature_shape: tuple[int, ...], num_classes: int, init_seed: 
     """The Fig. 7 branch with initial weights fixed by ``init_seed`` alone."""
     keras.utils.set_random_seed(init_seed)
     return build_branch(tuple(feature_shape), num_classes)
-
-
-def _accuracy(model: keras.Model, x, y, batch_size: int = 512) -> float:
-    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(y)))
 
 
 def train_branch(
@@ -126,7 +122,7 @@ def train_branch(
     )
     seconds = time.perf_counter() - start
     return BranchTrainingResult(
-        accuracy=_accuracy(model, *evaluate),
+        accuracy=accuracy(model, *evaluate, batch_size=512),
         val_accuracy=tuple(float(v) for v in history.history["val_accuracy"]),
         train_loss=tuple(float(v) for v in history.history["loss"]),
         learning_rate=tuple(log.learning_rates),
