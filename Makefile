@@ -9,7 +9,7 @@ PROFILE ?= auto
 DATA_DIR ?=
 BOOK_OUT ?= _build
 
-.PHONY: help env test lint format book reproduce bench clean
+.PHONY: help env test lint format book reproduce bench bench-book clean
 
 help:
 	@echo "make book   execute the chapters and build the book into $(BOOK_OUT)/html (creates $(VENV))"
@@ -17,7 +17,8 @@ help:
 	@echo "make test   lint + the test suite, offline (creates $(VENV) if missing)"
 	@echo "make format apply ruff formatting and safe fixes"
 	@echo "make reproduce PROFILE=book   run a profile's whole experiment grid and print Table IV"
-	@echo "make bench [DATA_DIR=...]     print the speed benchmarks (benchmarks/README.md)"
+	@echo "make bench [DATA_DIR=...]     print the speed benchmarks (benchmarks/README.md), ~10 min"
+	@echo "make bench-book DATA_DIR=...  the book profile's book built cold and warm, per stage, ~15 min"
 
 # The environment is rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -56,7 +57,14 @@ reproduce: env
 bench: env
 	$(PY) benchmarks/sampler_throughput.py
 	$(PY) benchmarks/branch_training.py
+	$(PY) benchmarks/worker_pool.py
+	$(PY) benchmarks/scoring.py
+	$(PY) benchmarks/book_build.py --profile smoke
 	$(if $(DATA_DIR),$(PY) benchmarks/book_backbone.py --data-dir $(DATA_DIR),@echo "skipping book_backbone.py: pass DATA_DIR=folder holding cifar-10-batches-py/")
+
+bench-book: env
+	$(if $(DATA_DIR),,$(error make bench-book needs DATA_DIR=folder holding cifar-10-batches-py/))
+	$(PY) benchmarks/book_build.py --profile book --data-dir $(DATA_DIR)
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -7,7 +7,16 @@ backbone, trained classifier-wise with curriculum learning. One module per conce
 - ``curriculum``: difficulty scores (teacher cross-entropy) and the four orderings of Sec. III;
 - ``sampler``: the curriculum mini-batch process of Fig. 2, for Keras or for cached feature arrays;
 - ``data``: CIFAR-10/100 and offline digits, with train/validation/hyper-parameter/test splits;
-- ``models``: Table I networks, Table II branch placements, the Fig. 7 branch, multi-exit models.
+- ``models``: Table I networks, Table II branch placements, the Fig. 7 branch, multi-exit models;
+- ``workers``: the branch runs of a stage trained in parallel processes.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# TensorFlow's oneDNN kernels are off by default on AMD CPUs; on for our convolutions they train the branches
+# 1.2-1.4x and the tiny CNN 1.7x faster (benchmarks/README.md). This takes effect when mecl_utils is imported
+# before TensorFlow, and always in the processes it starts (notebook kernels, branch-training workers).
+# Set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .cache import cache_dir
 from .curriculum import METHODS
-from .experiments import Case, cases, planned_runs, run_case
+from .experiments import Case, cases
 from .profiles import PROFILES, get_profile
 from .results import ResultsStore, table_iv
 
@@ -40,6 +39,12 @@ def _parse_case(text: str) -> Case:
     return Case(parts[0], parts[1], int(parts[2]))
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"--workers must be a whole number >= 0, got {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mecl_utils", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -55,38 +60,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--case", type=_parse_case, action="append", help="only this case (repeatable)")
     run.add_argument("--method", nargs="+", choices=METHODS, default=list(METHODS))
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        help="branch runs trained in parallel processes (default: $MECL_WORKERS, else one per CPU core, "
+        "1 with a GPU; 0: one after another in this process)",
+    )
     run.add_argument("--verbose", action="store_true", help="show Keras progress while training networks")
     return parser
 
 
 def _run(args: argparse.Namespace) -> None:
-    from .prepare import prepare_case  # imports TensorFlow: only for the run command
+    from .prepare import run_grid  # imports TensorFlow: only for the run command
 
     # Each branch run builds a new model, so TensorFlow's retracing notice fires; it is expected here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
     profile = get_profile(args.profile)
-    selected = args.case or cases(profile)
-    unknown = [case.label for case in selected if case not in cases(profile)]
+    unknown = [case.label for case in args.case or [] if case not in cases(profile)]
     if unknown:
         raise SystemExit(
             f"case(s) {unknown} are not in profile {profile.name!r}: {[c.label for c in cases(profile)]}"
         )
     store = ResultsStore(args.results or default_results_path(profile.name))
-    methods = tuple(args.method)
     start = time.perf_counter()
-    with tqdm(total=len(selected) * planned_runs(profile, methods), unit="run", desc=profile.name) as bar:
-        for case in selected:
-            bar.set_postfix_str(f"{case.label}: preparing")
-            data = prepare_case(profile, case, data_dir=args.data_dir, verbose=args.verbose)
-
-            def advance(spec, skipped, case=case):
-                bar.set_postfix_str(
-                    f"{case.label}: {spec.stage} {spec.method}" + (" (done before)" if skipped else "")
-                )
-                bar.update()
-
-            run_case(profile, case, data, store, methods=methods, on_run=advance)
+    run_grid(
+        profile,
+        store,
+        data_dir=args.data_dir,
+        only=args.case,
+        methods=tuple(args.method),
+        workers=args.workers,
+        verbose=args.verbose,
+    )
     print(f"{len(store)} runs in {store.path} ({time.perf_counter() - start:.0f} s)")
     table = _print_table(store)
     if table is not None:

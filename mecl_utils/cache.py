@@ -5,7 +5,9 @@ and its teachers serve a whole grid of branch trainings (optimizers × learning 
 what does not change between grid points is computed once and read back from disk.
 
 An entry lives at ``<root>/<kind>/<key>.npz`` (arrays) or ``<key>.keras`` (a Keras model), next to a
-``<key>.json`` sidecar holding the human-readable parts of the key, for people browsing the cache. The key
+``<key>.json`` sidecar holding the human-readable parts of the key, for people browsing the cache, and when
+its computation started and how many seconds it took (``benchmarks/book_build.py`` reads them as stage
+timings). The key
 is a hash of those parts (``cache_key``), so changing any setting, or the data (``dataset_fingerprint``),
 gives a new entry instead of a stale one. Writes are atomic (a temporary file in the same folder, then
 ``os.replace``), and an unreadable entry is reported with a warning and rebuilt. Arrays are never pickled.
@@ -20,6 +22,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
@@ -165,7 +168,9 @@ def cached_arrays(
             return arrays
         except Exception as err:  # any failure to read means: recompute (zip, zlib, format errors alike)
             _rebuild_warning(path, err)
+    started, start = time.time(), time.perf_counter()
     computed = compute()
+    seconds = round(time.perf_counter() - start, 2)
     if not isinstance(computed, Mapping) or not computed:
         raise TypeError(
             f"compute() for {kind!r} must return a non-empty dict of arrays, got {computed!r:.60}"
@@ -174,7 +179,7 @@ def cached_arrays(
     objects = [name for name, value in arrays.items() if value.dtype == object]
     if objects:
         raise TypeError(f"arrays {objects} have dtype object, which the cache will not pickle: use numbers.")
-    _write_sidecar(kind, key, parts, path, arrays=sorted(arrays))
+    _write_sidecar(kind, key, parts, path, arrays=sorted(arrays), started=started, seconds=seconds)
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the name
@@ -202,9 +207,11 @@ def cached_model(
             return keras.saving.load_model(path, compile=False)
         except Exception as err:  # truncated zip, missing weights, bad config: retrain
             _rebuild_warning(path, err)
+    started, start = time.time(), time.perf_counter()
     model = train()
+    seconds = round(time.perf_counter() - start, 2)
     if not isinstance(model, keras.Model):
         raise TypeError(f"train() for {kind!r} must return a keras.Model, got {type(model).__name__}")
-    _write_sidecar(kind, key, parts, path)
+    _write_sidecar(kind, key, parts, path, started=started, seconds=seconds)
     _atomic_write(path, lambda tmp: model.save(tmp), suffix=".keras")
     return model

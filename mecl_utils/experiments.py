@@ -33,6 +33,7 @@ from .profiles import Profile
 from .results import ResultsStore
 from .sampler import sampler_for_method
 from .training import BranchRun, train_branch
+from .workers import RunPool
 
 __all__ = ["Case", "CaseData", "RunSpec", "cases", "run_case"]
 
@@ -171,27 +172,39 @@ def run_case(
     *,
     methods: tuple[str, ...] = METHODS,
     on_run: Callable[[RunSpec, bool], None] | None = None,
+    pool: RunPool | None = None,
 ) -> None:
-    """The three stages for one case; finished runs (by run_id) are skipped. ``on_run(spec, skipped)``."""
+    """The three stages for one case; finished runs (by run_id) are skipped. ``on_run(spec, skipped)``.
 
-    def ensure(spec: RunSpec) -> str:
-        run_id = spec.run_id(profile, data.provenance)
-        skipped = run_id in store
-        if not skipped:
-            store.append({"run_id": run_id, **execute(spec, profile, data)})
-        if on_run is not None:
-            on_run(spec, skipped)
-        return run_id
+    The runs of a stage are independent: ``pool`` (a ``workers.RunPool``) trains them in parallel processes
+    and each is stored as soon as it finishes. Without a pool they train one after another in this process.
+    """
+    pool = pool if pool is not None else RunPool(workers=0)
 
-    vanilla = [
-        ensure(RunSpec("vanilla_search", case, "vanilla", opt, lr, None, None, 0, "hparam"))
-        for opt in profile.optimizers
-        for lr in profile.learning_rates
-    ]
+    def ensure(specs: list[RunSpec]) -> list[str]:
+        run_ids = [spec.run_id(profile, data.provenance) for spec in specs]
+        done = {run_id for run_id in run_ids if run_id in store}
+        for spec, run_id in zip(specs, run_ids, strict=True):
+            if run_id in done and on_run is not None:
+                on_run(spec, True)
+        missing = [spec for spec, run_id in zip(specs, run_ids, strict=True) if run_id not in done]
+        for spec, row in pool.run(missing, profile, data):
+            store.append({"run_id": spec.run_id(profile, data.provenance), **row})
+            if on_run is not None:
+                on_run(spec, False)
+        return run_ids
+
+    vanilla = ensure(
+        [
+            RunSpec("vanilla_search", case, "vanilla", opt, lr, None, None, 0, "hparam")
+            for opt in profile.optimizers
+            for lr in profile.learning_rates
+        ]
+    )
     chosen = _best(store, vanilla, ("optimizer", "learning_rate"))
     optimizer, learning_rate = str(chosen["optimizer"]), float(chosen["learning_rate"])
-    curriculum = [
-        ensure(
+    curriculum = ensure(
+        [
             RunSpec(
                 "curriculum_search",
                 case,
@@ -203,28 +216,29 @@ def run_case(
                 0,
                 "hparam",
             )
-        )
-        for teacher in profile.teachers
-        for pacing in profile.pacings
-    ]
+            for teacher in profile.teachers
+            for pacing in profile.pacings
+        ]
+    )
     chosen = _best(store, curriculum, ("teacher", "pacing"))
     teacher, pacing = str(chosen["teacher"]), str(chosen["pacing"])
-    for repetition in range(profile.repetitions):
-        for method in methods:
-            paced = method != "vanilla"
-            ensure(
-                RunSpec(
-                    "repetition",
-                    case,
-                    method,
-                    optimizer,
-                    learning_rate,
-                    teacher if method in ("curriculum", "anti") else None,
-                    pacing if paced else None,
-                    repetition,
-                    "test",
-                )
+    ensure(
+        [
+            RunSpec(
+                "repetition",
+                case,
+                method,
+                optimizer,
+                learning_rate,
+                teacher if method in ("curriculum", "anti") else None,
+                pacing if method != "vanilla" else None,
+                repetition,
+                "test",
             )
+            for repetition in range(profile.repetitions)
+            for method in methods
+        ]
+    )
 
 
 def planned_runs(profile: Profile, methods: tuple[str, ...] = METHODS) -> int:

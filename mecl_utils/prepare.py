@@ -5,6 +5,9 @@ trains (or loads from the cache) the backbone, extracts the branch layer's activ
 scores the training split with every teacher of the profile. Everything heavy is cached by the modules it
 comes from (``teachers``, ``features``), so a second call is fast; within one process the loaded data set is
 reused for both branches of a backbone.
+
+``run_grid`` is the whole profile: every case prepared, then its protocol (``experiments.run_case``) run
+with the branch runs in parallel worker processes (``workers.RunPool``), under one progress bar.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import time
 import numpy as np
 
 from .cache import array_fingerprint, cached_arrays, dataset_fingerprint
+from .curriculum import METHODS
 from .data import Dataset, Splits, load_dataset, make_splits
-from .experiments import Case, CaseData
+from .experiments import Case, CaseData, RunSpec, cases, planned_runs, run_case
 from .features import branch_layer, cached_features
 from .profiles import Profile
+from .results import ResultsStore
 from .teachers import classifier_key, evaluate, teacher_losses, trained_backbone
 
-__all__ = ["load_splits", "prepare_case"]
+__all__ = ["load_splits", "prepare_case", "run_grid"]
 
 
 @functools.lru_cache(maxsize=2)
@@ -90,3 +95,43 @@ def prepare_case(
             **{name: round(seconds, 2) for name, seconds in timings.items()},
         },
     )
+
+
+def run_grid(
+    profile: Profile,
+    store: ResultsStore,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    only: list[Case] | None = None,
+    methods: tuple[str, ...] = METHODS,
+    workers: int | None = None,
+    verbose: bool = False,
+) -> tuple[list[str], set[str]]:
+    """Every case of ``profile`` (or ``only`` these) prepared and run; finished runs are skipped.
+
+    ``workers``: parallel branch-training processes (``workers.RunPool``; None: one per CPU core).
+    Returns the run_ids of the grid, in protocol order, and the data sources the cases read.
+    """
+    from tqdm.auto import tqdm
+
+    from .workers import RunPool
+
+    selected = list(only) if only is not None else cases(profile)
+    run_ids: list[str] = []
+    sources: set[str] = set()
+    pool = RunPool(workers)
+    total = len(selected) * planned_runs(profile, methods)
+    with pool, tqdm(total=total, unit="run", desc=f"{profile.name} ({pool.workers} workers)") as bar:
+        for case in selected:
+            bar.set_postfix_str(f"{case.label}: preparing")
+            data = prepare_case(profile, case, data_dir=data_dir, verbose=verbose)
+            sources.add(data.info["data_source"])
+
+            def advance(spec: RunSpec, skipped: bool, data: CaseData = data) -> None:
+                run_ids.append(spec.run_id(profile, data.provenance))
+                done = " (done before)" if skipped else ""
+                bar.set_postfix_str(f"{spec.case.label}: {spec.stage} {spec.method}{done}")
+                bar.update()
+
+            run_case(profile, case, data, store, methods=methods, on_run=advance, pool=pool)
+    return run_ids, sources

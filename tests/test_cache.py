@@ -88,6 +88,20 @@ def test_compute_runs_once_then_entry_is_served_from_disk(tmp_path):
     assert (tmp_path / "scores" / f"{cache_key(PARTS)}.json").is_file()  # the human-readable sidecar
 
 
+def test_sidecar_records_when_and_how_long_the_computation_ran(tmp_path):
+    import json
+    import time
+
+    def slow():
+        time.sleep(0.05)
+        return arrays()
+
+    before = time.time()
+    cached_arrays("scores", PARTS, slow, root=tmp_path)
+    sidecar = json.loads((tmp_path / "scores" / f"{cache_key(PARTS)}.json").read_text())
+    assert sidecar["seconds"] >= 0.05 and before <= sidecar["started"] <= time.time()
+
+
 def test_cached_arrays_uses_mecl_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
     cached_arrays("scores", PARTS, arrays)

@@ -5,12 +5,17 @@ import argparse
 import pandas as pd
 import pytest
 
-from mecl_utils.__main__ import _parse_case, main
+from mecl_utils.__main__ import _parse_case, _workers, main
 
 
 def test_case_argument_must_name_backbone_dataset_branch():
     with pytest.raises(argparse.ArgumentTypeError, match="backbone/dataset/branch"):
         _parse_case("mobilenet-cifar10")
+
+
+def test_workers_argument_must_be_a_whole_number():
+    with pytest.raises(argparse.ArgumentTypeError, match="--workers must be a whole number"):
+        _workers("-1")
 
 
 def test_table_without_results_says_so(tmp_path, capsys):

@@ -1,0 +1,170 @@
+"""End to end: the book built cold (empty cache) and then warm, with per-stage times and peak memory.
+
+Runs ``python -m mecl_utils.book build`` (what ``make book`` runs) twice against one new, empty cache folder:
+first cold, then warm. For each build it prints the wall time, each chapter's execution time and the
+rendering time (from the runner's own lines), and the peak resident memory of the whole process tree (the
+runner, the notebook kernels and the branch-training workers, summed, sampled every 0.2 s). For the cold
+build it splits the work into the stages of the method:
+
+- data: loading the data set and making the splits (``data_seconds`` of the result rows);
+- backbone fine-tune and teachers: the cache sidecars record when each trained network and each set of
+  teacher losses started and how long it took; a stage is the union of its intervals, so nested work (a
+  teacher trained while its losses are computed) is counted once;
+- features: the same, for the cached branch-layer features;
+- branch grid: from the first run's start to the last run's end in the results file (runs overlap when they
+  train in parallel workers);
+- rendering: Jupyter Book turning the executed chapters into HTML.
+
+    .venv/bin/python benchmarks/book_build.py --profile smoke
+    .venv/bin/python benchmarks/book_build.py --profile book --data-dir DIR     # ~15 minutes cold
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+from mecl_utils.profiles import get_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(profile: str, data_dir: str | None, folder: Path) -> dict:
+    """Run one book build; its wall time, peak RSS of the process tree, and the runner's output lines."""
+    command = [
+        sys.executable,
+        "-m",
+        "mecl_utils.book",
+        "build",
+        "--profile",
+        profile,
+        "--out",
+        str(folder / "out"),
+    ]
+    if data_dir:
+        command += ["--data-dir", data_dir]
+    env = {**os.environ, "MECL_CACHE_DIR": str(folder / "cache")}
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    peak = 0
+    root = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    reader.join()
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        print("".join(lines[-40:]))
+        raise SystemExit(f"the book build failed (exit {process.returncode})")
+    return {"seconds": seconds, "peak_gib": peak / 2**30, "lines": lines}
+
+
+def chapter_seconds(lines: list[str]) -> dict[str, float]:
+    found = {}
+    for line in lines:
+        if match := re.search(r"executed notebooks/(\w+)\.md in ([\d.]+) s", line):
+            found[match[1]] = float(match[2])
+        if match := re.search(r"rendered the book in ([\d.]+) s", line):
+            found["(rendering)"] = float(match[1])
+    return found
+
+
+def union_seconds(intervals: list[tuple[float, float]], minus: list[tuple[float, float]] = ()) -> float:
+    """Length of the union of ``intervals`` outside the union of ``minus`` (sampled at 0.05 s)."""
+    if not intervals:
+        return 0.0
+    lo, hi, step = min(a for a, _ in intervals), max(b for _, b in intervals), 0.05
+    total = 0.0
+    for i in range(int((hi - lo) / step) + 1):
+        t = lo + (i + 0.5) * step
+        if any(a <= t < b for a, b in intervals) and not any(a <= t < b for a, b in minus):
+            total += step
+    return total
+
+
+def stages(cache: Path, profile: str) -> dict[str, float]:
+    """Seconds per stage of a cold build, from the cache sidecars and the results file (module docstring)."""
+    intervals: dict[str, list[tuple[float, float]]] = {"backbone": [], "teachers": [], "features": []}
+    results = pd.read_csv(cache / "results" / f"{profile}.csv")
+    settings = get_profile(profile)
+    for sidecar in cache.glob("*/*.json"):
+        record = json.loads(sidecar.read_text())
+        if "started" not in record:
+            continue
+        span = (record["started"], record["started"] + record["seconds"])
+        kind, parts = record["kind"], record["parts"]
+        if kind in ("classifier", "test_accuracy"):
+            # A backbone is trained with the profile's seed, an independent teacher with an offset one.
+            is_backbone = kind == "test_accuracy" or (
+                parts["network"] in settings.backbones and parts["seed"] == settings.seed
+            )
+            intervals["backbone" if is_backbone else "teachers"].append(span)
+        elif kind == "teacher_losses":
+            intervals["teachers"].append(span)
+        elif kind == "features":
+            intervals["features"].append(span)
+    finished = pd.to_datetime(results["finished"]).map(pd.Timestamp.timestamp)
+    grid = float(finished.max() - (finished - results["seconds"]).min())
+    return {
+        "data": float(results["data_seconds"].max()),
+        "backbone fine-tune": union_seconds(intervals["backbone"]),
+        "teachers": union_seconds(intervals["teachers"], intervals["backbone"]),
+        "features": union_seconds(intervals["features"], intervals["backbone"] + intervals["teachers"]),
+        f"branch grid ({len(results)} runs)": grid,
+    }
+
+
+def report(name: str, result: dict) -> None:
+    minutes, peak = result["seconds"] / 60, result["peak_gib"]
+    print(f"{name}: {result['seconds']:.0f} s ({minutes:.1f} min), peak RSS {peak:.2f} GiB")
+    for chapter, seconds in chapter_seconds(result["lines"]).items():
+        print(f"  {chapter}: {seconds:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", default="smoke", choices=["smoke", "book", "paper"])
+    parser.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py/")
+    parser.add_argument("--keep", type=Path, help="keep the cache and the built book in this folder")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mecl-bench-") as scratch:
+        folder = args.keep or Path(scratch)
+        print(f"profile {args.profile}, {os.cpu_count()} CPU cores, cache and output in {folder}", flush=True)
+        cold = build(args.profile, args.data_dir, folder)
+        report("cold build (empty cache)", cold)
+        timings = stages(folder / "cache", args.profile)
+        timings["rendering"] = chapter_seconds(cold["lines"]).get("(rendering)", float("nan"))
+        print("  stages: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
+        warm = build(args.profile, args.data_dir, folder)
+        report("warm build (same cache)", warm)
+    peak = max(cold["peak_gib"], warm["peak_gib"])
+    print(
+        f"summary: {args.profile} book cold {cold['seconds'] / 60:.1f} min, "
+        f"warm {warm['seconds'] / 60:.1f} min, peak RSS {peak:.2f} GiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Branch runs in parallel: a pool of worker processes, each training one branch at a time on one thread.
+
+The protocol of Bakhtiarnia, Zhang & Iosifidis (2021), Sec. III, trains many small branches, and within a
+stage of it (the vanilla search, the curriculum search, the repetitions) the runs are independent. One
+branch step is too small to keep two CPU cores busy: a process with two TensorFlow threads trains at about
+the speed of a process with one (``benchmarks/README.md``). So :class:`RunPool` hands a stage's runs to
+``workers`` spawned processes, each with TensorFlow pinned to one thread and oneDNN's kernels on,
+and yields every result as soon as it is ready, so the caller stores it at once and an interrupted grid
+loses only the runs in flight.
+
+A run's result depends only on its spec, never on the number of workers or on which worker ran it: every
+worker runs the same single-threaded kernels, and every seed of a run comes from its spec. ``workers=0``
+trains in the calling process instead (TensorFlow's default threads), which is simpler to debug but can
+differ from the workers in the last digits.
+
+The case's arrays reach the workers through one file per case in a private temporary folder, written once;
+each worker reads it once per case.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import multiprocessing
+import os
+import pickle
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+__all__ = ["RunPool", "default_workers"]
+
+# Set in each worker before TensorFlow loads (a value set by the user is kept): oneDNN's kernels (see
+# mecl_utils/__init__.py), and no TensorFlow start-up notices from every worker.
+WORKER_ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def default_workers() -> int:
+    """``$MECL_WORKERS`` if set; else 1 when TensorFlow sees a GPU, else one worker per CPU core."""
+    if os.environ.get("MECL_WORKERS"):
+        return _check_workers(int(os.environ["MECL_WORKERS"]), "MECL_WORKERS")
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return 1  # the runs would share one GPU; a single process keeps it busy
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _check_workers(workers, name: str = "workers") -> int:
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ValueError(
+            f"{name} must be a whole number >= 0 (0: train in this process; N: N worker processes), "
+            f"got {workers!r}"
+        )
+    return workers
+
+
+class RunPool:
+    """Trains ``RunSpec``s of one profile, in ``workers`` processes (``None``: ``default_workers()``).
+
+    Use it as a context manager, so the processes end with it::
+
+        with RunPool() as pool:
+            for case in cases(profile):
+                run_case(profile, case, prepare_case(profile, case), store, pool=pool)
+    """
+
+    def __init__(self, workers: int | None = None):
+        self.workers = default_workers() if workers is None else _check_workers(workers)
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._settings = contextlib.ExitStack()
+        self._folder: Path | None = None
+        self._shared: dict[int, tuple[object, Path]] = {}  # id(CaseData) -> (the data, its file)
+
+    def __enter__(self) -> RunPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (runs not started are cancelled) and delete the shared files."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._settings.close()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+        self._shared.clear()
+
+    def run(self, specs: Iterable, profile, data) -> Iterator[tuple[object, dict]]:
+        """(spec, result row) for every spec, in the order the runs finish."""
+        specs = list(specs)
+        if self.workers == 0 or not specs:
+            from .experiments import execute
+
+            for spec in specs:
+                yield spec, execute(spec, profile, data)
+            return
+        executor, path = self._start(), self._share(data)
+        futures = {executor.submit(_execute_in_worker, spec, profile, str(path)): spec for spec in specs}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    row = future.result()
+                except BrokenProcessPool as err:
+                    self.close()
+                    raise RuntimeError(
+                        "a branch-training worker process died (out of memory?); the finished runs are "
+                        "stored. Re-run to resume with fewer workers (MECL_WORKERS=1, or 0 to train in "
+                        "this process)."
+                    ) from err
+                yield futures[future], row
+        finally:
+            for future in futures:
+                future.cancel()  # the caller stopped early or a run failed: start nothing more
+
+    def _start(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._executor is None:
+            # Spawned processes copy this process's environment when they start (on demand, while the
+            # pool lives): the worker settings stay in place until the pool closes.
+            self._settings.enter_context(_environment(WORKER_ENVIRONMENT))
+            context = multiprocessing.get_context("spawn")  # TensorFlow does not survive a fork
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_start_worker
+            )
+        return self._executor
+
+    def _share(self, data) -> Path:
+        """The file holding ``data`` for the workers, written on first use."""
+        if id(data) not in self._shared:
+            if self._folder is None:
+                self._folder = Path(tempfile.mkdtemp(prefix="mecl-runs-"))
+            path = self._folder / f"case-{len(self._shared)}.pickle"
+            with open(path, "wb") as file:
+                pickle.dump(data, file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._shared[id(data)] = (data, path)  # holding the data keeps its id from being reused
+        return self._shared[id(data)][1]
+
+    def __repr__(self) -> str:
+        return f"RunPool(workers={self.workers})"
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """``values`` added to os.environ (where not already set) for the duration of the block."""
+    added = {name: value for name, value in values.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _start_worker() -> None:
+    import logging
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # each run builds a model: retracing is expected
+
+
+@functools.lru_cache(maxsize=1)
+def _load(path: str):
+    with open(path, "rb") as file:
+        return pickle.load(file)
+
+
+def _execute_in_worker(spec, profile, path: str) -> dict:
+    from .experiments import execute
+
+    return execute(spec, profile, _load(path))
