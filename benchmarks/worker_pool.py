@@ -6,7 +6,9 @@ in this process (``RunPool(0)``, TensorFlow's default threads: the engine before
 ``RunPool(1)`` and ``RunPool(N)`` (one single-threaded TensorFlow per worker). Images/s counts every training
 image of every run over the wall time of the whole batch of runs, so model building, tracing, validation
 and evaluation are included: what a grid actually gets. Pool start-up (importing TensorFlow in each worker)
-is timed separately; a grid pays it once.
+is timed separately (every worker starts and trains one run first); a grid pays it once. On the project's
+2-vCPU machine the in-process figure varies from run to run (an identical run sometimes keeps both vCPUs
+busy, sometimes one: benchmarks/README.md), so compare several invocations.
 
     .venv/bin/python benchmarks/worker_pool.py [--runs 4] [--train 8192] [--epochs 2] [--workers 2]
 """
@@ -70,8 +72,8 @@ def main() -> None:
         for workers in sorted({1, args.workers}):
             with RunPool(workers) as pool:
                 start = time.perf_counter()
-                timed_runs(pool, specs[:1], profile, data)  # starts the workers (and trains one run)
-                print(f"  {workers} worker(s): start-up plus one run {time.perf_counter() - start:.1f} s")
+                timed_runs(pool, specs[:workers], profile, data)  # starts every worker, one run each
+                print(f"  {workers} worker(s): start-up plus a first run {time.perf_counter() - start:.1f} s")
                 rates[f"{workers} worker(s)"] = images / timed_runs(pool, specs, profile, data)
         for name, rate in rates.items():
             print(f"  {name}: {rate:,.0f} img/s ({rate / rates['in this process']:.2f}x)")

@@ -26,14 +26,7 @@ from .sampler import CurriculumSampler, curriculum_dataset
 
 STEPS_PER_EXECUTION = 16
 
-__all__ = [
-    "BranchRun",
-    "BranchTrainingResult",
-    "FusedAdam",
-    "initial_branch",
-    "make_optimizer",
-    "train_branch",
-]
+__all__ = ["BranchRun", "BranchTrainingResult", "initial_branch", "make_optimizer", "train_branch"]
 
 
 @dataclass(frozen=True)
@@ -64,47 +57,8 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate)
     if name == "adam":
-        return (
-            FusedAdam(learning_rate)
-            if keras.backend.backend() == "tensorflow"
-            else keras.optimizers.Adam(learning_rate)
-        )
+        return keras.optimizers.Adam(learning_rate)
     raise ValueError(f"unknown optimizer {name!r}; valid optimizers: sgd, adam")
-
-
-class FusedAdam(keras.optimizers.Adam):
-    """Keras' Adam, each variable updated by TensorFlow's fused ``ResourceApplyAdam`` kernel.
-
-    The formula is Keras' own (``update_step`` of ``keras.optimizers.Adam``): m and v are moving averages of
-    the gradient and its square, and the step is lr·sqrt(1-β₂ᵗ)/(1-β₁ᵗ)·m/(sqrt(v)+ε). Keras writes it as
-    about twenty small operations per variable; on a CPU their dispatch cost more than the branch's
-    arithmetic (benchmarks/README.md), and one fused kernel does the same in one pass. Results match Keras'
-    Adam to float rounding (a test checks it). TensorFlow backend only; amsgrad is not supported.
-    """
-
-    def __init__(self, learning_rate=0.001, **kwargs):
-        if kwargs.get("amsgrad"):
-            raise ValueError("FusedAdam has no amsgrad variant: use keras.optimizers.Adam(amsgrad=True).")
-        super().__init__(learning_rate, **kwargs)
-
-    def update_step(self, gradient, variable, learning_rate):
-        import tensorflow as tf
-
-        index = self._get_variable_index(variable)
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle,
-            m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
-            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
-            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
-            lr=tf.cast(learning_rate, dtype),
-            beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype),
-            epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(gradient, dtype),
-        )
 
 
 def initial_branch(feature_shape: tuple[int, ...], num_classes: int, init_seed: int) -> keras.Model:

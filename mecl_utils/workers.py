@@ -110,9 +110,10 @@ class RunPool:
                 except BrokenProcessPool as err:
                     self.close()
                     raise RuntimeError(
-                        "a branch-training worker process died (out of memory?); the finished runs are "
-                        "stored. Re-run to resume with fewer workers (MECL_WORKERS=1, or 0 to train in "
-                        "this process)."
+                        "a branch-training worker process died; the finished runs are stored. Causes: "
+                        "memory (re-run to resume with fewer workers: MECL_WORKERS=1, or 0 to train in "
+                        "this process), or a script that starts the pool without an `if __name__ == "
+                        "'__main__':` guard (spawned workers import the main module; see above)."
                     ) from err
                 yield futures[future], row
         finally:

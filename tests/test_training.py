@@ -90,31 +90,3 @@ def test_cached_features_and_naive_training_agree():
     )
     assert naive.train_loss == pytest.approx(cached.train_loss, rel=1e-4)
     assert naive.accuracy == pytest.approx(cached.accuracy, abs=0.02)
-
-
-def _weights_after_steps(optimizer, steps=3):
-    x, y = _toy_features(n=32 * steps)
-    model = initial_branch((4, 4, 3), 3, init_seed=5)
-    model.compile(optimizer, "sparse_categorical_crossentropy")
-    keras.utils.set_random_seed(6)
-    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
-    return model.get_weights()
-
-
-def test_fused_adam_takes_the_steps_of_keras_adam():
-    fused = _weights_after_steps(make_optimizer("adam", 1e-2))
-    plain = _weights_after_steps(keras.optimizers.Adam(1e-2))
-    initial = initial_branch((4, 4, 3), 3, init_seed=5).get_weights()
-    assert type(make_optimizer("adam", 1e-2)).__name__ == "FusedAdam"
-    assert not np.allclose(fused[0], initial[0])  # it did train
-    # Each Adam step moves a weight by about the learning rate (1e-2); rounding differences, which Adam
-    # amplifies where a gradient is near zero, stay far below that. A wrong formula would not.
-    for a, b in zip(fused, plain, strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
-
-
-def test_fused_adam_refuses_amsgrad():
-    from mecl_utils.training import FusedAdam
-
-    with pytest.raises(ValueError, match="no amsgrad variant"):
-        FusedAdam(1e-3, amsgrad=True)
