@@ -15,8 +15,8 @@ import os
 
 __version__ = "0.1.0"
 
-# TensorFlow's oneDNN kernels are off by default on AMD CPUs; on for our convolutions they train the branches
-# 1.2-1.4x and the tiny CNN 1.7x faster (benchmarks/README.md). This takes effect when mecl_utils is imported
-# before TensorFlow, and always in the processes it starts (notebook kernels, branch-training workers).
-# Set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
+# TensorFlow's oneDNN kernels are off by default on AMD CPUs; with them on, the branches train 1.15-1.4x
+# and the tiny CNN 1.7x faster on the project's machine (benchmarks/README.md). This takes effect when
+# mecl_utils is imported before TensorFlow, and always in the processes it starts (notebook kernels,
+# branch-training workers). Set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

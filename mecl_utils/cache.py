@@ -7,10 +7,10 @@ what does not change between grid points is computed once and read back from dis
 An entry lives at ``<root>/<kind>/<key>.npz`` (arrays) or ``<key>.keras`` (a Keras model), next to a
 ``<key>.json`` sidecar holding the human-readable parts of the key, for people browsing the cache, and when
 its computation started and how many seconds it took (``benchmarks/book_build.py`` reads them as stage
-timings). The key
-is a hash of those parts (``cache_key``), so changing any setting, or the data (``dataset_fingerprint``),
-gives a new entry instead of a stale one. Writes are atomic (a temporary file in the same folder, then
-``os.replace``), and an unreadable entry is reported with a warning and rebuilt. Arrays are never pickled.
+timings). The key is a hash of those parts (``cache_key``), so changing any setting, or the data
+(``dataset_fingerprint``), gives a new entry instead of a stale one. Writes are atomic (a temporary file in
+the same folder, then ``os.replace``), and an unreadable entry is reported with a warning and rebuilt.
+Arrays are never pickled.
 
 The root is ``$MECL_CACHE_DIR``, else ``$XDG_CACHE_HOME/mecl``, else ``~/.cache/mecl``.
 """

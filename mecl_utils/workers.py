@@ -2,18 +2,18 @@
 
 The protocol of Bakhtiarnia, Zhang & Iosifidis (2021), Sec. III, trains many small branches, and within a
 stage of it (the vanilla search, the curriculum search, the repetitions) the runs are independent. One
-branch step is too small to keep two CPU cores busy: a process with two TensorFlow threads trains at about
-the speed of a process with one (``benchmarks/README.md``). So :class:`RunPool` hands a stage's runs to
-``workers`` spawned processes, each with TensorFlow pinned to one thread and oneDNN's kernels on,
-and yields every result as soon as it is ready, so the caller stores it at once and an interrupted grid
-loses only the runs in flight.
+branch step is too small to keep two CPU cores busy: in one process with two TensorFlow threads an identical
+run took 13.6 s or 22.5 s, the slow ones leaving a core idle, while two one-thread workers keep both cores
+busy (``benchmarks/README.md``). So :class:`RunPool` hands a stage's runs to ``workers`` spawned
+processes, each with TensorFlow pinned to one thread and oneDNN's kernels on, and yields every result as
+soon as it is ready, so the caller stores it at once and an interrupted grid loses only the runs in flight.
 
 A run's result depends only on its spec, never on the number of workers or on which worker ran it: every
 worker runs the same single-threaded kernels, and every seed of a run comes from its spec. ``workers=0``
 trains in the calling process instead (TensorFlow's default threads), which is simpler to debug but can
 differ from the workers in the last digits.
 
-The case's arrays reach the workers through one file per case in a private temporary folder, written once;
+The case's arrays reach the workers through a file in a private temporary folder, written once per case;
 each worker reads it once per case.
 """
 
@@ -73,7 +73,7 @@ class RunPool:
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._settings = contextlib.ExitStack()
         self._folder: Path | None = None
-        self._shared: dict[int, tuple[object, Path]] = {}  # id(CaseData) -> (the data, its file)
+        self._shared: tuple[object, Path] | None = None  # the case data the workers read, and its file
 
     def __enter__(self) -> RunPool:
         return self
@@ -90,7 +90,7 @@ class RunPool:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
-        self._shared.clear()
+        self._shared = None
 
     def run(self, specs: Iterable, profile, data) -> Iterator[tuple[object, dict]]:
         """(spec, result row) for every spec, in the order the runs finish."""
@@ -132,15 +132,17 @@ class RunPool:
         return self._executor
 
     def _share(self, data) -> Path:
-        """The file holding ``data`` for the workers, written on first use."""
-        if id(data) not in self._shared:
+        """The file holding ``data`` for the workers; one case at a time (a new case replaces the last)."""
+        if self._shared is None or self._shared[0] is not data:
             if self._folder is None:
                 self._folder = Path(tempfile.mkdtemp(prefix="mecl-runs-"))
-            path = self._folder / f"case-{len(self._shared)}.pickle"
+            path = self._folder / f"case-{id(data)}.pickle"
             with open(path, "wb") as file:
                 pickle.dump(data, file, protocol=pickle.HIGHEST_PROTOCOL)
-            self._shared[id(data)] = (data, path)  # holding the data keeps its id from being reused
-        return self._shared[id(data)][1]
+            if self._shared is not None:
+                self._shared[1].unlink(missing_ok=True)
+            self._shared = (data, path)
+        return self._shared[1]
 
     def __repr__(self) -> str:
         return f"RunPool(workers={self.workers})"

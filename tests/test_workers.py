@@ -49,3 +49,13 @@ def test_without_workers_runs_train_in_this_process(tmp_path):
     spec = RunSpec("vanilla_search", CASE, "vanilla", "sgd", 0.01, None, None, 0, "hparam")
     [(done, row)] = pool.run([spec], _profile(), _data())
     assert done is spec and 0 <= row["accuracy"] <= 1 and pool._executor is None
+
+
+def test_workers_read_one_case_at_a_time_and_close_removes_it():
+    pool, first, second = RunPool(1), _data(), _data()
+    first_file = pool._share(first)
+    assert pool._share(first) == first_file  # written once per case
+    second_file = pool._share(second)
+    assert not first_file.exists() and second_file.exists()
+    pool.close()
+    assert not second_file.parent.exists()
