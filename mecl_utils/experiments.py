@@ -182,17 +182,16 @@ def run_case(
     pool = pool if pool is not None else RunPool(workers=0)
 
     def ensure(specs: list[RunSpec]) -> list[str]:
-        run_ids = [spec.run_id(profile, data.provenance) for spec in specs]
-        done = {run_id for run_id in run_ids if run_id in store}
-        for spec, run_id in zip(specs, run_ids, strict=True):
-            if run_id in done and on_run is not None:
+        run_ids = {spec: spec.run_id(profile, data.provenance) for spec in specs}
+        done = [spec for spec, run_id in run_ids.items() if run_id in store]
+        if on_run is not None:
+            for spec in done:  # in protocol order
                 on_run(spec, True)
-        missing = [spec for spec, run_id in zip(specs, run_ids, strict=True) if run_id not in done]
-        for spec, row in pool.run(missing, profile, data):
-            store.append({"run_id": spec.run_id(profile, data.provenance), **row})
+        for spec, row in pool.run([spec for spec in specs if spec not in done], profile, data):
+            store.append({"run_id": run_ids[spec], **row})
             if on_run is not None:
                 on_run(spec, False)
-        return run_ids
+        return list(run_ids.values())
 
     vanilla = ensure(
         [

@@ -17,6 +17,7 @@ import os
 import time
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .cache import array_fingerprint, cached_arrays, dataset_fingerprint
 from .curriculum import METHODS
@@ -26,6 +27,7 @@ from .features import branch_layer, cached_features
 from .profiles import Profile
 from .results import ResultsStore
 from .teachers import classifier_key, evaluate, teacher_losses, trained_backbone
+from .workers import RunPool
 
 __all__ = ["load_splits", "prepare_case", "run_grid"]
 
@@ -112,10 +114,6 @@ def run_grid(
     ``workers``: parallel branch-training processes (``workers.RunPool``; None: one per CPU core).
     Returns the run_ids of the grid, in protocol order, and the data sources the cases read.
     """
-    from tqdm.auto import tqdm
-
-    from .workers import RunPool
-
     selected = list(only) if only is not None else cases(profile)
     run_ids: list[str] = []
     sources: set[str] = set()

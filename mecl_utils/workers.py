@@ -33,9 +33,9 @@ from pathlib import Path
 
 __all__ = ["RunPool", "default_workers"]
 
-# Set in each worker before TensorFlow loads (a value set by the user is kept): oneDNN's kernels (see
-# mecl_utils/__init__.py), and no TensorFlow start-up notices from every worker.
-WORKER_ENVIRONMENT = {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+# Set in each worker before TensorFlow loads (a value set by the user is kept): no TensorFlow start-up notices
+# from every worker. oneDNN's kernels reach the workers through mecl_utils/__init__.py, which set them here.
+WORKER_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def default_workers() -> int:
