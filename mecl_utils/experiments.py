@@ -32,7 +32,7 @@ from .pacing import preset
 from .profiles import Profile
 from .results import ResultsStore
 from .sampler import sampler_for_method
-from .training import BranchRun, train_branch
+from .training import TRAINING_VERSION, BranchRun, train_branch
 from .workers import RunPool
 
 __all__ = ["Case", "CaseData", "RunSpec", "cases", "run_case"]
@@ -77,7 +77,12 @@ class RunSpec:
     eval_split: str  # "hparam" for the searches, "test" for the repetitions
 
     def run_id(self, profile: Profile, provenance: dict) -> str:
-        payload = {"spec": asdict(self), "profile": asdict(profile), "provenance": provenance}
+        payload = {
+            "spec": asdict(self),
+            "profile": asdict(profile),
+            "provenance": provenance,
+            "training_version": TRAINING_VERSION,
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 

@@ -132,7 +132,8 @@ def curriculum_dataset(x, y, sampler: CurriculumSampler, *, epochs: int, start_b
 
     The rows of ``x`` and ``y`` are gathered by TensorFlow.
     Pass it to ``model.fit(dataset, epochs=epochs, steps_per_epoch=sampler.batches_per_epoch)``; Keras does
-    not reorder a tf.data pipeline.
+    not reorder a tf.data pipeline. With ``steps_per_execution`` > 1 it must divide the epoch's batches
+    (``train_branch`` uses the whole epoch): Keras runs every call to its full count of steps.
     """
     import tensorflow as tf  # the engine's backend; the PyDataset below works with any Keras backend
 
@@ -148,7 +149,12 @@ def curriculum_dataset(x, y, sampler: CurriculumSampler, *, epochs: int, start_b
     rows = tf.RaggedTensor.from_row_lengths(np.concatenate(batches), [len(b) for b in batches])
     x_all, y_all = tf.constant(x), tf.constant(y)
     index = tf.data.Dataset.from_tensor_slices(rows)
-    return index.map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i))).prefetch(2)
+    # No autotuning: the pipeline is fixed, and deleting an iterator waits for the autotuning thread, which
+    # left a worker idle for up to ~8 s at the end of a run when two ran at once (benchmarks/README.md).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    pairs = index.map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i))).prefetch(2)
+    return pairs.with_options(options)
 
 
 class CurriculumBatches(keras.utils.PyDataset):

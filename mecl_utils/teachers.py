@@ -29,7 +29,10 @@ from .curriculum import cross_entropy
 from .data import Dataset, Split, Splits
 from .models import NETWORKS, accuracy, build_classifier, build_tiny_cnn, mobilenet_weights_path, network_spec
 from .profiles import Profile
-from .training import STEPS_PER_EXECUTION
+
+# Steps per call of the compiled train function (benchmarks/README.md). Safe with fit(x, y): Keras starts a
+# fresh iterator every epoch, so the last call of an epoch stops where the data ends.
+STEPS_PER_EXECUTION = 16
 
 __all__ = [
     "CLASSIFIER_VERSION",

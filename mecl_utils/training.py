@@ -24,9 +24,18 @@ from .branches import build_branch
 from .models import accuracy
 from .sampler import CurriculumSampler, curriculum_dataset
 
-STEPS_PER_EXECUTION = 16
+__all__ = [
+    "TRAINING_VERSION",
+    "BranchRun",
+    "BranchTrainingResult",
+    "initial_branch",
+    "make_optimizer",
+    "train_branch",
+]
 
-__all__ = ["BranchRun", "BranchTrainingResult", "initial_branch", "make_optimizer", "train_branch"]
+# Part of every run's id (experiments.RunSpec.run_id): bump it when a change alters what a run trains, so
+# stored results of the old engine are not mixed with new ones. 2: epochs of exactly one pass of batches.
+TRAINING_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class BranchTrainingResult:
     val_accuracy: tuple[float, ...]  # per epoch
     train_loss: tuple[float, ...]  # per epoch
     learning_rate: tuple[float, ...]  # per epoch, after reduce-on-plateau
+    steps: tuple[int, ...]  # optimizer steps taken by the end of each epoch
     seconds: float  # the whole fit
     epoch_seconds: tuple[float, ...]  # per epoch (the first includes tracing the training step)
 
@@ -101,9 +111,11 @@ def train_branch(
         optimizer=make_optimizer(run.optimizer, run.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        # Several steps per call of the compiled train function: the branch's steps are short, so the
-        # per-call overhead would otherwise dominate (see benchmarks/README.md).
-        steps_per_execution=STEPS_PER_EXECUTION,
+        # One call of the compiled train function runs a whole epoch: the branch's steps are short, so a
+        # per-call overhead would otherwise dominate (benchmarks/README.md). It must be the epoch, or a
+        # divisor of it: Keras runs every call to its full count, so 16 steps a call made 320-batch "epochs"
+        # of a 313-batch epoch, moving each validation and learning-rate decision.
+        steps_per_execution=sampler.batches_per_epoch,
     )
     keras.utils.set_random_seed(run.train_seed)
     plateau = keras.callbacks.ReduceLROnPlateau(
@@ -126,17 +138,19 @@ def train_branch(
         val_accuracy=tuple(float(v) for v in history.history["val_accuracy"]),
         train_loss=tuple(float(v) for v in history.history["loss"]),
         learning_rate=tuple(log.learning_rates),
+        steps=tuple(log.steps),
         seconds=seconds,
         epoch_seconds=tuple(log.seconds),
     )
 
 
 class _EpochLog(keras.callbacks.Callback):
-    """The learning rate after each epoch (reduce-on-plateau may lower it) and each epoch's wall time."""
+    """After each epoch: the learning rate (reduce-on-plateau may lower it), steps so far, wall time."""
 
     def __init__(self):
         super().__init__()
         self.learning_rates: list[float] = []
+        self.steps: list[int] = []
         self.seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -145,3 +159,4 @@ class _EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
         self.learning_rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        self.steps.append(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))

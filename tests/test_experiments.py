@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mecl_utils import experiments
 from mecl_utils.experiments import Case, CaseData, cases, planned_runs, run_case
 from mecl_utils.profiles import get_profile
 from mecl_utils.results import ResultsStore, table_iv
@@ -83,3 +84,10 @@ def test_an_interrupted_protocol_finishes_with_one_row_per_run(tmp_path):
     run_case(profile, CASE, data, ResultsStore(tmp_path / "runs.csv"))
     frame = ResultsStore(tmp_path / "runs.csv").frame()
     assert len(frame) == 14 and frame["run_id"].is_unique
+
+
+def test_run_ids_change_with_the_training_version(monkeypatch):
+    spec = experiments.RunSpec("vanilla_search", CASE, "vanilla", "adam", 1e-3, None, None, 0, "hparam")
+    before = spec.run_id(_profile(), {"data": "toy"})
+    monkeypatch.setattr(experiments, "TRAINING_VERSION", experiments.TRAINING_VERSION + 1)
+    assert spec.run_id(_profile(), {"data": "toy"}) != before

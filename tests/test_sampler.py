@@ -143,6 +143,13 @@ def test_tf_dataset_yields_the_sampler_batches_in_order_for_every_epoch():
     assert [len(b) for b in batches] == [10, 10, 5, 10, 10, 5]
 
 
+def test_tf_dataset_runs_without_an_autotuning_thread():
+    # Deleting an iterator waits for tf.data's autotuning thread, which left workers idle for seconds.
+    sampler = CurriculumSampler(np.arange(10), 5)
+    data = curriculum_dataset(np.zeros((10, 1), "float32"), np.arange(10), sampler, epochs=1)
+    assert data.options().autotune.enabled is False
+
+
 def test_tf_dataset_can_start_at_a_later_batch():
     x = np.arange(60, dtype="float32").reshape(60, 1)
     sampler = CurriculumSampler(np.arange(60), 6, pacing.SingleStep(s=0.2, delta=10), seed=0)

@@ -68,6 +68,15 @@ def test_a_run_is_reproducible():
     assert results[0].accuracy == results[1].accuracy
 
 
+@pytest.mark.slow
+def test_every_epoch_takes_exactly_one_pass_of_batches():
+    # 200 rows in batches of 16 make 13 batches an epoch, which no fixed number of steps per call divides.
+    x, y = _toy_features()
+    sampler = CurriculumSampler(np.arange(200), 16, seed=3)
+    result = train_branch(RUN, sampler, (x, y), (x, y), (x, y), num_classes=3)
+    assert result.steps == (13, 26)
+
+
 def test_sampler_must_cover_the_training_rows():
     x, y = _toy_features()
     with pytest.raises(ValueError, match="the sampler orders 50 samples but train has 200"):
