@@ -77,6 +77,48 @@ def initial_branch(feature_shape: tuple[int, ...], num_classes: int, init_seed: 
     return build_branch(tuple(feature_shape), num_classes)
 
 
+def _compile(model: keras.Model, run: BranchRun, steps_per_execution: int) -> None:
+    model.compile(
+        optimizer=make_optimizer(run.optimizer, run.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        # One call of the compiled train function runs a whole epoch: the branch's steps are short, so a
+        # per-call overhead would otherwise dominate (benchmarks/README.md). It must be the epoch, or a
+        # divisor of it: Keras runs every call to its full count, so 16 steps a call made 320-batch "epochs"
+        # of a 313-batch epoch, moving each validation and learning-rate decision.
+        steps_per_execution=steps_per_execution,
+    )
+
+
+# Compiled branches kept between the runs of this process, by everything their traced functions depend on.
+# A run that finds one resets it to its own initial state instead of tracing Keras' train function again,
+# which took ~3 s of a ~35 s book run (benchmarks/README.md).
+_COMPILED: dict[tuple, keras.Model] = {}
+_COMPILED_LIMIT = 4
+
+
+def _compiled_branch(
+    run: BranchRun, feature_shape: tuple[int, ...], num_classes: int, steps_per_execution: int
+) -> keras.Model:
+    """A compiled branch in exactly the state a fresh ``initial_branch`` + ``_compile`` would be in."""
+    fresh = initial_branch(feature_shape, num_classes, run.init_seed)
+    key = (tuple(feature_shape), num_classes, run.optimizer, steps_per_execution)
+    model = _COMPILED.get(key)
+    if model is None:
+        _compile(fresh, run, steps_per_execution)
+        if len(_COMPILED) >= _COMPILED_LIMIT:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = fresh
+        return fresh
+    # Weights and the dropout layers' seed states (both in .variables), then a new optimizer's state.
+    for variable, value in zip(model.variables, fresh.variables, strict=True):
+        variable.assign(value)
+    for variable in model.optimizer.variables:
+        variable.assign(keras.ops.zeros_like(variable))
+    model.optimizer.learning_rate = run.learning_rate
+    return model
+
+
 def train_branch(
     run: BranchRun,
     sampler: CurriculumSampler,
@@ -97,26 +139,13 @@ def train_branch(
     if sampler.num_samples != len(x_train):
         raise ValueError(f"the sampler orders {sampler.num_samples} samples but train has {len(x_train)}")
     if frozen_backbone is None:
-        feature_shape = x_train.shape[1:]
-    else:
-        feature_shape = tuple(frozen_backbone.output.shape[1:])
-    branch = initial_branch(feature_shape, num_classes, run.init_seed)
-    if frozen_backbone is None:
-        model = branch
+        model = _compiled_branch(run, x_train.shape[1:], num_classes, sampler.batches_per_epoch)
     else:
         frozen_backbone.trainable = False
         images = keras.Input(x_train.shape[1:])
+        branch = initial_branch(tuple(frozen_backbone.output.shape[1:]), num_classes, run.init_seed)
         model = keras.Model(images, branch(frozen_backbone(images, training=False)))
-    model.compile(
-        optimizer=make_optimizer(run.optimizer, run.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        # One call of the compiled train function runs a whole epoch: the branch's steps are short, so a
-        # per-call overhead would otherwise dominate (benchmarks/README.md). It must be the epoch, or a
-        # divisor of it: Keras runs every call to its full count, so 16 steps a call made 320-batch "epochs"
-        # of a 313-batch epoch, moving each validation and learning-rate decision.
-        steps_per_execution=sampler.batches_per_epoch,
-    )
+        _compile(model, run, sampler.batches_per_epoch)
     keras.utils.set_random_seed(run.train_seed)
     plateau = keras.callbacks.ReduceLROnPlateau(
         monitor="val_accuracy", mode="max", factor=run.plateau_factor, patience=run.plateau_patience

@@ -1,10 +1,12 @@
 """Classifier-wise training of one branch on cached features, and the naive check."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
-from mecl_utils import pacing
+from mecl_utils import pacing, training
 from mecl_utils.sampler import CurriculumSampler, sampler_for_method
 from mecl_utils.training import BranchRun, initial_branch, make_optimizer, train_branch
 
@@ -99,3 +101,18 @@ def test_cached_features_and_naive_training_agree():
     )
     assert naive.train_loss == pytest.approx(cached.train_loss, rel=1e-4)
     assert naive.accuracy == pytest.approx(cached.accuracy, abs=0.02)
+
+
+@pytest.mark.slow
+def test_a_reused_compiled_branch_trains_exactly_like_a_fresh_one():
+    x, y = _toy_features()
+    sampler = CurriculumSampler(np.arange(200), 16, seed=3)
+    training._COMPILED.clear()
+    fresh = train_branch(RUN, sampler, (x, y), (x, y), (x, y), num_classes=3)
+    other = dataclasses.replace(RUN, init_seed=99, learning_rate=1e-2)
+    train_branch(other, sampler, (x, y), (x, y), (x, y), num_classes=3)  # leaves the kept model trained
+    assert len(training._COMPILED) == 1
+    reused = train_branch(RUN, sampler, (x, y), (x, y), (x, y), num_classes=3)
+    assert reused.train_loss == fresh.train_loss
+    assert reused.learning_rate == fresh.learning_rate
+    assert reused.accuracy == fresh.accuracy
