@@ -103,7 +103,12 @@ def _seed(profile: Profile, case: Case, repetition: int, purpose: str) -> int:
 
 
 def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0) -> dict:
-    """Train and evaluate one run; return its result row (without storing it)."""
+    """Train and evaluate one run; return its result row (without storing it).
+
+    A search run is also evaluated on the test split (``test_accuracy``), never to choose anything: the
+    chosen search runs train exactly what repetition 0 of vanilla and curriculum would (same seeds, data
+    and settings), so ``run_case`` reports that training's test accuracy for those two repetition runs.
+    """
     init_seed = _seed(profile, spec.case, spec.repetition, "init")
     losses = data.teacher_losses[spec.teacher] if spec.teacher else np.zeros(len(data.labels["train"]))
     sampler = sampler_for_method(
@@ -125,26 +130,19 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
     result = train_branch(
         run,
         sampler,
-        (data.features["train"], data.labels["train"]),
-        (data.features["val"], data.labels["val"]),
-        (data.features[spec.eval_split], data.labels[spec.eval_split]),
+        _split(data, "train"),
+        _split(data, "val"),
+        _split(data, spec.eval_split),
         num_classes=data.num_classes,
+        also_evaluate=None if spec.eval_split == "test" else {"test": _split(data, "test")},
         verbose=verbose,
     )
     return {
-        "stage": spec.stage,
-        "backbone": spec.case.backbone,
-        "dataset": spec.case.dataset,
-        "branch": spec.case.branch,
+        **_spec_fields(spec),
         "layer": data.layer,
-        "method": spec.method,
-        "optimizer": spec.optimizer,
-        "learning_rate": spec.learning_rate,
-        "teacher": spec.teacher or "",
-        "pacing": spec.pacing or "",
-        "repetition": spec.repetition,
-        "eval_split": spec.eval_split,
         "accuracy": result.accuracy,
+        "test_accuracy": result.also_accuracy.get("test", result.accuracy),
+        "same_training_as": "",  # the run_id whose training this row reports, when it trained nothing itself
         "best_val_accuracy": max(result.val_accuracy),
         "val_accuracy": json.dumps([round(v, 5) for v in result.val_accuracy]),
         "train_loss": json.dumps([round(v, 5) for v in result.train_loss]),
@@ -158,15 +156,50 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
     }
 
 
+def _spec_fields(spec: RunSpec) -> dict:
+    return {
+        "stage": spec.stage,
+        "backbone": spec.case.backbone,
+        "dataset": spec.case.dataset,
+        "branch": spec.case.branch,
+        "method": spec.method,
+        "optimizer": spec.optimizer,
+        "learning_rate": spec.learning_rate,
+        "teacher": spec.teacher or "",
+        "pacing": spec.pacing or "",
+        "repetition": spec.repetition,
+        "eval_split": spec.eval_split,
+    }
+
+
+def _reported_from(spec: RunSpec, twin_id: str, twin: dict) -> dict | None:
+    """``spec``'s row from a stored run that trained exactly the same; None if that has no test score."""
+    test_accuracy = twin.get("test_accuracy")
+    if test_accuracy is None or not np.isfinite(test_accuracy):
+        return None
+    return {
+        **twin,
+        **_spec_fields(spec),
+        "accuracy": float(test_accuracy),
+        "seconds": 0.0,  # nothing was trained for this row
+        "same_training_as": twin_id,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _split(data: CaseData, name: str) -> tuple[np.ndarray, np.ndarray]:
+    return data.features[name], data.labels[name]
+
+
 def _versions() -> dict:
     return {"mecl_version": __version__, "keras_version": keras.__version__, "numpy_version": np.__version__}
 
 
 def _best(store: ResultsStore, run_ids: list[str], keys: tuple[str, ...]) -> dict:
-    """The settings of the run with the highest accuracy among ``run_ids`` (first one wins ties)."""
+    """The run_id and settings of the run with the highest accuracy among ``run_ids`` (first wins ties)."""
     frame = store.frame().set_index("run_id").loc[run_ids]
     best = frame["accuracy"].to_numpy().argmax()
-    return {key: frame.iloc[best][key] for key in keys}
+    return {"run_id": frame.index[best], **{key: frame.iloc[best][key] for key in keys}}
 
 
 def run_case(
@@ -183,16 +216,27 @@ def run_case(
 
     The runs of a stage are independent: ``pool`` (a ``workers.RunPool``) trains them in parallel processes
     and each is stored as soon as it finishes. Without a pool they train one after another in this process.
+    Repetition 0 of vanilla and of curriculum would train exactly what the chosen search runs trained, so
+    their rows report those runs' test accuracy (``same_training_as``) instead of training again.
     """
     pool = pool if pool is not None else RunPool(workers=0)
 
-    def ensure(specs: list[RunSpec]) -> list[str]:
+    def ensure(specs: list[RunSpec], twins: dict[RunSpec, str] | None = None) -> list[str]:
         run_ids = {spec: spec.run_id(profile, data.provenance) for spec in specs}
         done = [spec for spec, run_id in run_ids.items() if run_id in store]
         if on_run is not None:
             for spec in done:  # in protocol order
                 on_run(spec, True)
-        for spec, row in pool.run([spec for spec in specs if spec not in done], profile, data):
+        missing = [spec for spec in specs if spec not in done]
+        stored = store.frame().set_index("run_id") if twins else None
+        for spec, twin_id in (twins or {}).items():
+            row = _reported_from(spec, twin_id, stored.loc[twin_id].to_dict()) if spec in missing else None
+            if row is not None:
+                store.append({"run_id": run_ids[spec], **row})
+                missing.remove(spec)
+                if on_run is not None:
+                    on_run(spec, False)
+        for spec, row in pool.run(missing, profile, data):
             store.append({"run_id": run_ids[spec], **row})
             if on_run is not None:
                 on_run(spec, False)
@@ -207,6 +251,7 @@ def run_case(
     )
     chosen = _best(store, vanilla, ("optimizer", "learning_rate"))
     optimizer, learning_rate = str(chosen["optimizer"]), float(chosen["learning_rate"])
+    chosen_vanilla = chosen["run_id"]
     curriculum = ensure(
         [
             RunSpec(
@@ -226,27 +271,31 @@ def run_case(
     )
     chosen = _best(store, curriculum, ("teacher", "pacing"))
     teacher, pacing = str(chosen["teacher"]), str(chosen["pacing"])
+    repetitions = [
+        RunSpec(
+            "repetition",
+            case,
+            method,
+            optimizer,
+            learning_rate,
+            teacher if method in ("curriculum", "anti") else None,
+            pacing if method != "vanilla" else None,
+            repetition,
+            "test",
+        )
+        for repetition in range(profile.repetitions)
+        for method in methods
+    ]
+    twins = {"vanilla": chosen_vanilla, "curriculum": chosen["run_id"]}
     ensure(
-        [
-            RunSpec(
-                "repetition",
-                case,
-                method,
-                optimizer,
-                learning_rate,
-                teacher if method in ("curriculum", "anti") else None,
-                pacing if method != "vanilla" else None,
-                repetition,
-                "test",
-            )
-            for repetition in range(profile.repetitions)
-            for method in methods
-        ]
+        repetitions,
+        {spec: twins[spec.method] for spec in repetitions if spec.repetition == 0 and spec.method in twins},
     )
 
 
 def planned_runs(profile: Profile, methods: tuple[str, ...] = METHODS) -> int:
-    """How many runs the protocol trains per case (for progress bars)."""
+    """How many runs (result rows) the protocol has per case, for progress bars. Two of them, repetition 0
+    of vanilla and of curriculum, report a search run's training instead of training again (``run_case``)."""
     searches = len(profile.optimizers) * len(profile.learning_rates) + len(profile.teachers) * len(
         profile.pacings
     )

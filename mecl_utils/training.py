@@ -15,7 +15,7 @@ repetition start from identical weights, as in the paper.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -60,6 +60,7 @@ class BranchTrainingResult:
     steps: tuple[int, ...]  # optimizer steps taken by the end of each epoch
     seconds: float  # the whole fit
     epoch_seconds: tuple[float, ...]  # per epoch (the first includes tracing the training step)
+    also_accuracy: dict[str, float] = field(default_factory=dict)  # on the ``also_evaluate`` splits
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -128,12 +129,14 @@ def train_branch(
     *,
     num_classes: int,
     frozen_backbone: keras.Model | None = None,
+    also_evaluate: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     verbose: int = 0,
 ) -> BranchTrainingResult:
     """Train a fresh branch on ``train`` with ``sampler``'s batches; report accuracy on ``evaluate``.
 
     ``train``/``val``/``evaluate`` are (inputs, labels): cached features of the branch layer, or images when
     ``frozen_backbone`` (a model from images to that layer's features) is given: the naive mode.
+    ``also_evaluate`` names more (inputs, labels) pairs to evaluate the final weights on (``also_accuracy``).
     """
     x_train, y_train = train
     if sampler.num_samples != len(x_train):
@@ -170,6 +173,9 @@ def train_branch(
         steps=tuple(log.steps),
         seconds=seconds,
         epoch_seconds=tuple(log.seconds),
+        also_accuracy={
+            name: accuracy(model, *pair, batch_size=512) for name, pair in (also_evaluate or {}).items()
+        },
     )
 
 

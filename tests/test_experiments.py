@@ -86,6 +86,29 @@ def test_an_interrupted_protocol_finishes_with_one_row_per_run(tmp_path):
     assert len(frame) == 14 and frame["run_id"].is_unique
 
 
+@pytest.mark.slow
+def test_repetition_zero_reports_the_identical_chosen_search_training(tmp_path):
+    profile, data = _profile(), _data()
+    store = ResultsStore(tmp_path / "runs.csv")
+    run_case(profile, CASE, data, store)
+    frame = store.frame().set_index("run_id")
+    reported = frame[frame["same_training_as"].fillna("") != ""]
+    assert sorted(reported["method"]) == ["curriculum", "vanilla"]
+    assert (reported["repetition"] == 0).all()
+    assert (reported["seconds"] == 0).all()
+    for run_id, row in reported.iterrows():
+        twin = frame.loc[row["same_training_as"]]
+        assert twin["stage"] != "repetition" and row["accuracy"] == twin["test_accuracy"]
+        spec = experiments.RunSpec(
+            "repetition", CASE, row["method"], row["optimizer"], row["learning_rate"],
+            row["teacher"] if row["method"] == "curriculum" else None,
+            row["pacing"] if row["method"] == "curriculum" else None, 0, "test",
+        )  # fmt: skip
+        assert spec.run_id(profile, data.provenance) == run_id
+        # Training it for real gives the same test accuracy.
+        assert experiments.execute(spec, profile, data)["accuracy"] == row["accuracy"]
+
+
 def test_run_ids_change_with_the_training_version(monkeypatch):
     spec = experiments.RunSpec("vanilla_search", CASE, "vanilla", "adam", 1e-3, None, None, 0, "hparam")
     before = spec.run_id(_profile(), {"data": "toy"})
