@@ -8,7 +8,9 @@ For every case (backbone, dataset, branch number):
    trains a curriculum branch; the best on the hyper-parameter split picks teacher and pacing. Anti- and
    random curriculum reuse these choices, as the paper does.
 3. *Repetitions*: each repetition trains the four methods from one shared initialisation and reports their
-   accuracy on the test split. Table IV (``results.table_iv``) summarises them.
+   accuracy on the test split. Table IV (``results.table_iv``) summarises them. The searches use the seeds
+   of repetition 0, so there vanilla and curriculum report the chosen search runs' training (its test
+   accuracy, recorded for exactly this) instead of training the same branch twice.
 
 Every run is a row of the results store, identified by a ``run_id`` hashed from everything that determines
 it; finished runs are skipped, so a killed grid resumes where it stopped. The test split is never used for a
