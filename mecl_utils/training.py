@@ -92,8 +92,8 @@ def _compile(model: keras.Model, run: BranchRun, steps_per_execution: int) -> No
 
 
 # Compiled branches kept between the runs of this process, by everything their traced functions depend on.
-# A run that finds one resets it to its own initial state instead of tracing Keras' train function again,
-# which took ~3 s of a ~35 s book run (benchmarks/README.md).
+# A run that finds one resets it to its own initial state instead of tracing Keras' train function again:
+# 1-2 s of a 2-epoch run on one thread (benchmarks/README.md).
 _COMPILED: dict[tuple, keras.Model] = {}
 _COMPILED_LIMIT = 4
 
