@@ -174,15 +174,12 @@ def _spec_fields(spec: RunSpec) -> dict:
     }
 
 
-def _reported_from(spec: RunSpec, twin_id: str, twin: dict) -> dict | None:
-    """``spec``'s row from a stored run that trained exactly the same; None if that has no test score."""
-    test_accuracy = twin.get("test_accuracy")
-    if test_accuracy is None or not np.isfinite(test_accuracy):
-        return None
+def _reported_from(spec: RunSpec, twin_id: str, twin: dict) -> dict:
+    """``spec``'s row from a stored search run that trained exactly the same (its ``test_accuracy``)."""
     return {
         **twin,
         **_spec_fields(spec),
-        "accuracy": float(test_accuracy),
+        "accuracy": float(twin["test_accuracy"]),
         "seconds": 0.0,  # nothing was trained for this row
         "same_training_as": twin_id,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -229,16 +226,17 @@ def run_case(
         if on_run is not None:
             for spec in done:  # in protocol order
                 on_run(spec, True)
-        missing = [spec for spec in specs if spec not in done]
+        twins = {spec: twin_id for spec, twin_id in (twins or {}).items() if spec not in done}
         stored = store.frame().set_index("run_id") if twins else None
-        for spec, twin_id in (twins or {}).items():
-            row = _reported_from(spec, twin_id, stored.loc[twin_id].to_dict()) if spec in missing else None
-            if row is not None:
-                store.append({"run_id": run_ids[spec], **row})
-                missing.remove(spec)
-                if on_run is not None:
-                    on_run(spec, False)
-        for spec, row in pool.run(missing, profile, data):
+        for spec, twin_id in twins.items():
+            store.append(
+                {"run_id": run_ids[spec], **_reported_from(spec, twin_id, stored.loc[twin_id].to_dict())}
+            )
+            if on_run is not None:
+                on_run(spec, False)
+        for spec, row in pool.run(
+            [spec for spec in specs if spec not in done and spec not in twins], profile, data
+        ):
             store.append({"run_id": run_ids[spec], **row})
             if on_run is not None:
                 on_run(spec, False)
