@@ -9,7 +9,8 @@ build it splits the work into the stages of the method:
 - data: loading the data set and making the splits (``data_seconds`` of the result rows);
 - backbone fine-tune and teachers: the cache sidecars record when each trained network and each set of
   teacher losses started and how long it took; a stage is the union of its intervals, so nested work (a
-  teacher trained while its losses are computed) is counted once;
+  teacher trained while its losses are computed) is counted once. The two train side by side
+  (``prepare.prepare_networks``), so "networks" gives the wall time of both together;
 - features: the same, for the cached branch-layer features;
 - branch grid: from the first run's start to the last run's end in the results file (runs overlap when they
   train in parallel workers);
@@ -128,7 +129,8 @@ def stages(cache: Path, profile: str) -> dict[str, float]:
     return {
         "data": float(results["data_seconds"].max()),
         "backbone fine-tune": union_seconds(intervals["backbone"]),
-        "teachers": union_seconds(intervals["teachers"], intervals["backbone"]),
+        "teachers": union_seconds(intervals["teachers"]),
+        "networks (both, wall)": union_seconds(intervals["backbone"] + intervals["teachers"]),
         "features": union_seconds(intervals["features"], intervals["backbone"] + intervals["teachers"]),
         f"branch grid ({len(results)} runs)": grid,
     }

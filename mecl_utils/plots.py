@@ -57,7 +57,7 @@ PROSE_NAMES = {
     "Random": "random curriculum",
 }
 STAGES = ("vanilla_search", "curriculum_search", "repetition")
-PREPARATION = ("data_seconds", "backbone_seconds", "teachers_seconds", "features_seconds")
+PREPARATION = ("data_seconds", "networks_seconds", "features_seconds")
 
 
 def profile_note(profile: str | Profile, reason: str = "", data_source: str | None = None) -> str:

@@ -12,24 +12,35 @@ with the branch runs in parallel worker processes (``workers.RunPool``), under o
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import os
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import array_fingerprint, cached_arrays, dataset_fingerprint
+from .cache import array_fingerprint, cache_key, cache_path, cached_arrays, dataset_fingerprint
 from .curriculum import METHODS
 from .data import Dataset, Splits, load_dataset, make_splits
 from .experiments import Case, CaseData, RunSpec, cases, planned_runs, run_case
 from .features import branch_layer, cached_features
 from .profiles import Profile
 from .results import ResultsStore
-from .teachers import classifier_key, evaluate, teacher_losses, trained_backbone
-from .workers import RunPool
+from .teachers import (
+    classifier_key,
+    classifier_parts,
+    evaluate,
+    losses_parts,
+    teacher_losses,
+    teacher_recipe,
+    trained_backbone,
+    trained_teacher,
+)
+from .workers import RunPool, default_workers, worker_processes
 
-__all__ = ["load_splits", "prepare_case", "run_grid"]
+__all__ = ["load_splits", "prepare_case", "prepare_networks", "run_grid"]
 
 
 @functools.lru_cache(maxsize=2)
@@ -47,17 +58,118 @@ def load_splits(profile: Profile, dataset_name: str, data_dir: str | None = None
     return dataset, splits
 
 
+def prepare_networks(
+    profile: Profile,
+    backbone_network: str,
+    dataset: Dataset,
+    splits: Splits,
+    *,
+    seed: int,
+    workers: int | None = None,
+    verbose: bool = False,
+) -> list[str]:
+    """Train the backbone and every independent teacher, and score the training split with every teacher.
+
+    Everything lands in the cache, where ``trained_backbone``, ``trained_teacher`` and ``teacher_losses``
+    then find it. The networks do not depend on each other, so the missing ones train side by side, one
+    worker process each with TensorFlow on one thread (``workers.worker_processes``): fine-tuning a network
+    in one process kept about 1.3 of 2 cores busy here (``benchmarks/README.md``). ``workers``: at most that
+    many processes (None: ``workers.default_workers()``); 0 trains in this process, one network after the
+    other. As with branch runs, a network's weights never depend on what trained beside it, but those
+    trained in this process can differ from the workers' in the last digits.
+
+    ``verbose`` shows Keras' progress bars when training in this process.
+
+    Returns the roles trained now ("backbone" or a teacher's name); the cached ones are skipped.
+    """
+    workers = default_workers() if workers is None else workers
+    missing = [
+        role
+        for role in ("backbone", *(t for t in profile.teachers if t != "self"))
+        if not all(
+            _is_cached(*entry) for entry in _outputs(profile, role, backbone_network, dataset, splits, seed)
+        )
+    ]
+    if workers == 0 or not missing:
+        for role in missing:
+            _prepare_network(profile, role, backbone_network, dataset, splits, seed, verbose)
+        return missing
+    progress = tqdm(total=len(missing), unit="network", desc=f"training {', '.join(missing)} side by side")
+    with progress, worker_processes(min(workers, len(missing))) as executor:
+        futures = [
+            executor.submit(_prepare_network, profile, role, backbone_network, dataset, splits, seed)
+            for role in missing
+        ]
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                future.result()
+            except BrokenProcessPool as err:
+                raise RuntimeError(
+                    "a network-training worker process died; the networks already finished are cached. "
+                    "Likely cause: memory. Re-run with fewer processes (MECL_WORKERS=1) or none "
+                    "(MECL_WORKERS=0: train in this process)."
+                ) from err
+            progress.update()
+    return missing
+
+
+def _outputs(
+    profile: Profile, role: str, backbone_network: str, dataset: Dataset, splits: Splits, seed: int
+) -> list[tuple[str, dict, str]]:
+    """(cache kind, key parts, suffix) of what ``_prepare_network`` computes for ``role``."""
+    if role == "backbone":
+        network, net_seed, epochs = backbone_network, seed, profile.backbone_epochs
+        scored = ["self"] if "self" in profile.teachers else []
+    else:
+        network, net_seed, epochs = teacher_recipe(profile, role, backbone_network, seed)
+        scored = [role]
+    classifier = classifier_parts(profile, network, dataset, splits, seed=net_seed, epochs=epochs)
+    losses = [
+        ("teacher_losses", losses_parts(profile, t, backbone_network, dataset, splits, seed), ".npz")
+        for t in scored
+    ]
+    return [("classifier", classifier, ".keras"), *losses]
+
+
+def _is_cached(kind: str, parts: dict, suffix: str) -> bool:
+    return cache_path(kind, cache_key(parts), suffix).is_file()
+
+
+def _prepare_network(
+    profile: Profile,
+    role: str,
+    backbone_network: str,
+    dataset: Dataset,
+    splits: Splits,
+    seed: int,
+    verbose: bool = False,
+) -> None:
+    """Train ``role``'s network (the backbone, or a teacher by name) and compute the losses it scores."""
+    if role == "backbone":
+        trained_backbone(profile, backbone_network, dataset, splits, seed=seed, verbose=verbose)
+        if "self" in profile.teachers:
+            teacher_losses(profile, "self", backbone_network, dataset, splits, seed=seed)
+    else:
+        trained_teacher(profile, role, backbone_network, dataset, splits, seed=seed, verbose=verbose)
+        teacher_losses(profile, role, backbone_network, dataset, splits, seed=seed)
+
+
 def prepare_case(
     profile: Profile, case: Case, *, data_dir: str | os.PathLike | None = None, verbose: bool = False
 ) -> CaseData:
-    """Features, labels and teacher losses for ``case``, with timings of each stage in ``provenance``."""
+    """Features, labels and teacher losses for ``case``, with timings of each stage in ``info``.
+
+    The stages: data (load and split), networks (``prepare_networks``: backbone and teachers trained side by
+    side, the training split scored; then the backbone's test accuracy), features of the branch layer.
+    """
     timings = {}
     start = time.perf_counter()
     dataset, splits = load_splits(profile, case.dataset, None if data_dir is None else str(data_dir))
     timings["data_seconds"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    backbone = trained_backbone(profile, case.backbone, dataset, splits, seed=profile.seed, verbose=verbose)
+    prepare_networks(profile, case.backbone, dataset, splits, seed=profile.seed, verbose=verbose)
+    backbone = trained_backbone(profile, case.backbone, dataset, splits, seed=profile.seed)
     key = classifier_key(
         profile, case.backbone, dataset, splits, seed=profile.seed, epochs=profile.backbone_epochs
     )
@@ -68,14 +180,11 @@ def prepare_case(
         {"classifier": key, "test_index": array_fingerprint(splits.test.index)},
         lambda: {"accuracy": np.array(evaluate(backbone, splits.test))},
     )["accuracy"]
-    timings["backbone_seconds"] = time.perf_counter() - start
-
-    start = time.perf_counter()
     losses = {
         teacher: teacher_losses(profile, teacher, case.backbone, dataset, splits, seed=profile.seed)
         for teacher in profile.teachers
     }
-    timings["teachers_seconds"] = time.perf_counter() - start
+    timings["networks_seconds"] = time.perf_counter() - start
 
     start = time.perf_counter()
     layer = branch_layer(case.backbone, case.dataset, case.branch)

@@ -40,7 +40,9 @@ __all__ = [
     "classifier_key",
     "classifier_parts",
     "evaluate",
+    "losses_parts",
     "teacher_losses",
+    "teacher_recipe",
     "train_classifier",
     "trained_backbone",
     "trained_teacher",
@@ -170,7 +172,7 @@ def trained_backbone(
     return train_classifier(profile, network, dataset, splits, seed=seed, verbose=verbose)
 
 
-def _teacher_recipe(profile: Profile, teacher: str, backbone_network: str, seed: int) -> tuple[str, int, int]:
+def teacher_recipe(profile: Profile, teacher: str, backbone_network: str, seed: int) -> tuple[str, int, int]:
     """(network, seed, epochs) that train ``teacher``; "self" is the backbone's own recipe."""
     if teacher == "self":
         return backbone_network, seed, profile.backbone_epochs
@@ -189,7 +191,7 @@ def trained_teacher(
     verbose: bool = False,
 ) -> keras.Model:
     """The teacher network: the backbone itself for "self", else ``teacher`` trained independently."""
-    network, teacher_seed, epochs = _teacher_recipe(profile, teacher, backbone_network, seed)
+    network, teacher_seed, epochs = teacher_recipe(profile, teacher, backbone_network, seed)
     return train_classifier(
         profile, network, dataset, splits, seed=teacher_seed, epochs=epochs, verbose=verbose
     )
@@ -206,15 +208,7 @@ def teacher_losses(
     verbose: bool = False,
 ) -> np.ndarray:
     """Per-sample cross-entropy of the teacher on ``splits.train``, in its row order (difficulty scores)."""
-    network, teacher_seed, epochs = _teacher_recipe(profile, teacher, backbone_network, seed)
-    parts = {
-        "version": LOSSES_VERSION,
-        "teacher_network": network,
-        "teacher_classifier": classifier_key(
-            profile, network, dataset, splits, seed=teacher_seed, epochs=epochs
-        ),
-        "train_index": array_fingerprint(splits.train.index),
-    }
+    parts = losses_parts(profile, teacher, backbone_network, dataset, splits, seed)
 
     def compute() -> dict[str, np.ndarray]:
         model = trained_teacher(
@@ -224,6 +218,21 @@ def teacher_losses(
         return {"losses": cross_entropy(probabilities, splits.train.y)}
 
     return cached_arrays("teacher_losses", parts, compute)["losses"]
+
+
+def losses_parts(
+    profile: Profile, teacher: str, backbone_network: str, dataset: Dataset, splits: Splits, seed: int
+) -> dict:
+    """The cache-key parts of ``teacher_losses`` for these arguments."""
+    network, teacher_seed, epochs = teacher_recipe(profile, teacher, backbone_network, seed)
+    return {
+        "version": LOSSES_VERSION,
+        "teacher_network": network,
+        "teacher_classifier": classifier_key(
+            profile, network, dataset, splits, seed=teacher_seed, epochs=epochs
+        ),
+        "train_index": array_fingerprint(splits.train.index),
+    }
 
 
 def evaluate(model: keras.Model, split: Split, *, batch_size: int = PREDICT_BATCH_SIZE) -> float:

@@ -15,6 +15,9 @@ differ from the workers in the last digits.
 
 The case's arrays reach the workers through a file in a private temporary folder, written once per case;
 each worker reads it once per case.
+
+``worker_processes`` is the same kind of pool for other independent work: ``teachers.prepare_networks``
+trains the backbone and the teachers side by side in it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-__all__ = ["RunPool", "default_workers"]
+__all__ = ["RunPool", "default_workers", "worker_processes"]
 
 # Set in each worker before TensorFlow loads (a value set by the user is kept): no TensorFlow start-up notices
 # from every worker. oneDNN's kernels reach the workers through mecl_utils/__init__.py, which set them here.
@@ -83,10 +86,8 @@ class RunPool:
 
     def close(self) -> None:
         """Stop the workers (runs not started are cancelled) and delete the shared files."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-        self._settings.close()
+        self._settings.close()  # shuts the worker processes down
+        self._executor = None
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
@@ -122,13 +123,7 @@ class RunPool:
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._executor is None:
-            # Spawned processes copy this process's environment when they start (on demand, while the
-            # pool lives): the worker settings stay in place until the pool closes.
-            self._settings.enter_context(_environment(WORKER_ENVIRONMENT))
-            context = multiprocessing.get_context("spawn")  # TensorFlow does not survive a fork
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_start_worker
-            )
+            self._executor = self._settings.enter_context(worker_processes(self.workers))
         return self._executor
 
     def _share(self, data) -> Path:
@@ -146,6 +141,25 @@ class RunPool:
 
     def __repr__(self) -> str:
         return f"RunPool(workers={self.workers})"
+
+
+@contextlib.contextmanager
+def worker_processes(workers: int) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """A pool of ``workers`` spawned processes, TensorFlow on one thread in each; shut down on exit.
+
+    Spawned processes copy this process's environment when they start (on demand, while the pool lives), so
+    the worker settings stay in place until the pool closes. Work not started when the block ends is
+    cancelled.
+    """
+    with _environment(WORKER_ENVIRONMENT):
+        context = multiprocessing.get_context("spawn")  # TensorFlow does not survive a fork
+        executor = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_worker
+        )
+        try:
+            yield executor
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager

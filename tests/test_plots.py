@@ -41,7 +41,7 @@ def _repetition_rows(n_reps=3, cases=((1,), (2,))):
                         "pacing": "" if method == "vanilla" else "FEP(100)",
                         "val_accuracy": json.dumps([0.5, 0.7, 0.8]),
                         "seconds": 2.0,
-                        "backbone_seconds": 3.0 if branch == 1 else 0.1,
+                        "networks_seconds": 3.0 if branch == 1 else 0.1,
                     }
                 )
     return pd.DataFrame(rows)
@@ -145,6 +145,6 @@ def test_timing_summary_sums_stages_and_takes_the_cold_preparation():
     summary = plots.timing_summary(rows)
     assert summary.loc["repetition", "count"] == 16
     assert summary.loc["repetition", "seconds"] == pytest.approx(32.0)
-    assert summary.loc["backbone", "seconds"] == pytest.approx(3.1)  # max per case, summed
+    assert summary.loc["networks", "seconds"] == pytest.approx(3.1)  # max per case, summed
     assert summary.loc["vanilla_search", "count"] == 0
     assert summary.loc["total", "seconds"] == pytest.approx(35.1)

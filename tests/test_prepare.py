@@ -1,0 +1,52 @@
+"""Tests for mecl_utils.prepare.prepare_networks: backbone and teachers trained side by side, cached."""
+
+import keras
+import pytest
+
+from mecl_utils import teachers
+from mecl_utils.cache import cache_key, cache_path
+from mecl_utils.prepare import prepare_networks
+from mecl_utils.profiles import get_profile
+
+PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
+
+
+@pytest.fixture
+def cache_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))  # spawned workers inherit it
+    return tmp_path
+
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    calls = []
+    fit = keras.Model.fit
+
+    def counting_fit(self, *args, **kwargs):
+        calls.append(self.name)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", counting_fit)
+    return calls
+
+
+def test_workers_train_every_missing_network_into_the_cache(cache_root, smoke_digits, count_fits):
+    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=2) == ["backbone", "tiny_cnn"]
+    assert count_fits == []  # nothing trained in this process
+    for teacher in PROFILE.teachers:  # what this process reads was computed by the workers
+        teachers.teacher_losses(PROFILE, teacher, "tiny_cnn", *smoke_digits, seed=0)
+    teachers.trained_backbone(PROFILE, "tiny_cnn", *smoke_digits, seed=0)
+    assert count_fits == []
+
+
+def test_cached_networks_are_skipped(cache_root, smoke_digits):
+    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == ["backbone", "tiny_cnn"]
+    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == []
+
+
+def test_only_the_network_missing_from_the_cache_trains_again(cache_root, smoke_digits):
+    prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0)
+    network, seed, epochs = teachers.teacher_recipe(PROFILE, "tiny_cnn", "tiny_cnn", 0)
+    parts = teachers.classifier_parts(PROFILE, network, *smoke_digits, seed=seed, epochs=epochs)
+    cache_path("classifier", cache_key(parts), ".keras").unlink()
+    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == ["tiny_cnn"]
