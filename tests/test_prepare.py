@@ -3,9 +3,10 @@
 import keras
 import pytest
 
-from mecl_utils import teachers
+from mecl_utils import features, teachers
 from mecl_utils.cache import cache_key, cache_path
-from mecl_utils.prepare import prepare_networks
+from mecl_utils.experiments import Case
+from mecl_utils.prepare import prepare_case, prepare_networks
 from mecl_utils.profiles import get_profile
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
@@ -50,3 +51,14 @@ def test_only_the_network_missing_from_the_cache_trains_again(cache_root, smoke_
     parts = teachers.classifier_parts(PROFILE, network, *smoke_digits, seed=seed, epochs=epochs)
     cache_path("classifier", cache_key(parts), ".keras").unlink()
     assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == ["tiny_cnn"]
+
+
+def test_preparing_one_branch_caches_the_features_of_every_branch(cache_root, monkeypatch):
+    monkeypatch.setenv("MECL_WORKERS", "0")
+    prepare_case(PROFILE, Case("tiny_cnn", "digits", 1))
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("branch 2's features should have come from the cache")
+
+    monkeypatch.setattr(features, "extract_features", no_extraction)
+    assert prepare_case(PROFILE, Case("tiny_cnn", "digits", 2)).layer == "block2_out"
