@@ -76,7 +76,8 @@ def prepare_networks(
     in one process kept about 1.3 of 2 cores busy here (``benchmarks/README.md``). ``workers``: at most that
     many processes (None: ``workers.default_workers()``); 0 trains in this process, one network after the
     other. As with branch runs, a network's weights never depend on what trained beside it, but those
-    trained in this process can differ from the workers' in the last digits.
+    trained in this process can differ from the workers' in the last digits; so the chapters and the
+    command line train their networks through here, whichever of them runs first.
 
     ``verbose`` shows Keras' progress bars when training in this process.
 
