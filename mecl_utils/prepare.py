@@ -1,10 +1,11 @@
 """From a profile and a case to what its runs read (Sec. III): data, backbone, features, teacher scores.
 
 For one case (backbone, dataset, branch number) of a profile this loads the data set and its four splits,
-trains (or loads from the cache) the backbone, extracts the branch layer's activations for every split, and
-scores the training split with every teacher of the profile. Everything heavy is cached by the modules it
-comes from (``teachers``, ``features``), so a second call is fast; within one process the loaded data set is
-reused for both branches of a backbone.
+trains (or loads from the cache) the backbone and the teachers, side by side in worker processes
+(``prepare_networks``), scores the training split with every teacher of the profile, and extracts the branch
+layer's activations for every split. Everything heavy is cached by the modules it comes from (``teachers``,
+``features``), so a second call is fast; within one process the loaded data set is reused for both branches
+of a backbone.
 
 ``run_grid`` is the whole profile: every case prepared, then its protocol (``experiments.run_case``) run
 with the branch runs in parallel worker processes (``workers.RunPool``), under one progress bar.
@@ -95,7 +96,8 @@ def prepare_networks(
         for role in missing:
             _prepare_network(profile, role, backbone_network, dataset, splits, seed, verbose)
         return missing
-    progress = tqdm(total=len(missing), unit="network", desc=f"training {', '.join(missing)} side by side")
+    together = " side by side" if len(missing) > 1 and workers > 1 else ""
+    progress = tqdm(total=len(missing), unit="network", desc=f"training {', '.join(missing)}{together}")
     with progress, worker_processes(min(workers, len(missing))) as executor:
         futures = [
             executor.submit(_prepare_network, profile, role, backbone_network, dataset, splits, seed)

@@ -16,7 +16,7 @@ differ from the workers in the last digits.
 The case's arrays reach the workers through a file in a private temporary folder, written once per case;
 each worker reads it once per case.
 
-``worker_processes`` is the same kind of pool for other independent work: ``teachers.prepare_networks``
+``worker_processes`` is the same kind of pool for other independent work: ``prepare.prepare_networks``
 trains the backbone and the teachers side by side in it.
 """
 
