@@ -109,8 +109,9 @@ def prepare_networks(
             except BrokenProcessPool as err:
                 raise RuntimeError(
                     "a network-training worker process died; the networks already finished are cached. "
-                    "Likely cause: memory. Re-run with fewer processes (MECL_WORKERS=1) or none "
-                    "(MECL_WORKERS=0: train in this process)."
+                    "Causes: a script that calls this (or prepare_case, run_grid) without an `if __name__ "
+                    "== '__main__':` guard (spawned workers import the main module: put the script's code "
+                    "under one), or memory (re-run with MECL_WORKERS=1, or 0 to train in this process)."
                 ) from err
             progress.update()
     return missing
@@ -158,12 +159,18 @@ def _prepare_network(
 
 
 def prepare_case(
-    profile: Profile, case: Case, *, data_dir: str | os.PathLike | None = None, verbose: bool = False
+    profile: Profile,
+    case: Case,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    verbose: bool = False,
 ) -> CaseData:
     """Features, labels and teacher losses for ``case``, with timings of each stage in ``info``.
 
     The stages: data (load and split), networks (``prepare_networks``: backbone and teachers trained side by
     side, the training split scored; then the backbone's test accuracy), features of the branch layer.
+    ``workers`` goes to ``prepare_networks``.
     """
     timings = {}
     start = time.perf_counter()
@@ -171,7 +178,9 @@ def prepare_case(
     timings["data_seconds"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    prepare_networks(profile, case.backbone, dataset, splits, seed=profile.seed, verbose=verbose)
+    prepare_networks(
+        profile, case.backbone, dataset, splits, seed=profile.seed, workers=workers, verbose=verbose
+    )
     backbone = trained_backbone(profile, case.backbone, dataset, splits, seed=profile.seed)
     key = classifier_key(
         profile, case.backbone, dataset, splits, seed=profile.seed, epochs=profile.backbone_epochs
@@ -244,7 +253,7 @@ def run_grid(
     with pool, tqdm(total=total, unit="run", desc=f"{profile.name} ({pool.workers} workers)") as bar:
         for case in selected:
             bar.set_postfix_str(f"{case.label}: preparing")
-            data = prepare_case(profile, case, data_dir=data_dir, verbose=verbose)
+            data = prepare_case(profile, case, data_dir=data_dir, workers=pool.workers, verbose=verbose)
             sources.add(data.info["data_source"])
 
             def advance(spec: RunSpec, skipped: bool, data: CaseData = data) -> None:

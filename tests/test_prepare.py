@@ -1,5 +1,9 @@
 """Tests for mecl_utils.prepare.prepare_networks: backbone and teachers trained side by side, cached."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import pytest
 
@@ -62,3 +66,17 @@ def test_preparing_one_branch_caches_the_features_of_every_branch(cache_root, mo
 
     monkeypatch.setattr(features, "extract_features", no_extraction)
     assert prepare_case(PROFILE, Case("tiny_cnn", "digits", 2)).layer == "block2_out"
+
+
+def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from mecl_utils.prepare import load_splits, prepare_networks\n"
+        "from mecl_utils.profiles import get_profile\n"
+        "profile = get_profile('smoke').replace(backbone_epochs=1, teacher_epochs=1)\n"
+        "prepare_networks(profile, 'tiny_cnn', *load_splits(profile, 'digits'), seed=0, workers=2)\n"
+    )
+    env = {**os.environ, "MECL_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "if __name__ == '__main__':" in done.stderr
