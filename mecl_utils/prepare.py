@@ -121,18 +121,19 @@ def _outputs(
     profile: Profile, role: str, backbone_network: str, dataset: Dataset, splits: Splits, seed: int
 ) -> list[tuple[str, dict, str]]:
     """(cache kind, key parts, suffix) of what ``_prepare_network`` computes for ``role``."""
-    if role == "backbone":
-        network, net_seed, epochs = backbone_network, seed, profile.backbone_epochs
-        scored = ["self"] if "self" in profile.teachers else []
-    else:
-        network, net_seed, epochs = teacher_recipe(profile, role, backbone_network, seed)
-        scored = [role]
+    teacher = _as_teacher(role)
+    network, net_seed, epochs = teacher_recipe(profile, teacher, backbone_network, seed)
     classifier = classifier_parts(profile, network, dataset, splits, seed=net_seed, epochs=epochs)
-    losses = [
-        ("teacher_losses", losses_parts(profile, t, backbone_network, dataset, splits, seed), ".npz")
-        for t in scored
-    ]
-    return [("classifier", classifier, ".keras"), *losses]
+    outputs = [("classifier", classifier, ".keras")]
+    if teacher in profile.teachers:
+        parts = losses_parts(profile, teacher, backbone_network, dataset, splits, seed)
+        outputs.append(("teacher_losses", parts, ".npz"))
+    return outputs
+
+
+def _as_teacher(role: str) -> str:
+    """The teacher name whose recipe trains ``role``'s network: the backbone's is the self-taught one."""
+    return "self" if role == "backbone" else role
 
 
 def _is_cached(kind: str, parts: dict, suffix: str) -> bool:
@@ -149,13 +150,10 @@ def _prepare_network(
     verbose: bool = False,
 ) -> None:
     """Train ``role``'s network (the backbone, or a teacher by name) and compute the losses it scores."""
-    if role == "backbone":
-        trained_backbone(profile, backbone_network, dataset, splits, seed=seed, verbose=verbose)
-        if "self" in profile.teachers:
-            teacher_losses(profile, "self", backbone_network, dataset, splits, seed=seed)
-    else:
-        trained_teacher(profile, role, backbone_network, dataset, splits, seed=seed, verbose=verbose)
-        teacher_losses(profile, role, backbone_network, dataset, splits, seed=seed)
+    teacher = _as_teacher(role)
+    trained_teacher(profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose)
+    if teacher in profile.teachers:
+        teacher_losses(profile, teacher, backbone_network, dataset, splits, seed=seed)
 
 
 def prepare_case(

@@ -1,4 +1,4 @@
-"""Shared fixtures: one smoke-profile cache per session, and the book built once from it.
+"""Shared fixtures: one smoke-profile cache per session, the book built once from it, a fit counter.
 
 The smoke protocol (networks, features, 32 branch runs) is the slowest thing the suite does; the CLI test
 and the book build share one cache directory, so whichever runs first trains and the other reuses it.
@@ -6,7 +6,22 @@ and the book build share one cache directory, so whichever runs first trains and
 
 from pathlib import Path
 
+import keras
 import pytest
+
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    """Counts calls of keras.Model.fit (training happened) without changing what they do."""
+    calls = []
+    fit = keras.Model.fit
+
+    def counting_fit(self, *args, **kwargs):
+        calls.append(self.name)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", counting_fit)
+    return calls
 
 
 @pytest.fixture(scope="session")

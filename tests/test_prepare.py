@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import keras
 import pytest
 
 from mecl_utils import features, teachers
@@ -20,19 +19,6 @@ PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
 def cache_root(tmp_path, monkeypatch):
     monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))  # spawned workers inherit it
     return tmp_path
-
-
-@pytest.fixture
-def count_fits(monkeypatch):
-    calls = []
-    fit = keras.Model.fit
-
-    def counting_fit(self, *args, **kwargs):
-        calls.append(self.name)
-        return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", counting_fit)
-    return calls
 
 
 def test_workers_train_every_missing_network_into_the_cache(cache_root, smoke_digits, count_fits):

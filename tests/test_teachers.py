@@ -31,20 +31,6 @@ def backbone(cache_root, data):
     return teachers.trained_backbone(PROFILE, "tiny_cnn", *data, seed=0)
 
 
-@pytest.fixture
-def count_fits(monkeypatch):
-    """Counts calls of keras.Model.fit (training happened) without changing what they do."""
-    calls = []
-    fit = keras.Model.fit
-
-    def counting_fit(self, *args, **kwargs):
-        calls.append(self.name)
-        return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", counting_fit)
-    return calls
-
-
 def predictions(model, split):
     return model.predict(split.x, batch_size=256, verbose=0)
 
