@@ -7,6 +7,8 @@ except under CI (``CI=true``), where they fail: CI must not pass without looking
 import functools
 import http.server
 import os
+import socket
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -14,6 +16,7 @@ from urllib.parse import urldefrag, urlsplit
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -51,6 +54,15 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class BookServer(http.server.ThreadingHTTPServer):
+    # Chromium opens several connections per page and drops the ones it no longer needs when it navigates on.
+    request_queue_size = 64
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 def start_browser(chromium: Path = CHROMIUM, chromedriver: Path = CHROMEDRIVER) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = str(chromium)
@@ -62,9 +74,7 @@ def start_browser(chromium: Path = CHROMIUM, chromedriver: Path = CHROMEDRIVER) 
 @pytest.fixture(scope="module")
 def site(built_book):
     """The base URL of the built HTML, served on a free port of 127.0.0.1."""
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(built_book))
-    )
+    server = BookServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(built_book)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -80,10 +90,23 @@ def browser():
     driver.quit()
 
 
+def open_page(browser: webdriver.Chrome, url: str, tries: int = 3) -> webdriver.Chrome:
+    """Load ``url``; a load that fails or ends elsewhere (a dropped connection) is tried again."""
+    for _ in range(tries):
+        try:
+            browser.get(url)
+        except WebDriverException as err:
+            shown = err.msg.splitlines()[0]
+            continue
+        shown = browser.execute_script("return [document.URL, document.readyState]")
+        if shown == [url, "complete"]:
+            return browser
+    pytest.fail(f"{url} did not load in {tries} tries; last: {shown}")
+
+
 @pytest.fixture(params=PAGES)
 def page(request, browser, site):
-    browser.get(f"{site}/{request.param}.html")
-    return browser
+    return open_page(browser, f"{site}/{request.param}.html")
 
 
 def test_index_leads_to_the_first_page(browser, site):
@@ -121,4 +144,13 @@ def test_every_internal_link_resolves(page, site):
             status = err
         if status != 200:
             broken.append((url, status))
-    assert internal and broken == []
+    assert internal, f"{page.current_url} has no link into the book (title {page.title!r})"
+    assert broken == []
+
+
+def test_a_page_that_never_loads_fails_after_the_retries(browser):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}/index.html"
+    with pytest.raises(pytest.fail.Exception, match="did not load in 2 tries"):
+        open_page(browser, url, tries=2)
