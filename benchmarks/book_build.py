@@ -17,7 +17,7 @@ build it splits the work into the stages of the method:
 - rendering: Jupyter Book turning the executed chapters into HTML.
 
     .venv/bin/python benchmarks/book_build.py --profile smoke
-    .venv/bin/python benchmarks/book_build.py --profile book --data-dir DIR     # ~14½ minutes cold here, then ~2 warm
+    .venv/bin/python benchmarks/book_build.py --profile book --data-dir DIR     # ~14½ min cold here, ~2 warm
 """
 
 from __future__ import annotations
