@@ -96,7 +96,7 @@ def open_page(browser: webdriver.Chrome, url: str, tries: int = 3) -> webdriver.
         try:
             browser.get(url)
         except WebDriverException as err:
-            shown = err.msg.splitlines()[0]
+            shown = (err.msg or repr(err)).splitlines()[0]
             continue
         shown = browser.execute_script("return [document.URL, document.readyState]")
         if shown == [url, "complete"]:
