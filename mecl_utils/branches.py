@@ -36,6 +36,27 @@ shortcuts (``conv*_block1_0_conv``): they are not on the main path the paper's "
 would move layer 38 to ``conv4_block1_out``; layer 13 is ``conv3_block1_out`` either way. For MobileNet the
 rule gives the depthwise halves ``conv_dw_4``/``conv_dw_7``; reading "block" as the depthwise-separable pair
 would give ``conv_pw_4_relu``/``conv_pw_7_relu`` instead (pass that name to use it).
+
+The other reading. "After layer k" could also mean the branch reads what layer k itself reads: the output of
+the layer that feeds the k-th weight layer (``input_of_weight_layer``, same count, projection shortcuts
+again left out; ``INPUT_PLACEMENTS`` holds it for Table II). It is not a block output everywhere:
+
+============  ==========  ===============================  ===========================
+Backbone      Table II    k-th weight layer (Keras name)   input of it (Keras layer)
+============  ==========  ===============================  ===========================
+DenseNet201   15 of 201   ``conv3_block1_1_conv``          ``conv3_block1_0_relu``
+DenseNet201   40 of 201   ``conv4_block1_1_conv``          ``conv4_block1_0_relu``
+DenseNet201   137 of 201  ``conv5_block1_1_conv``          ``conv5_block1_0_relu``
+MobileNetV1   8 of 28     ``conv_dw_4``                    ``conv_pad_4``
+MobileNetV1   14 of 28    ``conv_dw_7``                    ``conv_pw_6_relu``
+ResNet152     13 of 152   ``conv3_block1_3_conv``          ``conv3_block1_2_relu``
+ResNet152     38 of 152   ``conv4_block2_1_conv``          ``conv4_block1_out``
+============  ==========  ===============================  ===========================
+
+In DenseNet it is the BN-ReLU opening the dense layer (applied to the transition's pooled output), in
+MobileNet the zero padding before a strided depthwise convolution (``conv_pad_4``, the padded
+``conv_pw_3_relu``) or the ReLU closing the previous unit, in ResNet a ReLU inside the bottleneck for layer
+13 and the output of the previous block for layer 38. We use the first reading (``PLACEMENTS``).
 """
 
 from __future__ import annotations
@@ -49,11 +70,13 @@ from keras import layers
 from .models import get_layer
 
 __all__ = [
+    "INPUT_PLACEMENTS",
     "PLACEMENTS",
     "TABLE_II",
     "build_branch",
     "build_multi_exit",
     "feature_extractor",
+    "input_of_weight_layer",
     "resolve_placement",
 ]
 
@@ -81,6 +104,20 @@ PLACEMENTS: dict[tuple[str, str, int], str] = {
     key: _BRANCH_LAYER[key[0], layer_number] for key, layer_number in TABLE_II.items()
 }
 
+_INPUT_LAYER = {
+    ("densenet201", 15): "conv3_block1_0_relu", ("densenet201", 40): "conv4_block1_0_relu",
+    ("densenet201", 137): "conv5_block1_0_relu",
+    ("mobilenet", 8): "conv_pad_4", ("mobilenet", 14): "conv_pw_6_relu",
+    ("resnet152", 13): "conv3_block1_2_relu", ("resnet152", 38): "conv4_block1_out",
+}  # fmt: skip
+# The other reading of Table II, "the input of layer k" (tests check it against input_of_weight_layer).
+# InceptionV3 is left out: there Table II counts filter concatenations, not weight layers.
+INPUT_PLACEMENTS: dict[tuple[str, str, int], str] = {
+    key: _INPUT_LAYER[key[0], layer_number]
+    for key, layer_number in TABLE_II.items()
+    if key[0] != "inceptionv3"
+}
+
 _CLOSES_BLOCK: dict[str, Callable[[keras.layers.Layer], bool]] = {
     "densenet201": lambda layer: isinstance(layer, (layers.Concatenate, layers.AveragePooling2D)),
     "resnet152": lambda layer: layer.name.endswith("_out"),
@@ -88,25 +125,43 @@ _CLOSES_BLOCK: dict[str, Callable[[keras.layers.Layer], bool]] = {
 }
 
 
+def _weight_layers(model: keras.Model, network: str) -> list[keras.layers.Layer]:
+    """The layers Table II counts for ``network``, in Keras order (module docstring)."""
+    if network not in _CLOSES_BLOCK:
+        valid = [*sorted(_CLOSES_BLOCK), "inceptionv3"]
+        raise ValueError(f"Table II places branches on {valid} only, not on {network!r}.")
+    return [
+        layer
+        for layer in model.layers
+        if hasattr(layer, "kernel") and not (network == "resnet152" and layer.name.endswith("_0_conv"))
+    ]
+
+
+def _check_layer_number(candidates: list, network: str, layer_number: int) -> None:
+    if not 1 <= layer_number <= len(candidates):
+        raise ValueError(f"layer_number must be in 1..{len(candidates)} for {network!r}, got {layer_number}.")
+
+
 def resolve_placement(model: keras.Model, network: str, layer_number: int) -> str:
     """The block output where a branch placed "after layer ``layer_number``" attaches (module docstring)."""
     if network == "inceptionv3":
-        candidates = [layer.name for layer in model.layers if re.fullmatch(r"mixed\d+", layer.name)]
-    elif network in _CLOSES_BLOCK:
-        candidates = [
-            layer
-            for layer in model.layers
-            if hasattr(layer, "kernel") and not (network == "resnet152" and layer.name.endswith("_0_conv"))
-        ]
-    else:
-        valid = [*sorted(_CLOSES_BLOCK), "inceptionv3"]
-        raise ValueError(f"Table II places branches on {valid} only, not on {network!r}.")
-    if not 1 <= layer_number <= len(candidates):
-        raise ValueError(f"layer_number must be in 1..{len(candidates)} for {network!r}, got {layer_number}.")
-    if network == "inceptionv3":
-        return candidates[layer_number - 1]
+        concats = [layer.name for layer in model.layers if re.fullmatch(r"mixed\d+", layer.name)]
+        _check_layer_number(concats, network, layer_number)
+        return concats[layer_number - 1]
+    candidates = _weight_layers(model, network)
+    _check_layer_number(candidates, network, layer_number)
     start = model.layers.index(candidates[layer_number - 1])
     return next(layer.name for layer in model.layers[start:] if _CLOSES_BLOCK[network](layer))
+
+
+def input_of_weight_layer(model: keras.Model, network: str, layer_number: int) -> str:
+    """The layer whose output feeds the ``layer_number``-th weight layer: the other reading of Table II."""
+    if network == "inceptionv3":
+        raise ValueError("Table II counts filter concatenations for 'inceptionv3', not weight layers.")
+    candidates = _weight_layers(model, network)
+    _check_layer_number(candidates, network, layer_number)
+    layer_input = candidates[layer_number - 1].input
+    return next(layer.name for layer in model.layers if layer.output is layer_input)
 
 
 def feature_extractor(model: keras.Model, layer_names: Sequence[str]) -> keras.Model:

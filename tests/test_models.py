@@ -11,11 +11,13 @@ from keras import layers
 
 from mecl_utils import models
 from mecl_utils.branches import (
+    INPUT_PLACEMENTS,
     PLACEMENTS,
     TABLE_II,
     build_branch,
     build_multi_exit,
     feature_extractor,
+    input_of_weight_layer,
     resolve_placement,
 )
 from mecl_utils.models import (
@@ -99,6 +101,36 @@ def test_placement_preset_equals_the_counting_rule(key):
 def test_placement_layer_can_be_tapped_at_the_smallest_size(key):
     features = feature_extractor(small_classifier(key[0]), [PLACEMENTS[key]]).output[PLACEMENTS[key]]
     assert len(features.shape) == 4 and min(features.shape[1:]) >= 1
+
+
+@pytest.mark.parametrize("key", by_network(INPUT_PLACEMENTS, network_of=lambda key: key[0]))
+def test_input_reading_preset_equals_input_of_weight_layer(key):
+    network = key[0]
+    assert input_of_weight_layer(small_classifier(network), network, TABLE_II[key]) == INPUT_PLACEMENTS[key]
+
+
+def test_input_of_weight_layer_is_the_layer_feeding_it():
+    images = keras.Input((8, 8, 3), name="images")
+    x = layers.Conv2D(4, 3, padding="same", name="conv1_conv")(images)
+    x = layers.ReLU(name="conv1_relu")(x)
+    shortcut = layers.Conv2D(4, 1, name="x_0_conv")(x)  # a ResNet projection: not counted for resnet152
+    y = layers.Conv2D(4, 1, name="x_1_conv")(x)
+    y = layers.ReLU(name="x_1_relu")(y)
+    y = layers.Conv2D(4, 1, name="x_2_conv")(y)
+    x = layers.Add(name="x_out")([shortcut, y])
+    model = keras.Model(images, layers.Dense(2, name="head")(layers.Flatten(name="flat")(x)))
+    assert [input_of_weight_layer(model, "resnet152", k) for k in (1, 2, 3, 4)] == [
+        "images",
+        "conv1_relu",
+        "x_1_relu",
+        "flat",
+    ]
+    assert input_of_weight_layer(model, "mobilenet", 5) == "flat"  # counts x_0_conv, so head is the 5th
+
+
+def test_input_reading_has_no_weight_layer_count_for_inceptionv3():
+    with pytest.raises(ValueError, match="filter concatenations"):
+        input_of_weight_layer(small_mobilenet(), "inceptionv3", 1)
 
 
 def test_counting_rule_stops_at_the_next_block_output():
