@@ -21,7 +21,7 @@ import pandas as pd
 
 from .cache import cache_dir
 from .curriculum import METHODS
-from .experiments import Case, cases
+from .experiments import Case, cases, stale_rows
 from .profiles import PROFILES, get_profile
 from .results import ResultsStore, table_iv
 
@@ -103,6 +103,8 @@ def _run(args: argparse.Namespace) -> None:
 
 def _print_table(store: ResultsStore) -> pd.DataFrame | None:
     frame = store.frame()
+    if not frame.empty:
+        frame = frame[~stale_rows(frame)]  # older training code's rows: never mixed with today's
     if frame.empty or "stage" not in frame or not (frame["stage"] == "repetition").any():
         print(f"No repetitions finished yet in {store.path}: Table IV needs the protocol's last stage.")
         return None

@@ -9,7 +9,11 @@ the paper differ only in the order they hand to the sampler (Fig. 2):
 - ``random``: a seeded random permutation; the pacing function still applies (Hacohen & Weinshall, 2019);
 - ``vanilla``: no ordering and no pacing: ordinary shuffled epochs.
 
-Ties are broken stably by sample index, so an ordering is a pure function of the losses (and the seed).
+Difficulty scores are computed from the teacher's logits, as a log-softmax in float64
+(``cross_entropy_from_logits``): from float32 probabilities every confidently-right sample would score exactly
+0, and the easiest block would be ordered by file index. Samples whose losses are still exactly equal (for
+instance duplicate images) are put in a seeded random order, the *tie-break*: an ordering is a pure function
+of the losses and the seed. Anti-curriculum is the exact reverse of curriculum, ties included.
 
 Optional class balance follows Hacohen & Weinshall's implementation: the ordered data is regrouped so that
 each prefix holds every class in proportion. It is off by default, matching the paper's Fig. 2.
@@ -21,7 +25,14 @@ import numpy as np
 
 METHODS = ("vanilla", "curriculum", "anti", "random")
 
-__all__ = ["METHODS", "balance_classes", "cross_entropy", "order"]
+__all__ = [
+    "METHODS",
+    "balance_classes",
+    "cross_entropy",
+    "cross_entropy_from_logits",
+    "order",
+    "tie_fraction",
+]
 
 
 def cross_entropy(probabilities, labels, *, eps: float = 1e-12) -> np.ndarray:
@@ -34,27 +45,64 @@ def cross_entropy(probabilities, labels, *, eps: float = 1e-12) -> np.ndarray:
     probs = np.asarray(probabilities, dtype=np.float64)
     if probs.ndim != 2:
         raise ValueError(f"probabilities must be an N×C array, got shape {probs.shape}")
-    labels = np.asarray(labels)
-    if labels.ndim == 2:
-        if labels.shape != probs.shape:
-            raise ValueError(f"one-hot labels have shape {labels.shape}, probabilities {probs.shape}")
-        labels = labels.argmax(axis=1)
-    if labels.shape != (probs.shape[0],):
-        raise ValueError(f"expected {probs.shape[0]} labels to match the probabilities, got {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[1]):
-        raise ValueError(f"labels must lie in [0, {probs.shape[1] - 1}], got {labels.min()}..{labels.max()}")
+    labels = _class_indices(labels, probs.shape)
     if np.any(~np.isfinite(probs)) or np.any(probs < 0):
         raise ValueError("probabilities must be finite and non-negative (pass softmax outputs, not logits)")
     picked = probs[np.arange(probs.shape[0]), labels]
     return -np.log(np.clip(picked, eps, 1.0))
 
 
+def cross_entropy_from_logits(logits, labels) -> np.ndarray:
+    """Per-sample cross-entropy logsumexp(z) - z[label] of logits ``z`` (N×C), computed in float64.
+
+    The difficulty score of the paper's teachers (Sec. III), without the rounding of a float32 softmax:
+    a sample the teacher gets right with 99.99999 % confidence scores about 1e-7, not 0.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"logits must be an N×C array, got shape {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("logits contain nan or inf: the teacher's training diverged; retrain it")
+    labels = _class_indices(labels, z.shape)
+    rows = np.arange(z.shape[0])
+    top = z.argmax(axis=1)
+    shifted = np.exp(z - z[rows, top][:, None])
+    shifted[rows, top] = 0.0
+    # (z_top - z_label) + log1p(mass of the other classes): a loss of 1e-17 stays 1e-17 instead of
+    # vanishing in 1 + 1e-17 = 1 or in z_top + 1e-17 = z_top
+    return (z[rows, top] - z[rows, labels]) + np.log1p(shifted.sum(axis=1))
+
+
+def _class_indices(labels, shape: tuple[int, int]) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        if labels.shape != shape:
+            raise ValueError(f"one-hot labels have shape {labels.shape}, scores {shape}")
+        labels = labels.argmax(axis=1)
+    if labels.shape != (shape[0],):
+        raise ValueError(f"expected {shape[0]} labels to match the scores, got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= shape[1]):
+        raise ValueError(f"labels must lie in [0, {shape[1] - 1}], got {labels.min()}..{labels.max()}")
+    return labels
+
+
+def tie_fraction(losses) -> float:
+    """The fraction of samples whose loss exactly equals another sample's (ordered by the tie-break)."""
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.size == 0:
+        return 0.0
+    _, inverse, counts = np.unique(losses, return_inverse=True, return_counts=True)
+    return float(np.mean(counts[inverse] > 1))
+
+
 def order(method: str, losses=None, *, seed: int = 0, labels=None, balance: bool = False) -> np.ndarray:
     """Indices of the training samples in the order the sampler uses for ``method``.
 
     ``losses`` are per-sample teacher losses (length N); ``random`` and ``vanilla`` only use their length.
+    ``seed`` draws random curriculum's permutation and, for curriculum and anti-curriculum, the order of
+    samples with exactly equal losses. Anti-curriculum is curriculum reversed.
     With ``balance=True`` (needs ``labels``) the order is regrouped by :func:`balance_classes`.
     """
     if method not in METHODS:
@@ -67,10 +115,11 @@ def order(method: str, losses=None, *, seed: int = 0, labels=None, balance: bool
     if method in ("curriculum", "anti") and not np.all(np.isfinite(losses)):
         raise ValueError("losses contain nan or inf; recompute the teacher scores (see cross_entropy)")
     n = losses.shape[0]
-    if method == "curriculum":
-        ordered = np.argsort(losses, kind="stable")
-    elif method == "anti":
-        ordered = np.argsort(-losses, kind="stable")
+    if method in ("curriculum", "anti"):
+        tie_break = np.random.default_rng(seed).permutation(n)
+        ordered = np.lexsort((tie_break, losses))  # by loss, then by the tie-break
+        if method == "anti":
+            ordered = ordered[::-1].copy()
     elif method == "random":
         ordered = np.random.default_rng(seed).permutation(n)
     else:

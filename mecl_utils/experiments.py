@@ -7,14 +7,19 @@ For every case (backbone, dataset, branch number):
 2. *Curriculum search*: with that optimizer and learning rate, every teacher × pacing function (Table III)
    trains a curriculum branch; the best on the hyper-parameter split picks teacher and pacing. Anti- and
    random curriculum reuse these choices, as the paper does.
-3. *Repetitions*: each repetition trains the four methods from one shared initialisation and reports their
-   accuracy on the test split. Table IV (``results.table_iv``) summarises them. The searches use the seeds
-   of repetition 0, so there vanilla and curriculum report the chosen search runs' training (its test
-   accuracy, recorded for exactly this) instead of training the same branch twice.
+3. *Repetitions*: each repetition trains all four methods afresh from one shared initialisation and
+   reports their accuracy on the test split. Table IV (``results.table_iv``) summarises them.
 
-Every run is a row of the results store, identified by a ``run_id`` hashed from everything that determines
-it; finished runs are skipped, so a killed grid resumes where it stopped. The test split is never used for a
-choice.
+The searches have seeds of their own, disjoint from every repetition's (``seeds.run_seeds``): a search run
+that was lucky on the hyper-parameter split is never reported, so the method with more candidates (the
+curriculum search has teachers × pacings of them) gains nothing from the selection itself.
+
+Every run is a row of the results store, identified by a ``run_id`` hashed from exactly what determines its
+result (``run_identity``): the data and backbone, the branch layer, the teacher's scores, the pacing
+function's parameters, the sampler's options, the seeds, the training schedule and the training code's
+version; not the profile's name, grids or number of repetitions, so adding a repetition trains only the new
+runs. Finished runs are skipped, so a killed grid resumes where it stopped. The test split is never used for
+a choice.
 """
 
 from __future__ import annotations
@@ -27,17 +32,19 @@ from dataclasses import asdict, dataclass, field
 
 import keras
 import numpy as np
+import pandas as pd
 
 from . import __version__
 from .curriculum import METHODS
-from .pacing import preset
+from .pacing import parameters, preset
 from .profiles import Profile
 from .results import ResultsStore
 from .sampler import sampler_for_method
+from .seeds import RunSeeds, run_seeds
 from .training import TRAINING_VERSION, BranchRun, train_branch
 from .workers import RunPool
 
-__all__ = ["Case", "CaseData", "RunSpec", "cases", "run_case"]
+__all__ = ["Case", "CaseData", "RunSpec", "cases", "run_case", "run_identity", "stale_rows"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,10 @@ class CaseData:
     teacher_losses: dict[str, np.ndarray]  # teacher name -> per-sample loss on the train split
     num_classes: int
     layer: str
-    provenance: dict = field(default_factory=dict)  # what determines the data: part of every run_id
+    provenance: dict = field(default_factory=dict)  # data fingerprint and backbone key: copied into rows
+    # What determines the data a run reads, for run_identity: "backbone" (its cache key), "features"
+    # (version), "split_index" (split name -> index fingerprint), "teachers" (name -> losses cache key).
+    identity: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)  # data source, timings, backbone accuracy: copied into rows only
 
 
@@ -78,14 +88,64 @@ class RunSpec:
     repetition: int
     eval_split: str  # "hparam" for the searches, "test" for the repetitions
 
-    def run_id(self, profile: Profile, provenance: dict) -> str:
-        payload = {
-            "spec": asdict(self),
-            "profile": asdict(profile),
-            "provenance": provenance,
-            "training_version": TRAINING_VERSION,
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    @property
+    def seed_group(self) -> str:
+        """The searches draw their seeds apart from the reported repetitions (``seeds.run_seeds``)."""
+        return "repetition" if self.stage == "repetition" else "search"
+
+    def seeds(self, profile: Profile) -> RunSeeds:
+        return run_seeds(profile.seed, self.case.label, self.seed_group, self.repetition)
+
+    def run_id(self, profile: Profile, data: CaseData) -> str:
+        """The hash of ``run_identity``: equal for two runs exactly when they train the same."""
+        payload = json.dumps(run_identity(self, profile, data), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def run_identity(spec: RunSpec, profile: Profile, data: CaseData) -> dict:
+    """Exactly the values that determine a run's result, and nothing else.
+
+    Left out on purpose: the stage and the profile's name (a run trains the same whatever it is called),
+    the grids and the number of repetitions (other runs), and a vanilla run's teacher and pacing (it has
+    none). The teacher enters by its scores' cache key, which hashes the teacher's network, recipe, seed and
+    data; a pacing function by its parameters, so redefining a preset under its old name is a new run.
+    """
+    seeds = spec.seeds(profile)
+    vanilla = spec.method == "vanilla"
+    ordered = not vanilla or profile.vanilla_sampling == "epochs"  # the base order matters
+    return {
+        "training_version": TRAINING_VERSION,
+        "data": {
+            "backbone": data.identity["backbone"],
+            "features": data.identity["features"],
+            "layer": data.layer,
+            "split_index": {
+                name: data.identity["split_index"][name] for name in ("train", "val", spec.eval_split)
+            },
+        },
+        "eval_split": spec.eval_split,
+        "method": spec.method,
+        "teacher": data.identity["teachers"][spec.teacher] if spec.method in ("curriculum", "anti") else None,
+        "pacing": None if vanilla else parameters(preset(spec.pacing)),
+        "sampler": {
+            "batch_size": profile.branch_batch_size,
+            "class_balance": profile.class_balance if ordered else None,
+            "vanilla_sampling": profile.vanilla_sampling if vanilla else None,
+        },
+        "optimizer": spec.optimizer,
+        "learning_rate": spec.learning_rate,
+        "schedule": {
+            "epochs": profile.branch_epochs,
+            "plateau_patience": profile.plateau_patience,
+            "plateau_factor": profile.plateau_factor,
+        },
+        "seeds": {
+            "init": seeds.init,
+            "dropout": seeds.dropout,
+            "sampling": seeds.sampling,
+            "order": None if vanilla else seeds.order,
+        },
+    }
 
 
 def cases(profile: Profile) -> list[Case]:
@@ -98,27 +158,20 @@ def cases(profile: Profile) -> list[Case]:
     ]
 
 
-def _seed(profile: Profile, case: Case, repetition: int, purpose: str) -> int:
-    """A seed shared by every method of one repetition of one case (so their initial weights match)."""
-    text = f"{profile.seed}/{case.label}/{repetition}/{purpose}"
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-
-
 def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0) -> dict:
-    """Train and evaluate one run; return its result row (without storing it).
-
-    A search run is also evaluated on the test split (``test_accuracy``), never to choose anything: the
-    chosen search runs train exactly what repetition 0 of vanilla and curriculum would (same seeds, data
-    and settings), so ``run_case`` reports that training's test accuracy for those two repetition runs.
-    """
-    init_seed = _seed(profile, spec.case, spec.repetition, "init")
+    """Train and evaluate one run; return its result row (without storing it)."""
+    seeds = spec.seeds(profile)
     losses = data.teacher_losses[spec.teacher] if spec.teacher else np.zeros(len(data.labels["train"]))
     sampler = sampler_for_method(
         spec.method,
         losses,
         profile.branch_batch_size,
         preset(spec.pacing) if spec.pacing else None,
-        seed=_seed(profile, spec.case, spec.repetition, "sampling"),
+        seed=seeds.sampling,
+        order_seed=seeds.order,
+        labels=data.labels["train"],
+        balance=profile.class_balance,
+        vanilla_sampling=profile.vanilla_sampling,
     )
     run = BranchRun(
         optimizer=spec.optimizer,
@@ -126,8 +179,8 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
         epochs=profile.branch_epochs,
         plateau_patience=profile.plateau_patience,
         plateau_factor=profile.plateau_factor,
-        init_seed=init_seed,
-        train_seed=_seed(profile, spec.case, spec.repetition, "dropout"),
+        init_seed=seeds.init,
+        dropout_seed=seeds.dropout,
     )
     result = train_branch(
         run,
@@ -136,20 +189,18 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
         _split(data, "val"),
         _split(data, spec.eval_split),
         num_classes=data.num_classes,
-        also_evaluate=None if spec.eval_split == "test" else {"test": _split(data, "test")},
         verbose=verbose,
     )
     return {
         **_spec_fields(spec),
         "layer": data.layer,
         "accuracy": result.accuracy,
-        "test_accuracy": result.also_accuracy.get("test", result.accuracy),
-        "same_training_as": "",  # the run_id whose training this row reports, when it trained nothing itself
         "best_val_accuracy": max(result.val_accuracy),
         "val_accuracy": json.dumps([round(v, 5) for v in result.val_accuracy]),
         "train_loss": json.dumps([round(v, 5) for v in result.train_loss]),
         "seconds": round(result.seconds, 3),
-        "init_seed": init_seed,
+        **{f"{stream}_seed": value for stream, value in asdict(seeds).items()},
+        "training_version": TRAINING_VERSION,
         "profile": profile.name,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **data.provenance,
@@ -171,18 +222,6 @@ def _spec_fields(spec: RunSpec) -> dict:
         "pacing": spec.pacing or "",
         "repetition": spec.repetition,
         "eval_split": spec.eval_split,
-    }
-
-
-def _reported_from(spec: RunSpec, twin_id: str, twin: dict) -> dict:
-    """``spec``'s row from a stored search run that trained exactly the same (its ``test_accuracy``)."""
-    return {
-        **twin,
-        **_spec_fields(spec),
-        "accuracy": float(twin["test_accuracy"]),
-        "seconds": 0.0,  # nothing was trained for this row
-        "same_training_as": twin_id,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
 
@@ -215,28 +254,16 @@ def run_case(
 
     The runs of a stage are independent: ``pool`` (a ``workers.RunPool``) trains them in parallel processes
     and each is stored as soon as it finishes. Without a pool they train one after another in this process.
-    Repetition 0 of vanilla and of curriculum would train exactly what the chosen search runs trained, so
-    their rows report those runs' test accuracy (``same_training_as``) instead of training again.
     """
     pool = pool if pool is not None else RunPool(workers=0)
 
-    def ensure(specs: list[RunSpec], twins: dict[RunSpec, str] | None = None) -> list[str]:
-        run_ids = {spec: spec.run_id(profile, data.provenance) for spec in specs}
+    def ensure(specs: list[RunSpec]) -> list[str]:
+        run_ids = {spec: spec.run_id(profile, data) for spec in specs}
         done = [spec for spec, run_id in run_ids.items() if run_id in store]
         if on_run is not None:
             for spec in done:  # in protocol order
                 on_run(spec, True)
-        twins = {spec: twin_id for spec, twin_id in (twins or {}).items() if spec not in done}
-        stored = store.frame().set_index("run_id") if twins else None
-        for spec, twin_id in twins.items():
-            store.append(
-                {"run_id": run_ids[spec], **_reported_from(spec, twin_id, stored.loc[twin_id].to_dict())}
-            )
-            if on_run is not None:
-                on_run(spec, False)
-        for spec, row in pool.run(
-            [spec for spec in specs if spec not in done and spec not in twins], profile, data
-        ):
+        for spec, row in pool.run([spec for spec in specs if spec not in done], profile, data):
             store.append({"run_id": run_ids[spec], **row})
             if on_run is not None:
                 on_run(spec, False)
@@ -251,7 +278,6 @@ def run_case(
     )
     chosen = _best(store, vanilla, ("optimizer", "learning_rate"))
     optimizer, learning_rate = str(chosen["optimizer"]), float(chosen["learning_rate"])
-    chosen_vanilla = chosen["run_id"]
     curriculum = ensure(
         [
             RunSpec(
@@ -271,32 +297,38 @@ def run_case(
     )
     chosen = _best(store, curriculum, ("teacher", "pacing"))
     teacher, pacing = str(chosen["teacher"]), str(chosen["pacing"])
-    repetitions = [
-        RunSpec(
-            "repetition",
-            case,
-            method,
-            optimizer,
-            learning_rate,
-            teacher if method in ("curriculum", "anti") else None,
-            pacing if method != "vanilla" else None,
-            repetition,
-            "test",
-        )
-        for repetition in range(profile.repetitions)
-        for method in methods
-    ]
-    twins = {"vanilla": chosen_vanilla, "curriculum": chosen["run_id"]}
     ensure(
-        repetitions,
-        {spec: twins[spec.method] for spec in repetitions if spec.repetition == 0 and spec.method in twins},
+        [
+            RunSpec(
+                "repetition",
+                case,
+                method,
+                optimizer,
+                learning_rate,
+                teacher if method in ("curriculum", "anti") else None,
+                pacing if method != "vanilla" else None,
+                repetition,
+                "test",
+            )
+            for repetition in range(profile.repetitions)
+            for method in methods
+        ]
     )
 
 
 def planned_runs(profile: Profile, methods: tuple[str, ...] = METHODS) -> int:
-    """How many runs (result rows) the protocol has per case, for progress bars. Two of them, repetition 0
-    of vanilla and of curriculum, report a search run's training instead of training again (``run_case``)."""
+    """How many runs (result rows) the protocol has per case, for progress bars."""
     searches = len(profile.optimizers) * len(profile.learning_rates) + len(profile.teachers) * len(
         profile.pacings
     )
     return searches + profile.repetitions * len(methods)
+
+
+def stale_rows(results: pd.DataFrame) -> pd.Series:
+    """Which rows of a results frame older training code wrote (a ``training_version`` other than today's).
+
+    Their run_ids can never match a run of today's code, so they are never reused.
+    """
+    if "training_version" not in results:
+        return pd.Series(True, index=results.index)
+    return results["training_version"].fillna(-1).astype(int) != TRAINING_VERSION

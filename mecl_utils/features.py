@@ -151,8 +151,8 @@ def _classifier_getter(
 
     def get() -> keras.Model:
         if not loaded:
-            seed, epochs = profile.seed, profile.backbone_epochs
-            expected = teachers.classifier_key(profile, network, dataset, splits, seed=seed, epochs=epochs)
+            seed = profile.seed
+            expected = teachers.backbone_key(profile, network, dataset, splits, seed=seed)
             if expected != key:
                 raise ValueError(
                     f"Features for backbone {key} are not cached, and the profile's {network} backbone has "

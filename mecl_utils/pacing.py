@@ -8,7 +8,9 @@ Implements every pacing function of Bakhtiarnia, Zhang & Iosifidis (2021):
   schedules;
 - Sec. III, Eq. (6), fixed exponential pacing λ(t) = min(s·r^⌊t/δ⌋, 1), and Eq. (7), single step pacing
   (s for t < δ, 1 afterwards), both from Hacohen & Weinshall (2019);
-- Table III, the four presets the paper searches over: FEP(100), FEP(200), FEP(300), SSP(300).
+- Table III, the four presets the paper searches over: FEP(100), FEP(200), FEP(300), SSP(300);
+- ``FULL``, λ ≡ 1: every batch draws from the whole training set. Vanilla training goes through the same
+  sampler with it, so the four methods differ only in their window, not in how a batch is drawn.
 
 Root-p (Eq. 4) is printed in the paper with a square root; its source (Platanios et al., 2019) takes the
 p-th root, so that p = 2 gives the root function of Eq. (3). We implement the p-th root.
@@ -20,14 +22,17 @@ fractions [lo, hi) of the ordered data that batch t draws from (lo = 0 for every
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
+    "FULL",
     "TABLE_III",
     "BabyStep",
+    "Constant",
     "FixedExponential",
     "Geometric",
     "Linear",
@@ -42,6 +47,7 @@ __all__ = [
     "geometric",
     "linear",
     "one_pass_window",
+    "parameters",
     "preset",
     "root",
     "root_p",
@@ -283,6 +289,34 @@ class OnePass(Pacing):
 
     def window(self, t):
         return one_pass_window(t, self.n_buckets, self.delta)
+
+
+@dataclass(frozen=True)
+class Constant(Pacing):
+    """λ(t) = ``fraction`` for every batch; ``Constant(1.0)`` is vanilla training's window."""
+
+    fraction: float = 1.0
+
+    def __post_init__(self):
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {self.fraction!r}")
+
+    def __call__(self, t):
+        t = _as_batch_index(t)
+        return _out(np.full(np.shape(t), float(self.fraction)), t)
+
+
+FULL = Constant(1.0)
+
+
+def parameters(schedule: Pacing) -> dict:
+    """What defines a pacing function: its kind and parameter values (part of every run's identity).
+
+    Not its name: a preset redefined under an old name is a different schedule.
+    """
+    if not isinstance(schedule, Pacing) or not dataclasses.is_dataclass(schedule):
+        raise TypeError(f"expected a pacing function such as pacing.preset('FEP(100)'), got {schedule!r}")
+    return {"function": type(schedule).__name__, **dataclasses.asdict(schedule)}
 
 
 # Table III of the paper: the pacing grid of the hyper-parameter search.

@@ -230,10 +230,10 @@ def style_table_iv(table: pd.DataFrame):
     return text.style.apply(weight, axis=1).format(escape="html").hide(axis="index").set_table_styles(nowrap)
 
 
-def case_verdict(row: pd.Series) -> dict:
+def case_verdict(row: pd.Series, alpha: float = NOISE_LEVEL) -> dict:
     """The reading of one Table IV row: best method, its margin over vanilla (points), p-value, noise.
 
-    ``within_noise`` is True when vanilla is best, when p ≥ ``NOISE_LEVEL``, or when there are fewer than
+    ``within_noise`` is True when vanilla is best, when p ≥ ``alpha``, or when there are fewer than
     ``MIN_REPETITIONS`` repetitions (``enough_repetitions`` False): with two, identical differences already
     give p = 0.
     """
@@ -253,7 +253,7 @@ def case_verdict(row: pd.Series) -> dict:
         "margin_over_runner_up": float(row[f"{best} mean"] - row[f"{runner_up} mean"]),
         "runner_up": runner_up,
         "enough_repetitions": enough,
-        "within_noise": best == "Vanilla" or not enough or not p < NOISE_LEVEL,
+        "within_noise": best == "Vanilla" or not enough or not p < alpha,
     }
 
 

@@ -25,32 +25,35 @@ from tqdm.auto import tqdm
 from .cache import array_fingerprint, cache_key, cache_path, cached_arrays, dataset_fingerprint
 from .curriculum import METHODS
 from .data import Dataset, Splits, load_dataset, make_splits
-from .experiments import Case, CaseData, RunSpec, cases, planned_runs, run_case
-from .features import branch_layer, cached_features
+from .experiments import Case, CaseData, RunSpec, cases, planned_runs, run_case, stale_rows
+from .features import FEATURES_VERSION, branch_layer, cached_features
 from .profiles import Profile
 from .results import ResultsStore
+from .seeds import stream_seed
 from .teachers import (
-    classifier_key,
+    backbone_key,
     classifier_parts,
     evaluate,
+    is_self_taught,
     losses_parts,
     teacher_losses,
     teacher_recipe,
     trained_backbone,
     trained_teacher,
 )
+from .training import TRAINING_VERSION
 from .workers import RunPool, default_workers, worker_processes
 
-__all__ = ["load_splits", "prepare_case", "prepare_networks", "run_grid"]
+__all__ = ["load_splits", "network_roles", "prepare_case", "prepare_networks", "run_grid"]
 
 
 @functools.lru_cache(maxsize=2)
 def load_splits(profile: Profile, dataset_name: str, data_dir: str | None = None) -> tuple[Dataset, Splits]:
-    """The data set and its train/val/hparam/test splits at the profile's sizes and seed."""
+    """The data set and its train/val/hparam/test splits at the profile's sizes (the "splits" seed stream)."""
     dataset = load_dataset(dataset_name, data_dir)
     splits = make_splits(
         dataset,
-        seed=profile.seed,
+        seed=stream_seed(profile.seed, "splits", dataset_name),
         n_val=profile.n_val,
         n_hparam=profile.n_hparam,
         n_train=profile.n_train,
@@ -87,7 +90,7 @@ def prepare_networks(
     workers = default_workers() if workers is None else workers
     missing = [
         role
-        for role in ("backbone", *(t for t in profile.teachers if t != "self"))
+        for role in network_roles(profile, backbone_network)
         if not all(
             _is_cached(*entry) for entry in _outputs(profile, role, backbone_network, dataset, splits, seed)
         )
@@ -117,6 +120,15 @@ def prepare_networks(
     return missing
 
 
+def network_roles(profile: Profile, backbone_network: str) -> tuple[str, ...]:
+    """The networks a case of ``backbone_network`` trains: the backbone and each independent teacher.
+
+    A self-taught teacher ("self", or the backbone's own network by name) trains nothing of its own.
+    """
+    independent = (t for t in profile.teachers if not is_self_taught(t, backbone_network))
+    return ("backbone", *independent)
+
+
 def _outputs(
     profile: Profile, role: str, backbone_network: str, dataset: Dataset, splits: Splits, seed: int
 ) -> list[tuple[str, dict, str]]:
@@ -125,7 +137,7 @@ def _outputs(
     network, net_seed, epochs = teacher_recipe(profile, teacher, backbone_network, seed)
     classifier = classifier_parts(profile, network, dataset, splits, seed=net_seed, epochs=epochs)
     outputs = [("classifier", classifier, ".keras")]
-    if teacher in profile.teachers:
+    if _scores(profile, role, backbone_network):
         parts = losses_parts(profile, teacher, backbone_network, dataset, splits, seed)
         outputs.append(("teacher_losses", parts, ".npz"))
     return outputs
@@ -134,6 +146,13 @@ def _outputs(
 def _as_teacher(role: str) -> str:
     """The teacher name whose recipe trains ``role``'s network: the backbone's is the self-taught one."""
     return "self" if role == "backbone" else role
+
+
+def _scores(profile: Profile, role: str, backbone_network: str) -> bool:
+    """Whether ``role``'s network is one of the profile's teachers, so its losses are needed too."""
+    if role == "backbone":
+        return any(is_self_taught(teacher, backbone_network) for teacher in profile.teachers)
+    return role in profile.teachers
 
 
 def _is_cached(kind: str, parts: dict, suffix: str) -> bool:
@@ -152,7 +171,7 @@ def _prepare_network(
     """Train ``role``'s network (the backbone, or a teacher by name) and compute the losses it scores."""
     teacher = _as_teacher(role)
     trained_teacher(profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose)
-    if teacher in profile.teachers:
+    if _scores(profile, role, backbone_network):
         teacher_losses(profile, teacher, backbone_network, dataset, splits, seed=seed)
 
 
@@ -180,9 +199,7 @@ def prepare_case(
         profile, case.backbone, dataset, splits, seed=profile.seed, workers=workers, verbose=verbose
     )
     backbone = trained_backbone(profile, case.backbone, dataset, splits, seed=profile.seed)
-    key = classifier_key(
-        profile, case.backbone, dataset, splits, seed=profile.seed, epochs=profile.backbone_epochs
-    )
+    key = backbone_key(profile, case.backbone, dataset, splits, seed=profile.seed)
     # Cached: every chapter prepares its cases again, and predicting the whole test split each time would
     # repeat the same few seconds of work.
     test_accuracy = cached_arrays(
@@ -220,6 +237,17 @@ def prepare_case(
         num_classes=dataset.num_classes,
         layer=layer,
         provenance={"data_fingerprint": dataset_fingerprint(dataset)[:16], "backbone_key": key},
+        identity={
+            "backbone": key,
+            "features": FEATURES_VERSION,
+            "split_index": {name: array_fingerprint(getattr(splits, name).index) for name in features},
+            "teachers": {
+                teacher: cache_key(
+                    losses_parts(profile, teacher, case.backbone, dataset, splits, profile.seed)
+                )
+                for teacher in profile.teachers
+            },
+        },
         info={
             "data_source": dataset.source,
             "backbone_test_accuracy": float(test_accuracy),
@@ -242,10 +270,15 @@ def run_grid(
 
     ``workers``: parallel branch-training processes (``workers.RunPool``; None: one per CPU core).
     Returns the run_ids of the grid, in protocol order, and the data sources the cases read.
+
+    Rows that older training code stored are never reused (their run_ids cannot match); the first time the
+    grid trains a run while the store holds such rows, one line says so.
     """
     selected = list(only) if only is not None else cases(profile)
     run_ids: list[str] = []
     sources: set[str] = set()
+    stale = int(stale_rows(store.frame()).sum()) if len(store) else 0
+    said = False
     pool = RunPool(workers)
     total = len(selected) * planned_runs(profile, methods)
     with pool, tqdm(total=total, unit="run", desc=f"{profile.name} ({pool.workers} workers)") as bar:
@@ -255,7 +288,14 @@ def run_grid(
             sources.add(data.info["data_source"])
 
             def advance(spec: RunSpec, skipped: bool, data: CaseData = data) -> None:
-                run_ids.append(spec.run_id(profile, data.provenance))
+                nonlocal said
+                if stale and not skipped and not said:
+                    bar.write(
+                        f"{stale} runs in {store.path} were stored by older training code: they are not "
+                        f"reused, and this grid trains its runs anew (training version {TRAINING_VERSION})."
+                    )
+                    said = True
+                run_ids.append(spec.run_id(profile, data))
                 done = " (done before)" if skipped else ""
                 bar.set_postfix_str(f"{spec.case.label}: {spec.stage} {spec.method}{done}")
                 bar.update()

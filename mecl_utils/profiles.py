@@ -11,8 +11,11 @@ Three profiles share one code path:
   backbones and two teachers of Table I at their native input sizes, the Table II placements, the full
   optimizer × learning-rate grid, the Table III pacing grid and five repetitions. For a GPU.
 
-Where the paper is silent (epochs, branch batch size, plateau patience, split sizes) the values are ours and
-marked so. ``replace`` makes a variant with checked overrides: unknown field names are rejected.
+Where the paper is silent the values are ours and marked "ours" below: the split sizes, the image size
+(the paper's "native" size is each network's ImageNet input), the backbone and teacher fine-tuning (Adam,
+its learning rate, the epochs), global average pooling in the classifier head (``models.build_classifier``),
+the branch epochs and batch size, and the reduce-on-plateau patience and factor. ``replace`` makes a
+variant with checked overrides: unknown field names are rejected.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from dataclasses import dataclass
 from .data import DATASET_NAMES
 from .models import NETWORKS
 from .pacing import TABLE_III
+from .sampler import VANILLA_SAMPLING
 
 __all__ = ["PROFILES", "Profile", "get_profile"]
 
 BACKBONES = ("tiny_cnn", *NETWORKS)
+TEACHERS = (*BACKBONES, "tiny_cnn_wide")  # tiny_cnn_wide: the smoke profile's independent teacher
 OPTIMIZERS = ("sgd", "adam")
 # Sec. III: the vanilla learning-rate grid, including 0.12, the best rate of Hacohen & Weinshall (2019).
 PAPER_LEARNING_RATES = (1e-1, 0.12, 1e-2, 1e-3, 1e-4, 1e-5)
@@ -37,27 +42,36 @@ class Profile:
     """All settings of a run. Sizes are counts of images; epochs count passes over the training split."""
 
     name: str
-    # Data (Sec. III): validation and hyper-parameter splits are carved out of the official training set.
+    # Data (Sec. III names a validation and a hyper-parameter set; we carve both out of the official
+    # training set, stratified by class: the paper does not say where they come from).
     datasets: tuple[str, ...]
-    n_val: int
-    n_hparam: int
-    n_train: int | None  # None: every remaining training image
-    n_test: int | None  # None: the whole official test set
+    n_val: int  # ours: the paper gives no split sizes
+    n_hparam: int  # ours
+    n_train: int | None  # ours; None: every remaining training image
+    n_test: int | None  # ours; None: the whole official test set
     # Backbones and teachers (Table I, Sec. III)
     backbones: tuple[str, ...]
-    image_size: int | None  # input size the images are resized to; None: each network's native size
+    # ours: input size the images are resized to; None: each network's ImageNet input size, our reading of
+    # the paper's native size
+    image_size: int | None
     mobilenet_alpha: float
     pretrained: bool  # ImageNet weights (Sec. III) or training from scratch
     backbone_epochs: int  # ours: the paper does not give its fine-tuning schedule
-    backbone_learning_rate: float
-    teachers: tuple[str, ...]  # "self": the backbone scores its own training data (self-taught)
-    teacher_epochs: int
+    backbone_learning_rate: float  # ours, and so is the optimizer (Adam) of backbones and teachers
+    # "self", or the backbone's own network: the backbone scores its own training data (self-taught)
+    teachers: tuple[str, ...]
+    teacher_epochs: int  # ours
     # Branches (Table II, Fig. 7)
     branch_numbers: tuple[int, ...]
     branch_epochs: int  # ours
     branch_batch_size: int  # ours: the paper does not give it
     plateau_patience: int  # reduce-on-plateau on validation accuracy (Sec. III); patience is ours
-    plateau_factor: float
+    plateau_factor: float  # ours
+    # Sampler (Fig. 2): class-balanced orders (Hacohen & Weinshall's option; the paper's Fig. 2 has none),
+    # and how vanilla draws its batches: "paced" (λ ≡ 1 through the curriculum sampler, so the four
+    # methods share one sampling scheme) or "epochs" (shuffled epochs).
+    class_balance: bool  # ours
+    vanilla_sampling: str  # ours
     # Protocol (Sec. III, Table III)
     optimizers: tuple[str, ...]
     learning_rates: tuple[float, ...]
@@ -68,7 +82,7 @@ class Profile:
     def __post_init__(self):
         _check_subset("datasets", self.datasets, DATASET_NAMES)
         _check_subset("backbones", self.backbones, BACKBONES)
-        _check_subset("teachers", self.teachers, ("self", *BACKBONES))
+        _check_subset("teachers", self.teachers, ("self", *TEACHERS))
         _check_subset("optimizers", self.optimizers, OPTIMIZERS)
         _check_subset("pacings", self.pacings, tuple(TABLE_III))
         _check_subset("branch_numbers", self.branch_numbers, (1, 2))
@@ -83,6 +97,12 @@ class Profile:
             raise ValueError(f"learning_rates must be positive numbers, got {self.learning_rates}")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
+        if not isinstance(self.class_balance, bool):
+            raise ValueError(f"class_balance must be True or False, got {self.class_balance!r}")
+        if self.vanilla_sampling not in VANILLA_SAMPLING:
+            raise ValueError(
+                f"vanilla_sampling must be one of {VANILLA_SAMPLING}, got {self.vanilla_sampling!r}"
+            )
 
     def replace(self, **overrides) -> Profile:
         """A copy with some settings changed; unknown names fail with the list of valid ones."""
@@ -119,13 +139,15 @@ SMOKE = Profile(
     pretrained=False,
     backbone_epochs=8,
     backbone_learning_rate=1e-2,
-    teachers=("self", "tiny_cnn"),
+    teachers=("self", "tiny_cnn_wide"),  # a tiny_cnn teacher of the tiny_cnn backbone would be self-taught
     teacher_epochs=8,
     branch_numbers=(1, 2),
     branch_epochs=5,
     branch_batch_size=8,  # ~143 batches an epoch, so the Table III pacings reach all the data in training
     plateau_patience=2,
     plateau_factor=0.5,
+    class_balance=False,
+    vanilla_sampling="paced",
     optimizers=("sgd", "adam"),
     learning_rates=(1e-1, 1e-3),
     pacings=("FEP(100)", "SSP(300)"),
@@ -156,6 +178,8 @@ BOOK = Profile(
     branch_batch_size=64,
     plateau_patience=2,
     plateau_factor=0.5,
+    class_balance=False,
+    vanilla_sampling="paced",
     optimizers=("sgd", "adam"),
     learning_rates=(1e-2, 1e-3),
     pacings=tuple(TABLE_III),
@@ -183,6 +207,8 @@ PAPER = Profile(
     branch_batch_size=64,
     plateau_patience=5,
     plateau_factor=0.5,
+    class_balance=False,
+    vanilla_sampling="paced",
     optimizers=("sgd", "adam"),
     learning_rates=PAPER_LEARNING_RATES,
     pacings=tuple(TABLE_III),

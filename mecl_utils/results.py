@@ -103,11 +103,26 @@ def table_iv(results: pd.DataFrame) -> pd.DataFrame:
         means = {label: row[f"{label} mean"] for label in METHOD_COLUMNS.values() if f"{label} mean" in row}
         row["best"] = max(means, key=means.get)
         row["repetitions"] = len(accuracy)
-        curriculum = group[group["method"] == "curriculum"].iloc[0]
-        for setting in ("optimizer", "learning_rate", "teacher", "pacing"):
-            row[setting] = curriculum[setting]
+        row.update(_chosen_settings(group))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _chosen_settings(group: pd.DataFrame) -> dict:
+    """The case's chosen optimizer, learning rate, teacher and pacing, from the methods that use them.
+
+    Every method has the optimizer and learning rate; teacher and pacing come from the paced methods that
+    were run (curriculum and anti have both, random only the pacing). Empty when none of them was run.
+    """
+    first = group.iloc[0]
+    settings = {"optimizer": first["optimizer"], "learning_rate": first["learning_rate"]}
+    for setting, methods in (
+        ("teacher", ("curriculum", "anti")),
+        ("pacing", ("curriculum", "anti", "random")),
+    ):
+        rows = group[group["method"].isin(methods)]
+        settings[setting] = rows.iloc[0][setting] if len(rows) else ""
+    return settings
 
 
 def _paired_p(vanilla: pd.Series, other: pd.Series) -> float:

@@ -3,12 +3,16 @@
 An epoch has ⌈N/N_b⌉ batches. Batch t, counted globally across epochs from 0, is drawn uniformly at random,
 without replacement inside the batch, from the first ⌈λ(t)·N⌉ samples of the difficulty-ordered training data
 (never fewer than one batch's worth). For one-pass pacing the window is the newest bucket instead of a prefix.
-With no pacing (``vanilla``) an epoch is an ordinary shuffled pass over the data, the last batch holding the
-remainder.
 
-Every batch is a pure function of (seed, t): its generator is seeded with ``[seed, t]`` (vanilla: ``[seed,
-epoch]``). Two runs with one seed are identical, a run can resume at any batch, and the cached-feature and the
-image pipelines of the engine draw the very same batches.
+Vanilla training draws its batches the same way, with the window always the whole data set (``pacing.FULL``,
+λ ≡ 1), so that the four methods differ only in their window: random curriculum against vanilla then
+isolates "starting small". ``vanilla_sampling="epochs"`` gives vanilla ordinary shuffled epochs instead
+(every sample once per epoch, the last batch holding the remainder): what a sampler without pacing does,
+and what most training code does.
+
+Every batch is a pure function of (seed, t): its generator is seeded with ``[seed, t]`` (shuffled epochs:
+``[seed, epoch]``). Two runs with one seed are identical, a run can resume at any batch, and the
+cached-feature and the image pipelines of the engine draw the very same batches.
 
 :class:`CurriculumSampler` yields index arrays (rows of an image or cached-feature array). Two adapters feed
 ``model.fit``: :func:`curriculum_dataset`, a ``tf.data`` pipeline that gathers the rows in TensorFlow (the
@@ -24,9 +28,18 @@ import keras
 import numpy as np
 
 from .curriculum import order
-from .pacing import Pacing
+from .pacing import FULL, Pacing
+from .seeds import stream_seed
 
-__all__ = ["CurriculumBatches", "CurriculumSampler", "curriculum_dataset", "sampler_for_method"]
+__all__ = [
+    "VANILLA_SAMPLING",
+    "CurriculumBatches",
+    "CurriculumSampler",
+    "curriculum_dataset",
+    "sampler_for_method",
+]
+
+VANILLA_SAMPLING = ("paced", "epochs")  # vanilla through the paced sampler with λ ≡ 1, or shuffled epochs
 
 # Window bounds are λ·N rounded up; this tolerance keeps float noise (0.04 · 50000 = 2000.0000000004) from
 # adding a sample.
@@ -117,14 +130,29 @@ def sampler_for_method(
     pacing: Pacing | None,
     *,
     seed: int = 0,
+    order_seed: int | None = None,
     labels=None,
     balance: bool = False,
+    vanilla_sampling: str = "paced",
 ) -> CurriculumSampler:
-    """The sampler of one of the paper's four methods: the ordering of ``method``, paced unless vanilla."""
-    ordering = order(method, losses, seed=seed, labels=labels, balance=balance)
+    """The sampler of one of the paper's four methods: the ordering of ``method`` and its window.
+
+    ``pacing`` is required for curriculum, anti and random, and ignored for vanilla, whose window is the
+    whole data set (``vanilla_sampling="paced"``, the default) or which runs shuffled epochs
+    (``"epochs"``). ``seed`` draws the batches; ``order_seed`` the random order and the tie-break of the
+    teacher's order (default: a stream derived from ``seed``, never the batches' own).
+    """
+    if vanilla_sampling not in VANILLA_SAMPLING:
+        raise ValueError(
+            f"unknown vanilla_sampling {vanilla_sampling!r}; valid values: {', '.join(VANILLA_SAMPLING)}"
+        )
     if method != "vanilla" and pacing is None:
         raise ValueError(f"method {method!r} needs a pacing function, e.g. pacing.preset('FEP(100)')")
-    return CurriculumSampler(ordering, batch_size, None if method == "vanilla" else pacing, seed=seed)
+    order_seed = stream_seed(seed, "order") if order_seed is None else order_seed
+    ordering = order(method, losses, seed=order_seed, labels=labels, balance=balance)
+    if method == "vanilla":
+        pacing = FULL if vanilla_sampling == "paced" else None
+    return CurriculumSampler(ordering, batch_size, pacing, seed=seed)
 
 
 def curriculum_dataset(x, y, sampler: CurriculumSampler, *, epochs: int, start_batch: int = 0):

@@ -6,15 +6,17 @@ Implements, for Bakhtiarnia, Zhang & Iosifidis (2021), Sec. III and Table I:
   ``models.build_classifier`` (or the smoke profile's tiny CNN) trained with Adam and sparse categorical
   cross-entropy at the Table I batch size, validated on the validation split;
 - the backbone that the branches are attached to (``trained_backbone``) and the teacher that ranks the
-  training samples (``trained_teacher``); the teacher "self" is the backbone itself (self-taught, Sec. II-B);
+  training samples (``trained_teacher``); the teacher "self", or a teacher named like the backbone
+  (InceptionV3 teaching InceptionV3 in Table IV), is the backbone itself: the paper's *self-taught* case, in
+  which no second network is trained;
 - the difficulty score of each training sample: the teacher's categorical cross-entropy on it
-  (``teacher_losses``), which ``curriculum`` turns into an ordering.
+  (``teacher_losses``), computed from its logits in float64, which ``curriculum`` turns into an ordering.
 
 Every model and loss vector is cached by content (``cache``): the key holds what determines the result
-(network, data fingerprint, split indices, recipe, seed) but not the role, so a teacher that happens to have
-a backbone's recipe is trained once. Independent teachers use a seed offset, so a "tiny_cnn" teacher of a
-tiny_cnn backbone is a different network. The Adam learning rate and epoch counts are ours: the paper does
-not give its fine-tuning schedule.
+(network, data fingerprint, split indices, recipe, seed) but not the role. The backbone and every
+independent teacher train from seeds of their own streams under the profile's root seed (``seeds``). The
+Adam optimizer, its learning rate and the epoch counts are ours: the paper does not give its fine-tuning
+schedule.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import keras
 import numpy as np
 
 from .cache import array_fingerprint, cache_key, cached_arrays, cached_model, dataset_fingerprint
-from .curriculum import cross_entropy
+from .curriculum import cross_entropy_from_logits
 from .data import Dataset, Split, Splits
 from .models import NETWORKS, accuracy, build_classifier, build_tiny_cnn, mobilenet_weights_path, network_spec
 from .profiles import Profile
+from .seeds import stream_seed
 
 # Steps per call of the compiled train function (benchmarks/README.md). Safe with fit(x, y): Keras starts a
 # fresh iterator every epoch, so the last call of an epoch stops where the data ends.
@@ -36,10 +39,12 @@ STEPS_PER_EXECUTION = 16
 
 __all__ = [
     "CLASSIFIER_VERSION",
-    "TEACHER_SEED_OFFSET",
+    "backbone_key",
     "classifier_key",
     "classifier_parts",
     "evaluate",
+    "is_self_taught",
+    "logits",
     "losses_parts",
     "teacher_losses",
     "teacher_recipe",
@@ -49,11 +54,12 @@ __all__ = [
 ]
 
 CLASSIFIER_VERSION = 1  # bump when the training recipe changes, so cached models are retrained
-LOSSES_VERSION = 1
-TEACHER_SEED_OFFSET = 1_000  # an independent teacher never shares its initialisation with the backbone
+LOSSES_VERSION = 2  # 2: from logits in float64 (1: from float32 probabilities)
 TINY_CNN_BATCH_SIZE = 32
 PREDICT_BATCH_SIZE = 256
-CLASSIFIER_NETWORKS = ("tiny_cnn", *NETWORKS)
+# tiny_cnn_wide: the smoke profile's independent teacher, a tiny CNN twice as wide as its backbone
+TINY_NETWORKS = {"tiny_cnn": 16, "tiny_cnn_wide": 32}
+CLASSIFIER_NETWORKS = (*TINY_NETWORKS, *NETWORKS)
 
 
 def _check_network(network: str, role: str) -> None:
@@ -64,7 +70,7 @@ def _check_network(network: str, role: str) -> None:
 def _weights(profile: Profile, network: str) -> tuple[float, str | None]:
     """MobileNet's width multiplier and the ImageNet weights to start from (None: from scratch)."""
     alpha = profile.mobilenet_alpha if network == "mobilenet" else 1.0
-    if network == "tiny_cnn" or not profile.pretrained:
+    if network in TINY_NETWORKS or not profile.pretrained:
         return alpha, None
     return alpha, mobilenet_weights_path(alpha=alpha) if network == "mobilenet" else "imagenet"
 
@@ -86,7 +92,7 @@ def classifier_parts(
         "val_index": array_fingerprint(splits.val.index),
         "n_train": len(splits.train),
         "n_val": len(splits.val),
-        "image_size": None if network == "tiny_cnn" else profile.image_size,
+        "image_size": None if network in TINY_NETWORKS else profile.image_size,
         "alpha": alpha,
         "pretrained": weights is not None,
         "weights": None if weights is None else Path(weights).name,
@@ -105,13 +111,13 @@ def classifier_key(
 
 
 def _batch_size(network: str) -> int:
-    return TINY_CNN_BATCH_SIZE if network == "tiny_cnn" else network_spec(network).batch_size
+    return TINY_CNN_BATCH_SIZE if network in TINY_NETWORKS else network_spec(network).batch_size
 
 
 def _build(profile: Profile, network: str, dataset: Dataset) -> keras.Model:
     input_shape = tuple(dataset.x_train.shape[1:])
-    if network == "tiny_cnn":
-        return build_tiny_cnn(dataset.num_classes, input_shape=input_shape)
+    if network in TINY_NETWORKS:
+        return build_tiny_cnn(dataset.num_classes, input_shape=input_shape, width=TINY_NETWORKS[network])
     alpha, weights = _weights(profile, network)
     return build_classifier(
         network,
@@ -168,16 +174,36 @@ def train_classifier(
 def trained_backbone(
     profile: Profile, network: str, dataset: Dataset, splits: Splits, *, seed: int, verbose: bool = False
 ) -> keras.Model:
-    """The backbone the early exits attach to, trained for ``profile.backbone_epochs``."""
-    return train_classifier(profile, network, dataset, splits, seed=seed, verbose=verbose)
+    """The backbone the early exits attach to, trained for ``profile.backbone_epochs``.
+
+    ``seed`` is the root seed (``profile.seed``); the backbone trains from its own stream of it.
+    """
+    network, network_seed, epochs = teacher_recipe(profile, "self", network, seed)
+    return train_classifier(
+        profile, network, dataset, splits, seed=network_seed, epochs=epochs, verbose=verbose
+    )
+
+
+def backbone_key(profile: Profile, network: str, dataset: Dataset, splits: Splits, *, seed: int) -> str:
+    """The cache key of ``trained_backbone(profile, network, dataset, splits, seed=seed)`` (no training)."""
+    network, network_seed, epochs = teacher_recipe(profile, "self", network, seed)
+    return classifier_key(profile, network, dataset, splits, seed=network_seed, epochs=epochs)
+
+
+def is_self_taught(teacher: str, backbone_network: str) -> bool:
+    """Whether ``teacher`` is the backbone itself: "self", or the backbone's own network by name."""
+    return teacher in ("self", backbone_network)
 
 
 def teacher_recipe(profile: Profile, teacher: str, backbone_network: str, seed: int) -> tuple[str, int, int]:
-    """(network, seed, epochs) that train ``teacher``; "self" is the backbone's own recipe."""
-    if teacher == "self":
-        return backbone_network, seed, profile.backbone_epochs
+    """(network, training seed, epochs) that train ``teacher``; a self-taught teacher is the backbone.
+
+    ``seed`` is the root seed. The backbone and each independent teacher have their own seed stream.
+    """
+    if is_self_taught(teacher, backbone_network):
+        return backbone_network, stream_seed(seed, "network", "backbone"), profile.backbone_epochs
     _check_network(teacher, "teacher")
-    return teacher, seed + TEACHER_SEED_OFFSET, profile.teacher_epochs
+    return teacher, stream_seed(seed, "network", "teacher", teacher), profile.teacher_epochs
 
 
 def trained_teacher(
@@ -190,7 +216,7 @@ def trained_teacher(
     seed: int,
     verbose: bool = False,
 ) -> keras.Model:
-    """The teacher network: the backbone itself for "self", else ``teacher`` trained independently."""
+    """The teacher network: the backbone itself when self-taught, else ``teacher`` trained independently."""
     network, teacher_seed, epochs = teacher_recipe(profile, teacher, backbone_network, seed)
     return train_classifier(
         profile, network, dataset, splits, seed=teacher_seed, epochs=epochs, verbose=verbose
@@ -207,15 +233,17 @@ def teacher_losses(
     seed: int,
     verbose: bool = False,
 ) -> np.ndarray:
-    """Per-sample cross-entropy of the teacher on ``splits.train``, in its row order (difficulty scores)."""
+    """Per-sample cross-entropy of the teacher on ``splits.train``, in its row order (difficulty scores).
+
+    Computed from the teacher's logits in float64 (``curriculum.cross_entropy_from_logits``).
+    """
     parts = losses_parts(profile, teacher, backbone_network, dataset, splits, seed)
 
     def compute() -> dict[str, np.ndarray]:
         model = trained_teacher(
             profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose
         )
-        probabilities = model.predict(splits.train.x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
-        return {"losses": cross_entropy(probabilities, splits.train.y)}
+        return {"losses": cross_entropy_from_logits(logits(model, splits.train.x), splits.train.y)}
 
     return cached_arrays("teacher_losses", parts, compute)["losses"]
 
@@ -233,6 +261,18 @@ def losses_parts(
         ),
         "train_index": array_fingerprint(splits.train.index),
     }
+
+
+def logits(model: keras.Model, x, *, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
+    """The pre-softmax outputs of a classifier (its ``head_output`` dense layer) in float64.
+
+    The last dense layer is applied in float64 to the float32 activations it reads, so no probability is
+    rounded to 1 on the way.
+    """
+    head = model.get_layer("head_output")
+    hidden = keras.Model(model.inputs, head.input).predict(x, batch_size=batch_size, verbose=0)
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in head.get_weights())
+    return hidden.astype(np.float64) @ kernel + bias
 
 
 def evaluate(model: keras.Model, split: Split, *, batch_size: int = PREDICT_BATCH_SIZE) -> float:

@@ -9,13 +9,15 @@ backbone inside the training graph on the images, the straightforward implementa
 One run trains a branch with one method (vanilla, curriculum, anti, random), one optimizer and learning rate
 (reduced on a plateau of validation accuracy, Sec. III) and, unless vanilla, one pacing function over one
 teacher's ordering. The branch's initial weights depend only on ``init_seed``: the four methods of one
-repetition start from identical weights, as in the paper.
+repetition start from identical weights, as in the paper. Its dropout masks depend only on
+``dropout_seed``: Keras 3 gives each Dropout layer a seed state when the layer is built, which would tie the
+masks to the initial weights' seed, so ``seed_dropout`` sets those states afterwards.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -23,6 +25,7 @@ import numpy as np
 from .branches import build_branch
 from .models import accuracy
 from .sampler import CurriculumSampler, curriculum_dataset
+from .seeds import stream_seed
 
 __all__ = [
     "TRAINING_VERSION",
@@ -30,12 +33,15 @@ __all__ = [
     "BranchTrainingResult",
     "initial_branch",
     "make_optimizer",
+    "seed_dropout",
     "train_branch",
 ]
 
-# Part of every run's id (experiments.RunSpec.run_id): bump it when a change alters what a run trains, so
+# Part of every run's id (experiments.run_identity): bump it when a change alters what a run trains, so
 # stored results of the old engine are not mixed with new ones. 2: epochs of exactly one pass of batches.
-TRAINING_VERSION = 2
+# 3: dropout seeded by its own stream, losses from logits with a seeded tie-break, vanilla through the paced
+# sampler, search seeds disjoint from the repetitions'.
+TRAINING_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class BranchRun:
     plateau_patience: int
     plateau_factor: float
     init_seed: int  # fixes the branch's initial weights (shared by the four methods of a repetition)
-    train_seed: int  # fixes dropout during training
+    dropout_seed: int  # fixes the dropout masks during training (``seed_dropout``)
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,6 @@ class BranchTrainingResult:
     steps: tuple[int, ...]  # optimizer steps taken by the end of each epoch
     seconds: float  # the whole fit
     epoch_seconds: tuple[float, ...]  # per epoch (the first includes tracing the training step)
-    also_accuracy: dict[str, float] = field(default_factory=dict)  # on the ``also_evaluate`` splits
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -76,6 +81,32 @@ def initial_branch(feature_shape: tuple[int, ...], num_classes: int, init_seed: 
     """The Fig. 7 branch with initial weights fixed by ``init_seed`` alone."""
     keras.utils.set_random_seed(init_seed)
     return build_branch(tuple(feature_shape), num_classes)
+
+
+def seed_dropout(model: keras.Model, seed: int) -> int:
+    """Reset the seed state of every seeded layer of ``model`` (its Dropout layers) from ``seed`` alone.
+
+    Returns how many seed generators were set. Layer i gets its own stream, so two Dropout layers never
+    draw the same mask.
+    """
+    generators = [
+        layer.seed_generator
+        for layer in _all_layers(model)
+        if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
+    ]
+    for index, generator in enumerate(generators):
+        state = [stream_seed(seed, "dropout layer", index), 0]
+        generator.state.assign(keras.ops.convert_to_tensor(state, dtype=generator.state.dtype))
+    return len(generators)
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_all_layers(layer))
+    return found
 
 
 def _compile(model: keras.Model, run: BranchRun, steps_per_execution: int) -> None:
@@ -111,7 +142,8 @@ def _compiled_branch(
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = fresh
         return fresh
-    # Weights and the dropout layers' seed states (both in .variables), then a new optimizer's state.
+    # Weights and the dropout layers' seed states (both in .variables; train_branch then reseeds dropout),
+    # then a new optimizer's state.
     for variable, value in zip(model.variables, fresh.variables, strict=True):
         variable.assign(value)
     for variable in model.optimizer.variables:
@@ -129,14 +161,12 @@ def train_branch(
     *,
     num_classes: int,
     frozen_backbone: keras.Model | None = None,
-    also_evaluate: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     verbose: int = 0,
 ) -> BranchTrainingResult:
     """Train a fresh branch on ``train`` with ``sampler``'s batches; report accuracy on ``evaluate``.
 
     ``train``/``val``/``evaluate`` are (inputs, labels): cached features of the branch layer, or images when
     ``frozen_backbone`` (a model from images to that layer's features) is given: the naive mode.
-    ``also_evaluate`` names more (inputs, labels) pairs to evaluate the final weights on (``also_accuracy``).
     """
     x_train, y_train = train
     if sampler.num_samples != len(x_train):
@@ -149,7 +179,7 @@ def train_branch(
         branch = initial_branch(tuple(frozen_backbone.output.shape[1:]), num_classes, run.init_seed)
         model = keras.Model(images, branch(frozen_backbone(images, training=False)))
         _compile(model, run, sampler.batches_per_epoch)
-    keras.utils.set_random_seed(run.train_seed)
+    seed_dropout(model, run.dropout_seed)
     plateau = keras.callbacks.ReduceLROnPlateau(
         monitor="val_accuracy", mode="max", factor=run.plateau_factor, patience=run.plateau_patience
     )
@@ -173,9 +203,6 @@ def train_branch(
         steps=tuple(log.steps),
         seconds=seconds,
         epoch_seconds=tuple(log.seconds),
-        also_accuracy={
-            name: accuracy(model, *pair, batch_size=512) for name, pair in (also_evaluate or {}).items()
-        },
     )
 
 

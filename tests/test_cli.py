@@ -53,3 +53,27 @@ def test_smoke_protocol_end_to_end_writes_table_iv(smoke_cache, monkeypatch, cap
         table.columns
     )
     assert "Table IV written to" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_runs_of_older_training_code_are_rerun_and_said_so_once(smoke_cache, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(smoke_cache))
+    results = tmp_path / "old.csv"
+    old = {
+        "stage": "repetition",
+        "backbone": "tiny_cnn",
+        "dataset": "digits",
+        "branch": 1,
+        "method": "vanilla",
+    }
+    pd.DataFrame([{"run_id": "from-version-2", **old, "repetition": 0, "accuracy": 0.99}]).to_csv(results)
+    args = ["run", "--profile", "smoke", "--case", "tiny_cnn/digits/1", "--method", "vanilla", "random"]
+    main([*args, "--results", str(results)])
+    out = capsys.readouterr().out
+    assert out.count("stored by older training code") == 1
+    assert "1 runs in" in out.split("stored by older")[0].splitlines()[-1]
+    main([*args, "--results", str(results)])  # nothing left to train: nothing to say
+    assert "older training code" not in capsys.readouterr().out
+    main(["table", "--profile", "smoke", "--results", str(results)])
+    table = capsys.readouterr().out
+    assert "old_net" not in table and "Random mean" in table  # the old row is not in Table IV

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from mecl_utils.curriculum import balance_classes, cross_entropy, order
+from mecl_utils.curriculum import (
+    balance_classes,
+    cross_entropy,
+    cross_entropy_from_logits,
+    order,
+    tie_fraction,
+)
 
 PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.5, 0.5, 0.0]])
 
@@ -33,15 +39,50 @@ def test_cross_entropy_rejects_out_of_range_labels():
         cross_entropy(PROBS, [0, 1, 3])
 
 
+def test_cross_entropy_from_logits_matches_the_softmax_formula():
+    logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(cross_entropy_from_logits(logits, [0, 2]), -np.log(softmax[[0, 1], [0, 2]]))
+
+
+def test_confident_samples_keep_distinct_losses_from_logits():
+    # float32 probabilities round both to exactly 1, so their losses would tie at 0
+    logits = np.array([[30.0, 0.0], [40.0, 0.0]], dtype=np.float32)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert cross_entropy(probabilities, [0, 0]).tolist() == [0.0, 0.0]
+    losses = cross_entropy_from_logits(logits, [0, 0])
+    assert 0 < losses[1] < losses[0]
+
+
+def test_tie_fraction_counts_samples_sharing_a_loss():
+    assert tie_fraction([0.0, 0.0, 0.1, 0.2, 0.2, 0.3]) == pytest.approx(4 / 6)
+    assert tie_fraction([0.1, 0.2]) == 0.0
+
+
 LOSSES = np.array([0.5, 0.1, 0.9, 0.1, 0.3])
 
 
-def test_curriculum_is_easy_to_hard_with_stable_ties():
-    assert order("curriculum", LOSSES).tolist() == [1, 3, 4, 0, 2]
+def test_curriculum_is_easy_to_hard():
+    ordered = order("curriculum", LOSSES, seed=0).tolist()
+    assert sorted(ordered[:2]) == [1, 3]  # the tied pair, in the tie-break's order
+    assert ordered[2:] == [4, 0, 2]
 
 
-def test_anti_curriculum_is_hard_to_easy_with_stable_ties():
-    assert order("anti", LOSSES).tolist() == [2, 0, 4, 1, 3]
+def test_ties_are_broken_by_the_seed_not_by_the_index():
+    firsts = {tuple(order("curriculum", LOSSES, seed=seed)[:2]) for seed in range(20)}
+    assert firsts == {(1, 3), (3, 1)}
+
+
+def test_anti_curriculum_is_exactly_curriculum_reversed():
+    losses = np.array([0.0, 0.2, 0.0, 0.0, 0.7, 0.2, 0.9])  # ties in two places
+    for seed in range(5):
+        assert (
+            order("anti", losses, seed=seed).tolist() == order("curriculum", losses, seed=seed)[::-1].tolist()
+        )
+
+
+def test_anti_curriculum_is_hard_to_easy():
+    assert order("anti", LOSSES, seed=0).tolist()[:3] == [2, 0, 4]
 
 
 def test_random_order_is_a_seeded_permutation():

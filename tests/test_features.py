@@ -118,7 +118,7 @@ def test_a_different_backbone_key_gets_its_own_entries(classifier, data, cache_r
 
 def test_without_classifier_the_profile_backbone_is_used(data):
     dataset, splits = data
-    key = teachers.classifier_key(PROFILE, "tiny_cnn", dataset, splits, seed=PROFILE.seed, epochs=1)
+    key = teachers.backbone_key(PROFILE, "tiny_cnn", dataset, splits, seed=PROFILE.seed)
     result = cached_features(PROFILE, "tiny_cnn", dataset, splits, key, ["block2_out"])
     backbone = teachers.trained_backbone(PROFILE, "tiny_cnn", dataset, splits, seed=PROFILE.seed)
     direct = extract_features(backbone, ["block2_out"], splits.test.x)["block2_out"]

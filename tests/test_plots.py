@@ -83,6 +83,13 @@ def test_case_verdict_reads_the_best_method():
     assert verdict["within_noise"] == (not verdict["p"] < 0.05)
 
 
+def test_case_verdict_reads_the_p_value_at_the_given_level():
+    row = table_iv(_repetition_rows()).iloc[0]
+    p = plots.case_verdict(row)["p"]
+    assert plots.case_verdict(row, alpha=p / 2)["within_noise"]
+    assert not plots.case_verdict(row, alpha=min(1.0, p * 2))["within_noise"]
+
+
 def test_case_verdict_does_not_trust_two_repetitions():
     row = table_iv(_repetition_rows(n_reps=2)).iloc[0]
     verdict = plots.case_verdict(row)

@@ -9,7 +9,7 @@ import pytest
 from mecl_utils import features, teachers
 from mecl_utils.cache import cache_key, cache_path
 from mecl_utils.experiments import Case
-from mecl_utils.prepare import prepare_case, prepare_networks
+from mecl_utils.prepare import network_roles, prepare_case, prepare_networks
 from mecl_utils.profiles import get_profile
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
@@ -22,7 +22,10 @@ def cache_root(tmp_path, monkeypatch):
 
 
 def test_workers_train_every_missing_network_into_the_cache(cache_root, smoke_digits, count_fits):
-    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=2) == ["backbone", "tiny_cnn"]
+    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=2) == [
+        "backbone",
+        "tiny_cnn_wide",
+    ]
     assert count_fits == []  # nothing trained in this process
     for teacher in PROFILE.teachers:  # what this process reads was computed by the workers
         teachers.teacher_losses(PROFILE, teacher, "tiny_cnn", *smoke_digits, seed=0)
@@ -31,16 +34,25 @@ def test_workers_train_every_missing_network_into_the_cache(cache_root, smoke_di
 
 
 def test_cached_networks_are_skipped(cache_root, smoke_digits):
-    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == ["backbone", "tiny_cnn"]
+    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == [
+        "backbone",
+        "tiny_cnn_wide",
+    ]
     assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == []
 
 
 def test_only_the_network_missing_from_the_cache_trains_again(cache_root, smoke_digits):
     prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0)
-    network, seed, epochs = teachers.teacher_recipe(PROFILE, "tiny_cnn", "tiny_cnn", 0)
+    network, seed, epochs = teachers.teacher_recipe(PROFILE, "tiny_cnn_wide", "tiny_cnn", 0)
     parts = teachers.classifier_parts(PROFILE, network, *smoke_digits, seed=seed, epochs=epochs)
     cache_path("classifier", cache_key(parts), ".keras").unlink()
-    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == ["tiny_cnn"]
+    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == ["tiny_cnn_wide"]
+
+
+def test_a_self_taught_paper_case_trains_no_second_network():
+    paper = get_profile("paper")
+    assert network_roles(paper, "inceptionv3") == ("backbone", "efficientnetb7")
+    assert network_roles(paper, "densenet201") == ("backbone", "inceptionv3", "efficientnetb7")
 
 
 def test_preparing_one_branch_caches_the_features_of_every_branch(cache_root, monkeypatch):

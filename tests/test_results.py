@@ -59,6 +59,17 @@ def test_table_iv_means_stds_best_and_paired_p():
     assert (row["teacher"], row["pacing"]) == ("self", "FEP(100)")
 
 
+def test_table_iv_without_curriculum_takes_the_settings_from_the_methods_run():
+    frame = _repetitions([0.80, 0.82, 0.81], [0.83, 0.84, 0.86])
+    frame = frame[
+        frame["method"].isin(["vanilla", "random"])
+    ]  # python -m mecl_utils run --method vanilla random
+    frame.loc[frame["method"] == "random", "teacher"] = ""
+    row = table_iv(frame).iloc[0]
+    assert (row["optimizer"], row["teacher"], row["pacing"]) == ("adam", "", "FEP(100)")
+    assert "Curriculum mean" not in row and row["best"] == "Random"
+
+
 def test_table_iv_needs_repetition_rows():
     with pytest.raises(ValueError, match="no repetition rows"):
         table_iv(pd.DataFrame({"stage": ["vanilla_search"]}))

@@ -72,12 +72,45 @@ def test_anti_curriculum_starts_with_the_highest_loss_samples():
     assert set(sampler.batch(19).tolist()) <= hardest
 
 
-def test_vanilla_epoch_is_a_shuffled_pass_over_all_data():
-    sampler = sampler_for_method("vanilla", np.zeros(25), 10, None, seed=0)
+def test_vanilla_epoch_is_a_shuffled_pass_over_all_data_with_epoch_sampling():
+    sampler = sampler_for_method("vanilla", np.zeros(25), 10, None, seed=0, vanilla_sampling="epochs")
     batches = sampler.epoch(3)
     assert [len(b) for b in batches] == [10, 10, 5]
     assert sorted(np.concatenate(batches).tolist()) == list(range(25))
     assert not np.array_equal(np.concatenate(batches), np.concatenate(sampler.epoch(4)))
+
+
+def test_vanilla_through_the_paced_sampler_draws_uniformly():
+    n, batch, steps = 50, 10, 5_000
+    sampler = sampler_for_method("vanilla", np.zeros(n), batch, None, seed=3)
+    assert sampler.pacing == pacing.FULL
+    batches = [sampler.batch(t) for t in range(steps)]
+    assert all(len(set(b.tolist())) == batch for b in batches)  # without replacement inside a batch
+    counts = np.bincount(np.concatenate(batches), minlength=n)
+    expected = steps * batch / n
+    chi_square = float(((counts - expected) ** 2 / expected).sum())
+    assert chi_square < 100  # 49 degrees of freedom: p < 1e-5 above 100
+    assert counts.min() > 0.8 * expected
+
+
+def test_vanilla_and_random_curriculum_draw_batches_the_same_way_once_lambda_is_1():
+    losses = np.zeros(30)
+    vanilla = sampler_for_method("vanilla", losses, 6, None, seed=5)
+    random = sampler_for_method("random", losses, 6, pacing.FULL, seed=5, order_seed=9)
+    positions = {tuple(np.sort(vanilla.batch(t))) for t in range(3)}
+    assert positions == {tuple(np.sort(np.argsort(random.ordering)[random.batch(t)])) for t in range(3)}
+
+
+def test_random_order_and_batches_come_from_different_streams():
+    sampler = sampler_for_method("random", np.zeros(40), 40, pacing.FULL, seed=5)
+    first_batch_generator = np.random.default_rng([5, 0]).permutation(40)
+    assert not np.array_equal(sampler.ordering, first_batch_generator)
+    assert not np.array_equal(sampler.ordering, np.random.default_rng(5).permutation(40))
+
+
+def test_unknown_vanilla_sampling_is_rejected():
+    with pytest.raises(ValueError, match="paced, epochs"):
+        sampler_for_method("vanilla", np.zeros(5), 2, None, vanilla_sampling="shuffled")
 
 
 def test_paced_method_without_pacing_is_an_error():
@@ -137,7 +170,7 @@ def test_keras_fit_trains_on_the_sampler_batches_in_pacing_order():
 
 def test_tf_dataset_yields_the_sampler_batches_in_order_for_every_epoch():
     x = np.arange(25, dtype="float32").reshape(25, 1)
-    sampler = sampler_for_method("vanilla", np.zeros(25), 10, None, seed=4)
+    sampler = sampler_for_method("vanilla", np.zeros(25), 10, None, seed=4, vanilla_sampling="epochs")
     batches = [yb.numpy().tolist() for _, yb in curriculum_dataset(x, np.arange(25), sampler, epochs=2)]
     assert batches == [sampler.batch(t).tolist() for t in range(6)]
     assert [len(b) for b in batches] == [10, 10, 5, 10, 10, 5]

@@ -6,7 +6,7 @@ import pytest
 
 from mecl_utils import teachers
 from mecl_utils.cache import cache_key
-from mecl_utils.curriculum import cross_entropy
+from mecl_utils.curriculum import cross_entropy, tie_fraction
 from mecl_utils.profiles import get_profile
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
@@ -49,10 +49,12 @@ def test_second_call_loads_from_cache_without_training(backbone, data, count_fit
     np.testing.assert_allclose(predictions(again, data[1].val), predictions(backbone, data[1].val), rtol=1e-5)
 
 
-def test_cache_entry_is_named_by_the_classifier_key(backbone, cache_root, data):
-    key = teachers.classifier_key(PROFILE, "tiny_cnn", *data, seed=0, epochs=1)
+def test_cache_entry_is_named_by_the_backbone_key(backbone, cache_root, data):
+    key = teachers.backbone_key(PROFILE, "tiny_cnn", *data, seed=0)
     assert (cache_root / "classifier" / f"{key}.keras").is_file()
-    parts = teachers.classifier_parts(PROFILE, "tiny_cnn", *data, seed=0, epochs=1)
+    network, seed, epochs = teachers.teacher_recipe(PROFILE, "self", "tiny_cnn", 0)
+    assert (network, epochs) == ("tiny_cnn", 1)
+    parts = teachers.classifier_parts(PROFILE, "tiny_cnn", *data, seed=seed, epochs=1)
     assert cache_key(parts) == key
     assert parts["batch_size"] == 32 and parts["weights"] is None and parts["image_size"] is None
 
@@ -72,7 +74,21 @@ def test_self_teacher_is_the_backbone(backbone, data):
 def test_self_teacher_losses_are_the_backbone_cross_entropy(backbone, data):
     train = data[1].train
     losses = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
-    np.testing.assert_allclose(losses, cross_entropy(predictions(backbone, train), train.y), rtol=1e-5)
+    from_probabilities = cross_entropy(predictions(backbone, train), train.y)
+    np.testing.assert_allclose(losses, from_probabilities, rtol=1e-4, atol=1e-6)
+
+
+def test_losses_come_from_logits_so_confident_samples_do_not_tie(backbone, data):
+    losses = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    assert tie_fraction(losses) == 0.0
+
+
+def test_logits_give_the_classifier_probabilities(backbone, data):
+    val = data[1].val
+    logits = teachers.logits(backbone, val.x)
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(softmax, predictions(backbone, val), atol=1e-5)
 
 
 def test_teacher_losses_are_one_finite_non_negative_score_per_training_sample(backbone, data):
@@ -88,12 +104,31 @@ def test_teacher_losses_are_cached(backbone, data, cache_root, monkeypatch):
     assert len(list((cache_root / "teacher_losses").glob("*.npz"))) == 1
 
 
-def test_independent_tiny_cnn_teacher_differs_from_the_backbone(backbone, data, count_fits):
+def test_independent_teacher_differs_from_the_backbone(backbone, data, count_fits):
     own = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
-    independent = teachers.teacher_losses(PROFILE, "tiny_cnn", "tiny_cnn", *data, seed=0)
+    independent = teachers.teacher_losses(PROFILE, "tiny_cnn_wide", "tiny_cnn", *data, seed=0)
     assert len(count_fits) == 1  # the teacher was trained, with its own seed
     assert independent.shape == own.shape
     assert not np.allclose(independent, own)
+
+
+def test_teacher_named_like_the_backbone_is_self_taught(backbone, data, count_fits):
+    own = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    named = teachers.teacher_losses(PROFILE, "tiny_cnn", "tiny_cnn", *data, seed=0)
+    assert count_fits == []  # no second tiny_cnn was trained
+    np.testing.assert_array_equal(named, own)
+
+
+def test_paper_inceptionv3_teacher_of_inceptionv3_is_the_backbone():
+    paper = get_profile("paper")
+    assert teachers.teacher_recipe(paper, "inceptionv3", "inceptionv3", 0) == teachers.teacher_recipe(
+        paper, "self", "inceptionv3", 0
+    )
+    network, _, _ = teachers.teacher_recipe(paper, "inceptionv3", "densenet201", 0)
+    assert network == "inceptionv3"
+    assert teachers.teacher_recipe(paper, "inceptionv3", "densenet201", 0) != teachers.teacher_recipe(
+        paper, "self", "densenet201", 0
+    )
 
 
 def test_unknown_teacher_is_rejected_with_the_valid_names(data):

@@ -17,7 +17,7 @@ RUN = BranchRun(
     plateau_patience=1,
     plateau_factor=0.5,
     init_seed=7,
-    train_seed=8,
+    dropout_seed=8,
 )
 
 
@@ -116,3 +116,27 @@ def test_a_reused_compiled_branch_trains_exactly_like_a_fresh_one():
     assert reused.train_loss == fresh.train_loss
     assert reused.learning_rate == fresh.learning_rate
     assert reused.accuracy == fresh.accuracy
+
+
+def test_seed_dropout_sets_every_dropout_layer_from_the_seed_alone():
+    first = initial_branch((4, 4, 3), 3, init_seed=1)
+    second = initial_branch((4, 4, 3), 3, init_seed=2)
+    assert training.seed_dropout(first, 5) == training.seed_dropout(second, 5) == 2
+    states = [
+        [v.numpy().tolist() for v in m.non_trainable_variables if "seed" in v.path] for m in (first, second)
+    ]
+    assert states[0] == states[1]  # the init seed no longer decides the masks
+    assert states[0][0] != states[0][1]  # the two Dropout layers draw different masks
+
+
+@pytest.mark.slow
+def test_the_dropout_seed_changes_the_training_and_nothing_else():
+    x, y = _toy_features()
+    sampler = CurriculumSampler(np.arange(200), 16, seed=3)
+    base = train_branch(RUN, sampler, (x, y), (x, y), (x, y), num_classes=3)
+    same = train_branch(dataclasses.replace(RUN, epochs=2), sampler, (x, y), (x, y), (x, y), num_classes=3)
+    other = train_branch(
+        dataclasses.replace(RUN, dropout_seed=9), sampler, (x, y), (x, y), (x, y), num_classes=3
+    )
+    assert same.train_loss == base.train_loss
+    assert other.train_loss != base.train_loss  # dropout masks differ: the old train_seed never reached them
