@@ -101,7 +101,9 @@ def main() -> None:
     print(
         f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, best of {args.repeats} runs each"
     )
-    run = BranchRun("adam", 1e-3, epochs=2, plateau_patience=5, plateau_factor=0.5, init_seed=0, dropout_seed=1)
+    run = BranchRun(
+        "adam", 1e-3, epochs=2, plateau_patience=5, plateau_factor=0.5, init_seed=0, dropout_seed=1
+    )
     sampler = CurriculumSampler(np.arange(args.images), args.batch_size, seed=0)
     summary = []
     for number in (1, 2):

@@ -7,7 +7,7 @@ the paper differ only in the order they hand to the sampler (Fig. 2):
 - ``curriculum``: easy → hard (ascending teacher loss);
 - ``anti``: hard → easy (anti-curriculum, descending loss);
 - ``random``: a seeded random permutation; the pacing function still applies (Hacohen & Weinshall, 2019);
-- ``vanilla``: no ordering and no pacing: ordinary shuffled epochs.
+- ``vanilla``: no ordering and no pacing (the sampler draws every batch from the whole data set).
 
 Difficulty scores are computed from the teacher's logits, as a log-softmax in float64
 (``cross_entropy_from_logits``): from float32 probabilities every confidently-right sample would score exactly

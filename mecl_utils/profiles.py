@@ -97,6 +97,12 @@ class Profile:
             raise ValueError(f"learning_rates must be positive numbers, got {self.learning_rates}")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
+        twice = [backbone for backbone in self.backbones if {"self", backbone} <= set(self.teachers)]
+        if twice:
+            raise ValueError(
+                f"teachers {self.teachers} name the backbone {twice[0]!r} twice: 'self' and {twice[0]!r} are "
+                "both the self-taught teacher of that backbone (the backbone scores its own data); keep one"
+            )
         if not isinstance(self.class_balance, bool):
             raise ValueError(f"class_balance must be True or False, got {self.class_balance!r}")
         if self.vanilla_sampling not in VANILLA_SAMPLING:

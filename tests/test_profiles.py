@@ -59,6 +59,9 @@ def test_unknown_override_is_rejected_with_the_valid_names():
         ({"learning_rates": (0.1, -1e-3)}, "learning_rates must be positive"),
         ({"plateau_factor": 1.5}, r"plateau_factor must be in \(0, 1\)"),
         ({"teachers": ()}, "teachers must be a non-empty tuple"),
+        ({"teachers": ("self", "tiny_cnn")}, "name the backbone 'tiny_cnn' twice"),
+        ({"vanilla_sampling": "shuffled"}, "vanilla_sampling must be one of"),
+        ({"class_balance": 1}, "class_balance must be True or False"),
     ],
 )
 def test_bad_settings_are_rejected(override, message):
