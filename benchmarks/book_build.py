@@ -37,6 +37,7 @@ import pandas as pd
 import psutil
 
 from mecl_utils.profiles import get_profile
+from mecl_utils.teachers import teacher_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,9 +116,10 @@ def stages(cache: Path, profile: str) -> dict[str, float]:
         span = (record["started"], record["started"] + record["seconds"])
         kind, parts = record["kind"], record["parts"]
         if kind in ("classifier", "test_accuracy"):
-            # A backbone is trained with the profile's seed, an independent teacher with an offset one.
+            # A backbone trains from the backbone seed stream, an independent teacher from its own.
             is_backbone = kind == "test_accuracy" or (
-                parts["network"] in settings.backbones and parts["seed"] == settings.seed
+                parts["network"] in settings.backbones
+                and parts["seed"] == teacher_recipe(settings, "self", parts["network"], settings.seed)[1]
             )
             intervals["backbone" if is_backbone else "teachers"].append(span)
         elif kind == "teacher_losses":
