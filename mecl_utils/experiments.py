@@ -14,6 +14,10 @@ The searches have seeds of their own, disjoint from every repetition's (``seeds.
 that was lucky on the hyper-parameter split is never reported, so the method with more candidates (the
 curriculum search has teachers × pacings of them) gains nothing from the selection itself.
 
+A repetition run also keeps its branch's softmax outputs on the validation, hyper-parameter and test
+splits in the cache (``branch_outputs``), so exit policies can be studied without training again; the
+searches do not (at the paper's scale that would be gigabytes nobody reads).
+
 Every run is a row of the results store, identified by a ``run_id`` hashed from exactly what determines its
 result (``run_identity``): the data and backbone, the branch layer, the teacher's scores, the pacing
 function's parameters, the sampler's options, the seeds, the training schedule and the training code's
@@ -35,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .cache import cache_key, cache_path, cached_arrays
 from .curriculum import METHODS
 from .pacing import parameters, preset
 from .profiles import Profile
@@ -44,7 +49,19 @@ from .seeds import RunSeeds, run_seeds
 from .training import TRAINING_VERSION, BranchRun, train_branch
 from .workers import RunPool
 
-__all__ = ["Case", "CaseData", "RunSpec", "cases", "run_case", "run_identity", "stale_rows"]
+__all__ = [
+    "OUTPUT_SPLITS",
+    "Case",
+    "CaseData",
+    "RunSpec",
+    "branch_outputs",
+    "cases",
+    "run_case",
+    "run_identity",
+    "stale_rows",
+]
+
+OUTPUT_SPLITS = ("val", "hparam", "test")  # where a repetition run's branch outputs are kept
 
 
 @dataclass(frozen=True)
@@ -189,8 +206,12 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
         _split(data, "val"),
         _split(data, spec.eval_split),
         num_classes=data.num_classes,
+        predict={name: data.features[name] for name in OUTPUT_SPLITS} if spec.stage == "repetition" else None,
         verbose=verbose,
     )
+    if result.probabilities is not None:
+        run_id = spec.run_id(profile, data)
+        cached_arrays("branch_outputs", _outputs_parts(run_id), lambda: result.probabilities)
     return {
         **_spec_fields(spec),
         "layer": data.layer,
@@ -207,6 +228,24 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
         **data.info,
         **_versions(),
     }
+
+
+def _outputs_parts(run_id: str) -> dict:
+    return {"version": 1, "run_id": run_id}
+
+
+def branch_outputs(run_id: str) -> dict[str, np.ndarray]:
+    """The softmax outputs (N × classes, float32) a repetition run's branch gave on ``OUTPUT_SPLITS``.
+
+    Rows follow the order of the case's splits (``CaseData.labels``). Raises ``KeyError`` when the cache
+    does not hold them (a search run, or a cache cleared since): re-running the grid does not restore them,
+    because the run is done; delete its row from the results file to train it again.
+    """
+    path = cache_path("branch_outputs", cache_key(_outputs_parts(run_id)), ".npz")
+    if not path.is_file():
+        raise KeyError(f"no branch outputs cached for run {run_id} ({path}): only repetition runs keep them")
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
 
 
 def _spec_fields(spec: RunSpec) -> dict:

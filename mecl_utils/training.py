@@ -66,6 +66,7 @@ class BranchTrainingResult:
     steps: tuple[int, ...]  # optimizer steps taken by the end of each epoch
     seconds: float  # the whole fit
     epoch_seconds: tuple[float, ...]  # per epoch (the first includes tracing the training step)
+    probabilities: dict[str, np.ndarray] | None = None  # the final branch's outputs on the ``predict`` inputs
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -161,12 +162,15 @@ def train_branch(
     *,
     num_classes: int,
     frozen_backbone: keras.Model | None = None,
+    predict: dict[str, np.ndarray] | None = None,
     verbose: int = 0,
 ) -> BranchTrainingResult:
     """Train a fresh branch on ``train`` with ``sampler``'s batches; report accuracy on ``evaluate``.
 
     ``train``/``val``/``evaluate`` are (inputs, labels): cached features of the branch layer, or images when
     ``frozen_backbone`` (a model from images to that layer's features) is given: the naive mode.
+    ``predict`` names inputs whose softmax outputs under the final weights are returned (``probabilities``),
+    what an exit policy needs at inference.
     """
     x_train, y_train = train
     if sampler.num_samples != len(x_train):
@@ -203,6 +207,9 @@ def train_branch(
         steps=tuple(log.steps),
         seconds=seconds,
         epoch_seconds=tuple(log.seconds),
+        probabilities=None
+        if predict is None
+        else {name: model.predict(x, batch_size=512, verbose=0) for name, x in predict.items()},
     )
 
 

@@ -10,6 +10,14 @@ import keras
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """No test writes to the user's cache: a test that needs a cache of its own sets MECL_CACHE_DIR."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MECL_CACHE_DIR", str(tmp_path_factory.mktemp("default-cache")))
+        yield
+
+
 @pytest.fixture
 def count_fits(monkeypatch):
     """Counts calls of keras.Model.fit (training happened) without changing what they do."""
@@ -43,9 +51,7 @@ def built_book(tmp_path_factory, smoke_cache) -> Path:
 @pytest.fixture(scope="session")
 def smoke_digits():
     """Digits and its splits at the smoke profile's sizes and seed (what the smoke networks train on)."""
-    from mecl_utils.data import load_dataset, make_splits
+    from mecl_utils.prepare import load_splits
     from mecl_utils.profiles import get_profile
 
-    profile = get_profile("smoke")
-    dataset = load_dataset("digits")
-    return dataset, make_splits(dataset, seed=profile.seed, n_val=profile.n_val, n_hparam=profile.n_hparam)
+    return load_splits(get_profile("smoke"), "digits")

@@ -118,6 +118,24 @@ def test_every_repetition_trains_all_four_methods_fresh_on_seeds_apart_from_the_
     assert (reps.groupby("repetition")[seed_columns].nunique() == 1).all().all()  # paired within a repetition
 
 
+@pytest.mark.slow
+def test_repetition_runs_keep_their_branch_outputs_for_exit_policies(tmp_path, monkeypatch):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path / "cache"))
+    profile, data = _profile().replace(repetitions=1), _data()
+    store = ResultsStore(tmp_path / "runs.csv")
+    run_case(profile, CASE, data, store, methods=("vanilla", "random"))
+    frame = store.frame()
+    for row in frame[frame["stage"] == "repetition"].itertuples():
+        outputs = experiments.branch_outputs(row.run_id)
+        assert sorted(outputs) == ["hparam", "test", "val"]
+        assert outputs["test"].shape == (30, 3)
+        np.testing.assert_allclose(outputs["test"].sum(axis=1), 1, rtol=1e-5)
+        assert np.mean(outputs["test"].argmax(axis=1) == data.labels["test"]) == row.accuracy
+    search = frame[frame["stage"] != "repetition"]["run_id"].iloc[0]
+    with pytest.raises(KeyError, match="only repetition runs keep them"):
+        experiments.branch_outputs(search)
+
+
 def _spec(method="curriculum", teacher="self", pacing="FEP(100)", stage="repetition", repetition=0):
     eval_split = "test" if stage == "repetition" else "hparam"
     return experiments.RunSpec(stage, CASE, method, "adam", 1e-3, teacher, pacing, repetition, eval_split)
