@@ -1,0 +1,84 @@
+"""Exit policies on synthetic softmax outputs: where samples leave and what it costs."""
+
+import numpy as np
+import pytest
+
+from mecl_utils import exits
+
+RNG = np.random.default_rng(0)
+LABELS = RNG.integers(0, 4, 200)
+# Three exits, each more often right and more confident than the one before.
+PROBABILITIES = []
+for sharpness in (1.0, 2.0, 4.0):
+    logits = RNG.standard_normal((200, 4))
+    logits[np.arange(200), LABELS] += sharpness
+    PROBABILITIES.append(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True))
+COSTS = [10.0, 25.0, 60.0]
+
+
+def test_confidence_threshold_zero_sends_everyone_out_first():
+    assert (exits.confidence(PROBABILITIES, 0.0) == 0).all()
+
+
+def test_confidence_threshold_above_one_sends_everyone_to_the_last_exit():
+    assert (exits.confidence(PROBABILITIES, 1.01) == 2).all()
+
+
+def test_mean_cost_grows_with_the_confidence_threshold():
+    outcomes = exits.sweep(exits.confidence, PROBABILITIES, LABELS, COSTS, np.linspace(0, 1, 21))
+    costs = [outcome.mean_cost for _, outcome in outcomes]
+    assert costs == sorted(costs) and costs[0] == 10.0 and costs[-1] > costs[0]
+
+
+def test_entropy_threshold_zero_keeps_uncertain_samples_to_the_end():
+    assert (exits.entropy(PROBABILITIES, 0.0) == 2).all()
+    assert (exits.entropy(PROBABILITIES, np.log(4) + 1e-9) == 0).all()  # log(classes) is the largest entropy
+
+
+def test_patience_one_is_the_first_exit():
+    assert (exits.patience(PROBABILITIES, 1) == 0).all()
+
+
+def test_patience_waits_for_k_agreeing_exits():
+    probabilities = [np.array([[0.9, 0.1], [0.9, 0.1]]), np.array([[0.8, 0.2], [0.3, 0.7]])]
+    assert exits.patience(probabilities, 2).tolist() == [1, 1]  # sample 1 never gets two agreeing: the last
+    assert exits.patience([*probabilities, np.array([[0.6, 0.4], [0.2, 0.8]])], 2).tolist() == [1, 2]
+
+
+def test_deadline_takes_the_deepest_exit_that_fits():
+    assert exits.deadline(COSTS, [5, 10, 24.9, 25, 1000]).tolist() == [0, 0, 0, 1, 2]
+
+
+def test_oracle_is_the_earliest_correct_exit():
+    probabilities = [np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1]]), np.array([[0.1, 0.9]] * 3)]
+    assert exits.oracle(probabilities, [0, 1, 1]).tolist() == [0, 1, 1]
+    assert exits.oracle(probabilities, [0, 0, 1]).tolist() == [0, 0, 1]
+
+
+def test_oracle_bounds_every_threshold_policy():
+    best = exits.evaluate(PROBABILITIES, LABELS, COSTS, exits.oracle(PROBABILITIES, LABELS))
+    for _, outcome in exits.sweep(exits.confidence, PROBABILITIES, LABELS, COSTS, np.linspace(0, 1, 11)):
+        assert outcome.accuracy <= best.accuracy
+
+
+def test_evaluate_counts_exits_and_averages_costs():
+    outcome = exits.evaluate(PROBABILITIES, LABELS, COSTS, np.r_[np.zeros(100, int), np.full(100, 2)])
+    assert outcome.exit_counts == (100, 0, 100)
+    assert outcome.mean_cost == pytest.approx(35.0)
+
+
+def test_exit_path_costs_add_every_branch_evaluated_on_the_way():
+    assert exits.exit_path_costs([4, 9, 20], [1, 2]).tolist() == [5, 12, 23]
+
+
+def test_calibration_never_reads_the_test_split():
+    with pytest.raises(ValueError, match="never on 'test'"):
+        exits.calibrate(exits.confidence, "test", PROBABILITIES, LABELS, COSTS, 30.0, [0.5])
+
+
+def test_calibration_meets_the_target_cost_on_its_split():
+    threshold = exits.calibrate(
+        exits.confidence, "hparam", PROBABILITIES, LABELS, COSTS, 30.0, np.linspace(0, 1, 51)
+    )
+    outcome = exits.evaluate(PROBABILITIES, LABELS, COSTS, exits.confidence(PROBABILITIES, threshold))
+    assert outcome.mean_cost <= 30.0
