@@ -4,6 +4,7 @@
     python -m mecl_utils run --profile book --data-dir DIR    # CIFAR-10 from an offline copy
     python -m mecl_utils run --profile smoke --case tiny_cnn/digits/1 --method vanilla curriculum
     python -m mecl_utils table --profile smoke                # Table IV from the stored results
+    python -m mecl_utils exits --profile smoke                # accuracy within cost budgets (early exit)
 
 Results go to one CSV per profile (``--results``, default ``<cache dir>/results/<profile>.csv``); a re-run
 skips finished runs, so an interrupted grid resumes where it stopped.
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m mecl_utils", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "table"):
+    for name in ("run", "table", "exits"):
         command = commands.add_parser(name)
         command.add_argument("--profile", choices=list(PROFILES), default="smoke")
         command.add_argument("--results", type=Path, help="results CSV (default: in the cache directory)")
@@ -67,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
         "1 with a GPU; 0: one after another in this process)",
     )
     run.add_argument("--verbose", action="store_true", help="show Keras progress while training networks")
+    exits = commands.choices["exits"]
+    exits.add_argument(
+        "--data-dir", help="folder holding cifar-10-batches-py/ (default: $MECL_DATA_DIR, Keras)"
+    )
+    exits.add_argument("--policy", choices=["confidence", "entropy", "patience"], default="confidence")
+    exits.add_argument(
+        "--calibration", choices=["hparam", "val"], default="hparam", help="split for thresholds"
+    )
+    exits.add_argument(
+        "--budget", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0],
+        help="cost budgets, fractions of the full multi-exit network's MACs",
+    )  # fmt: skip
     return parser
 
 
@@ -114,10 +127,40 @@ def _print_table(store: ResultsStore) -> pd.DataFrame | None:
     return table
 
 
+def _exits(args: argparse.Namespace) -> None:
+    from . import inference  # imports TensorFlow
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    store = ResultsStore(args.results or default_results_path(args.profile))
+    frame = store.frame()
+    if not frame.empty:
+        frame = frame[~stale_rows(frame)]
+    if frame.empty or not (frame["stage"] == "repetition").any():
+        raise SystemExit(
+            f"No repetitions in {store.path} yet: run "
+            f"`python -m mecl_utils run --profile {args.profile}` first."
+        )
+    profile = get_profile(args.profile)
+    network = inference.exit_network(profile, frame, data_dir=args.data_dir)
+    costs = ", ".join(
+        f"{name} {fraction:.0%}"
+        for name, fraction in zip(network.exit_names, network.cost_fractions, strict=True)
+    )
+    print(f"{profile.name}: cost of leaving at each exit, of the full multi-exit network: {costs}")
+    print(f"(the classifier alone: {network.classifier_fraction:.0%})")
+    budget = inference.budget_table(network, args.policy, args.budget, args.calibration)
+    print(f"\nTest accuracy (%) within each budget, {args.policy} threshold chosen on {args.calibration}:")
+    print(inference.budget_summary(budget).to_string())
+    print("\nArea under the accuracy-cost curves (test), paired against vanilla:")
+    print(inference.auc_tests(inference.policy_curves(network, args.policy)).round(3).to_string())
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "run":
         _run(args)
+    elif args.command == "exits":
+        _exits(args)
     else:
         _print_table(ResultsStore(args.results or default_results_path(args.profile)))
 

@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "CALIBRATION_SPLITS",
+    "NoThreshold",
     "Outcome",
     "calibrate",
     "confidence",
@@ -141,6 +142,10 @@ def sweep(policy, probabilities, labels, costs, thresholds) -> list[tuple[float,
     return [(t, evaluate(probabilities, labels, costs, policy(probabilities, t))) for t in thresholds]
 
 
+class NoThreshold(ValueError):
+    """No threshold of the sweep meets the cost budget on the calibration split."""
+
+
 def calibrate(policy, split: str, probabilities, labels, costs, target_cost: float, thresholds) -> float:
     """The threshold with the best accuracy on ``split`` among those whose mean cost is ≤ ``target_cost``.
 
@@ -157,7 +162,7 @@ def calibrate(policy, split: str, probabilities, labels, costs, target_cost: flo
     ]
     fitting = [entry for entry in fitting if -entry[1] <= target_cost]
     if not fitting:
-        raise ValueError(
+        raise NoThreshold(
             f"no threshold reaches a mean cost of {target_cost:g} on {split}; "
             "the cheapest policy sends every sample out at the first exit"
         )

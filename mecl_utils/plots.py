@@ -33,8 +33,10 @@ from .profiles import Profile, get_profile
 from .results import METHOD_COLUMNS
 
 __all__ = [
+    "accuracy_cost_curves",
     "case_verdict",
     "easy_hard_grid",
+    "exit_histogram",
     "format_table_iv",
     "image_grid",
     "learning_curves",
@@ -276,3 +278,44 @@ def timing_summary(results: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame(rows).set_index("stage")
     summary.loc["total"] = [np.nan, summary["seconds"].sum()]
     return summary
+
+
+def accuracy_cost_curves(
+    on_grid: pd.DataFrame, exit_points: pd.DataFrame, classifier: tuple[float, float], ax=None
+):
+    """Test accuracy against mean cost per method: the mean over repetitions with a min-max band, each
+    exit's own accuracy as a point (``exit_points``: method, cost, accuracy) and the plain classifier."""
+    ax = ax or plt.subplots(figsize=(7.5, 4.2))[1]
+    for method in METHODS:
+        runs = on_grid[on_grid["method"] == method]
+        if runs.empty:
+            continue
+        by_cost = runs.groupby("cost")["accuracy"]
+        color = METHOD_COLORS[method]
+        ax.plot(by_cost.mean().index, 100 * by_cost.mean(), color=color, label=method)
+        ax.fill_between(
+            by_cost.min().index, 100 * by_cost.min(), 100 * by_cost.max(), color=color, alpha=0.15
+        )
+        points = exit_points[exit_points["method"] == method]
+        ax.scatter(points["cost"], 100 * points["accuracy"], color=color, s=25, zorder=3)
+    ax.scatter(
+        [classifier[0]],
+        [100 * classifier[1]],
+        marker="*",
+        s=160,
+        color="k",
+        label="classifier alone",
+        zorder=4,
+    )
+    ax.set(xlabel="mean cost (fraction of the full multi-exit network's MACs)", ylabel="test accuracy (%)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def exit_histogram(counts: pd.DataFrame, ax=None):
+    """Share of test samples leaving at each exit (``counts``: one row per method, one column per exit)."""
+    ax = ax or plt.subplots(figsize=(6.5, 3))[1]
+    shares = counts.div(counts.sum(axis=1), axis=0) * 100
+    shares.T.plot.bar(ax=ax, rot=0, color=[METHOD_COLORS.get(m) for m in shares.index])
+    ax.set(xlabel="exit", ylabel="test samples (%)")
+    return ax

@@ -40,8 +40,9 @@ __all__ = [
 # Part of every run's id (experiments.run_identity): bump it when a change alters what a run trains, so
 # stored results of the old engine are not mixed with new ones. 2: epochs of exactly one pass of batches.
 # 3: dropout seeded by its own stream, losses from logits with a seeded tie-break, vanilla through the paced
-# sampler, search seeds disjoint from the repetitions'.
-TRAINING_VERSION = 3
+# sampler, search seeds disjoint from the repetitions'. 4: repetition runs keep their branch outputs
+# (experiments.branch_outputs), so runs stored without them are trained again, to the same weights.
+TRAINING_VERSION = 4
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,19 @@ def test_runs_of_older_training_code_are_rerun_and_said_so_once(smoke_cache, mon
     main(["table", "--profile", "smoke", "--results", str(results)])
     table = capsys.readouterr().out
     assert "old_net" not in table and "Random mean" in table  # the old row is not in Table IV
+
+
+def test_exits_without_repetitions_says_what_to_run(tmp_path):
+    with pytest.raises(SystemExit, match="run --profile smoke"):
+        main(["exits", "--profile", "smoke", "--results", str(tmp_path / "none.csv")])
+
+
+@pytest.mark.slow
+def test_exits_prints_the_budget_table_of_the_smoke_grid(smoke_cache, monkeypatch, capsys):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(smoke_cache))
+    main(["run", "--profile", "smoke"])  # from the session's cache when another test ran it
+    capsys.readouterr()
+    main(["exits", "--profile", "smoke", "--budget", "0.5", "1.0"])
+    out = capsys.readouterr().out
+    assert "≤ 50 %" in out and "≤ 100 %" in out and "paired p" in out
+    assert out.count("curriculum") == 2  # one row in each table

@@ -1,0 +1,374 @@
+"""The multi-exit network at inference: accuracy against compute, and real early exit on this CPU.
+
+The paper trains its exits for dynamic inference (Bakhtiarnia, Zhang & Iosifidis, 2021, Sec. I): a sample
+leaves at an early exit when that exit is good enough. Here the multi-exit network of one repetition is the
+fine-tuned backbone's own classifier as the final exit plus that repetition's trained branches, one per
+Table II placement. Nothing is retrained: the branches' softmax outputs were kept by the protocol
+(``experiments.branch_outputs``) and the final exit's are computed once and cached
+(``final_exit_outputs``). The cost of leaving at an exit comes from the MAC counter (``costs``), and the
+exit policies from ``exits``.
+
+- ``exit_network``: outputs, labels and per-exit costs of every (method, repetition) of a profile's grid;
+- ``policy_curves``: accuracy against mean cost of a threshold sweep on one split;
+- ``budget_table``: thresholds calibrated on a split other than test to meet a cost budget, evaluated on test;
+- ``staged_latency``: the network cut at its exits and run stage by stage, stopping where each sample
+  leaves, timed against the plain classifier (batch size 1 and batched).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import pandas as pd
+
+from . import exits
+from .branches import build_branch
+from .cache import array_fingerprint, cached_arrays
+from .costs import exit_costs, total_macs
+from .experiments import OUTPUT_SPLITS, branch_outputs
+from .features import branch_layer
+from .prepare import load_splits
+from .profiles import Profile
+from .teachers import PREDICT_BATCH_SIZE, backbone_key, trained_backbone
+
+__all__ = [
+    "ExitNetwork",
+    "budget_table",
+    "exit_network",
+    "final_exit_outputs",
+    "policy_curves",
+    "staged_latency",
+]
+
+
+def final_exit_outputs(
+    profile: Profile, backbone: str, dataset_name: str, data_dir=None
+) -> dict[str, np.ndarray]:
+    """The backbone classifier's softmax outputs on ``OUTPUT_SPLITS`` (cached with the backbone)."""
+    dataset, splits = load_splits(profile, dataset_name, None if data_dir is None else str(data_dir))
+    parts = {
+        "version": 1,
+        "classifier": backbone_key(profile, backbone, dataset, splits, seed=profile.seed),
+        **{f"{name}_index": array_fingerprint(getattr(splits, name).index) for name in OUTPUT_SPLITS},
+    }
+
+    def compute() -> dict[str, np.ndarray]:
+        model = trained_backbone(profile, backbone, dataset, splits, seed=profile.seed)
+        return {
+            name: model.predict(getattr(splits, name).x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+            for name in OUTPUT_SPLITS
+        }
+
+    return cached_arrays("final_exit_outputs", parts, compute)
+
+
+@dataclass(frozen=True, eq=False)
+class ExitNetwork:
+    """Every repetition's multi-exit network of one backbone and data set, ready for exit policies."""
+
+    exit_names: tuple[str, ...]  # "branch 1", ..., "final"
+    layers: tuple[str, ...]  # the Keras layer each early exit reads
+    path_costs: np.ndarray  # MACs of leaving at each exit: the backbone so far and every branch tried
+    classifier_macs: int  # the backbone classifier alone, without exits: the network the exits are added to
+    labels: dict[str, np.ndarray]  # split -> labels
+    outputs: dict[tuple[str, int], dict[str, list[np.ndarray]]]  # (method, repetition) -> split -> per exit
+
+    @property
+    def cost_fractions(self) -> np.ndarray:
+        """Cost of leaving at each exit as a fraction of the full multi-exit network (every exit tried)."""
+        return self.path_costs / self.path_costs[-1]
+
+    @property
+    def classifier_fraction(self) -> float:
+        """The plain classifier's cost as a fraction of the full multi-exit network."""
+        return self.classifier_macs / float(self.path_costs[-1])
+
+
+def exit_network(profile: Profile, results: pd.DataFrame, *, data_dir=None) -> ExitNetwork:
+    """The multi-exit networks of the repetition rows in ``results`` (one backbone and data set).
+
+    Needs every branch of the profile for a (method, repetition) to count it; the others are left out.
+    """
+    backbone, dataset_name = profile.backbones[0], profile.datasets[0]
+    reps = results[(results["stage"] == "repetition") & (results["backbone"] == backbone)]
+    reps = reps[reps["dataset"] == dataset_name]
+    if reps.empty:
+        raise ValueError("no repetition rows for this profile's backbone yet: run the grid first")
+    dataset, splits = load_splits(profile, dataset_name, None if data_dir is None else str(data_dir))
+    classifier = trained_backbone(profile, backbone, dataset, splits, seed=profile.seed)
+    numbers = tuple(profile.branch_numbers)
+    layer_names = tuple(branch_layer(backbone, dataset_name, number) for number in numbers)
+    backbone_macs = [exit_costs(classifier, layer).backbone.macs for layer in layer_names]
+    branch_macs = [exit_costs(classifier, layer).branch.macs for layer in layer_names]
+    full = total_macs(classifier)
+    final = final_exit_outputs(profile, backbone, dataset_name, data_dir)
+    outputs = {}
+    for (method, repetition), group in reps.groupby(["method", "repetition"]):
+        by_branch = group.set_index("branch")["run_id"]
+        if not set(numbers) <= set(by_branch.index):
+            continue
+        stored = [branch_outputs(by_branch[number]) for number in numbers]
+        outputs[method, int(repetition)] = {
+            split: [arrays[split] for arrays in stored] + [final[split]] for split in OUTPUT_SPLITS
+        }
+    return ExitNetwork(
+        exit_names=(*(f"branch {number}" for number in numbers), "final"),
+        layers=layer_names,
+        path_costs=exits.exit_path_costs([*backbone_macs, full], branch_macs),
+        classifier_macs=full,
+        labels={name: getattr(splits, name).y for name in OUTPUT_SPLITS},
+        outputs=outputs,
+    )
+
+
+POLICIES = {"confidence": exits.confidence, "entropy": exits.entropy, "patience": exits.patience}
+
+
+def thresholds_for(policy: str, n: int = 101) -> np.ndarray:
+    """The sweep of a policy's threshold: confidence in [0, 1], entropy in nats, patience k."""
+    if policy == "confidence":
+        return np.linspace(0.0, 1.0, n)
+    if policy == "entropy":
+        return np.linspace(0.0, 2.5, n)
+    if policy == "patience":
+        return np.arange(1, 4)
+    raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
+
+
+def policy_curves(network: ExitNetwork, policy: str, split: str = "test") -> pd.DataFrame:
+    """Accuracy and mean cost (fraction of the full multi-exit network's MACs) of every threshold, per run."""
+    rows = []
+    for (method, repetition), outputs in network.outputs.items():
+        sweep = exits.sweep(
+            POLICIES[policy],
+            outputs[split],
+            network.labels[split],
+            network.cost_fractions,
+            thresholds_for(policy),
+        )
+        rows += [
+            {
+                "method": method,
+                "repetition": repetition,
+                "threshold": float(t),
+                "cost": o.mean_cost,
+                "accuracy": o.accuracy,
+            }
+            for t, o in sweep
+        ]
+    return pd.DataFrame(rows)
+
+
+def budget_table(network: ExitNetwork, policy: str, budgets, calibration_split: str) -> pd.DataFrame:
+    """Per run and budget: the threshold chosen on ``calibration_split`` to stay within the budget
+    (a fraction of the full multi-exit network's MACs), and its cost and accuracy on test (NaN: no exit
+    is that cheap)."""
+    rows = []
+    for (method, repetition), outputs in network.outputs.items():
+        for budget in budgets:
+            row = {"method": method, "repetition": repetition, "budget": float(budget)}
+            try:
+                threshold = exits.calibrate(
+                    POLICIES[policy],
+                    calibration_split,
+                    outputs[calibration_split],
+                    network.labels[calibration_split],
+                    network.cost_fractions,
+                    budget,
+                    thresholds_for(policy),
+                )
+            except exits.NoThreshold:
+                rows.append({**row, "threshold": np.nan, "cost": np.nan, "accuracy": np.nan})
+                continue
+            chosen = POLICIES[policy](outputs["test"], threshold)
+            test = exits.evaluate(outputs["test"], network.labels["test"], network.cost_fractions, chosen)
+            rows.append(
+                {**row, "threshold": float(threshold), "cost": test.mean_cost, "accuracy": test.accuracy}
+            )
+    return pd.DataFrame(rows)
+
+
+def _stages(classifier: keras.Model, layers: tuple[str, ...], num_classes: int) -> tuple[list, list]:
+    """The classifier cut at the exit layers (one sub-model per stage) and a Fig. 7 branch per exit."""
+    cuts = [
+        classifier.inputs[0],
+        *(classifier.get_layer(name).output for name in layers),
+        classifier.outputs[0],
+    ]
+    segments = [keras.Model(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
+    heads = [build_branch(tuple(classifier.get_layer(name).output.shape[1:]), num_classes) for name in layers]
+    return segments, heads
+
+
+def staged_latency(
+    classifier: keras.Model,
+    layers: tuple[str, ...],
+    images: np.ndarray,
+    exit_index,
+    *,
+    batch_size: int = 1,
+    repeats: int = 3,
+) -> dict:
+    """Seconds per image of the plain classifier and of real early exit (best of ``repeats``).
+
+    The staged network runs stage by stage: backbone segment, its branch; samples whose exit this is stop,
+    the rest go on. The branches get fresh weights: time does not depend on their values. ``exit_index[i]``
+    is where image i leaves (from a policy on the same images).
+    """
+    import tensorflow as tf
+
+    num_classes = int(classifier.outputs[0].shape[-1])
+    segments, heads = _stages(classifier, layers, num_classes)
+
+    def compiled(model):
+        return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    full = compiled(classifier)
+    run_segments, run_heads = [compiled(m) for m in segments], [compiled(m) for m in heads]
+    exit_index = np.asarray(exit_index)
+    batches = [slice(i, i + batch_size) for i in range(0, len(images), batch_size)]
+
+    def plain():
+        for part in batches:
+            full(images[part]).numpy()
+
+    def staged():
+        for part in batches:
+            x, leave = images[part], exit_index[part]
+            for stage, segment in enumerate(run_segments):
+                x = segment(x)
+                if stage == len(run_heads):  # the final exit: the classifier's own output
+                    x.numpy()
+                    break
+                run_heads[stage](x).numpy()  # the exit decision needs the branch's output
+                stay = leave > stage
+                if not stay.any():
+                    break
+                if not stay.all():
+                    x, leave = tf.boolean_mask(x, stay), leave[stay]
+
+    timings = {}
+    for name, work in (("plain", plain), ("staged", staged)):
+        work()  # trace every shape once
+        best = min(_seconds(work) for _ in range(repeats))
+        timings[name] = best / len(images)
+    return timings
+
+
+def _seconds(work) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def common_cost_range(curves: pd.DataFrame) -> tuple[float, float]:
+    """The cost range every run's sweep covers: from the largest minimum to the smallest maximum."""
+    spans = curves.groupby(["method", "repetition"])["cost"].agg(["min", "max"])
+    return float(spans["min"].max()), float(spans["max"].min())
+
+
+def curves_on_grid(curves: pd.DataFrame, grid: np.ndarray) -> pd.DataFrame:
+    """Each run's swept accuracy interpolated at the costs ``grid``.
+
+    The curve as swept, not its upper envelope: taking the best threshold at each cost would choose on test.
+    """
+    rows = []
+    for (method, repetition), run in curves.groupby(["method", "repetition"]):
+        run = run.groupby("cost", as_index=False)["accuracy"].mean().sort_values("cost")
+        accuracy = np.interp(grid, run["cost"].to_numpy(), run["accuracy"].to_numpy())
+        rows += [
+            {"method": method, "repetition": repetition, "cost": c, "accuracy": a}
+            for c, a in zip(grid, accuracy, strict=True)
+        ]
+    return pd.DataFrame(rows)
+
+
+def area_under_curves(curves: pd.DataFrame, points: int = 101) -> pd.DataFrame:
+    """Per run, the mean accuracy over the common cost range (area under the curve / width of the range)."""
+    low, high = common_cost_range(curves)
+    grid = np.linspace(low, high, points)
+    on_grid = curves_on_grid(curves, grid)
+    area = on_grid.groupby(["method", "repetition"])["accuracy"].mean().rename("auc").reset_index()
+    return area.assign(cost_low=low, cost_high=high)
+
+
+def architecture_exit_costs(network: str, dataset_name: str, num_classes: int, *, image_size=None, alpha=1.0):
+    """Path costs of a Table II network's two exits and final exit, as fractions of its plain classifier.
+
+    Built with random weights (MACs do not depend on them) and cached, so a chapter can compare the
+    profiles' networks with the paper's without training or building them again.
+    """
+    from .models import build_classifier
+
+    parts = {"version": 1, "network": network, "dataset": dataset_name, "classes": num_classes}
+    parts.update(image_size=image_size, alpha=alpha)
+
+    def compute() -> dict[str, np.ndarray]:
+        model = build_classifier(network, num_classes, image_size=image_size, weights=None, alpha=alpha)
+        costs = [exit_costs(model, branch_layer(network, dataset_name, number)) for number in (1, 2)]
+        backbone = [cost.backbone.macs for cost in costs] + [total_macs(model)]
+        return {
+            "backbone": np.array(backbone, dtype=np.int64),
+            "branch": np.array([c.branch.macs for c in costs]),
+        }
+
+    arrays = cached_arrays("architecture_costs", parts, compute)
+    path = exits.exit_path_costs(arrays["backbone"], arrays["branch"])
+    return pd.DataFrame(
+        {
+            "network": network,
+            "exit": ["branch 1", "branch 2", "final"],
+            "backbone MACs": arrays["backbone"],
+            "path MACs": path,
+            "of the classifier": path / arrays["backbone"][-1],
+        }
+    )
+
+
+def exit_accuracies(network: ExitNetwork, split: str = "test") -> pd.DataFrame:
+    """Every exit used alone (all samples leave there): its cost fraction and accuracy, per run."""
+    rows = []
+    for (method, repetition), outputs in network.outputs.items():
+        for e, name in enumerate(network.exit_names):
+            correct = outputs[split][e].argmax(axis=1) == network.labels[split]
+            rows.append(
+                {"method": method, "repetition": repetition, "exit": name,
+                 "cost": float(network.cost_fractions[e]), "accuracy": float(correct.mean())}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def budget_summary(budget: pd.DataFrame) -> pd.DataFrame:
+    """``budget_table`` as a table: test accuracy (%) mean ± std over repetitions, a row per method."""
+    cells = {}
+    for (method, limit), runs in budget.groupby(["method", "budget"]):
+        accuracy = 100 * runs["accuracy"].dropna()
+        text = "–" if accuracy.empty else f"{accuracy.mean():.2f}"
+        if len(accuracy) > 1:
+            text += f" ± {accuracy.std(ddof=1):.2f}"
+        cells.setdefault(method, {})[f"≤ {100 * limit:.0f} %"] = text
+    order = [m for m in ("vanilla", "curriculum", "anti", "random") if m in cells]
+    return pd.DataFrame(cells).T.loc[order]
+
+
+def auc_tests(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per method: mean area under its accuracy-cost curves (%), its gain over vanilla, paired t-test p."""
+    from scipy import stats
+
+    wide = area_under_curves(curves).pivot(index="repetition", columns="method", values="auc") * 100
+    rows = {}
+    for method in ("vanilla", "curriculum", "anti", "random"):
+        if method not in wide:
+            continue
+        row = {"mean AUC (%)": wide[method].mean(), "minus vanilla (points)": np.nan, "paired p": np.nan}
+        if method != "vanilla" and "vanilla" in wide:
+            pairs = wide[[method, "vanilla"]].dropna()
+            difference = pairs[method] - pairs["vanilla"]
+            row["minus vanilla (points)"] = difference.mean()
+            if len(pairs) > 1 and difference.std(ddof=1) > 0:
+                row["paired p"] = float(stats.ttest_rel(pairs[method], pairs["vanilla"]).pvalue)
+        rows[method] = row
+    return pd.DataFrame(rows).T.assign(repetitions=len(wide))

@@ -1,0 +1,79 @@
+"""The multi-exit network at inference: curves, budgets, paired AUC tests and real staged early exit."""
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from mecl_utils import inference
+
+
+def _curves(offsets):
+    """Vanilla and curriculum (``offset`` higher) with a linear accuracy-cost curve per repetition."""
+    rows = []
+    for repetition, offset in enumerate(offsets):
+        for cost in np.linspace(0.2, 1.0, 9):
+            for method, shift in (("vanilla", 0.0), ("curriculum", offset)):
+                rows.append(
+                    {
+                        "method": method,
+                        "repetition": repetition,
+                        "cost": cost,
+                        "accuracy": 0.5 + 0.4 * cost + shift,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_curves_on_grid_interpolate_each_run():
+    on_grid = inference.curves_on_grid(_curves([0.0]), np.array([0.2, 0.6]))
+    vanilla = on_grid[on_grid["method"] == "vanilla"]["accuracy"].tolist()
+    assert vanilla == pytest.approx([0.58, 0.74])
+
+
+def test_area_under_curves_is_the_mean_accuracy_over_the_common_range():
+    area = inference.area_under_curves(_curves([0.0]))
+    assert area.set_index("method").loc["vanilla", "auc"] == pytest.approx(0.5 + 0.4 * 0.6)
+    assert (area["cost_low"].iloc[0], area["cost_high"].iloc[0]) == pytest.approx((0.2, 1.0))
+
+
+def test_auc_tests_pair_each_method_with_vanilla():
+    tests = inference.auc_tests(_curves([0.019, 0.02, 0.021]))
+    assert tests.loc["curriculum", "minus vanilla (points)"] == pytest.approx(2.0)
+    assert tests.loc["curriculum", "paired p"] < 0.05
+    assert np.isnan(tests.loc["vanilla", "paired p"]) and tests["repetitions"].iloc[0] == 3
+
+
+def test_budget_summary_marks_budgets_no_exit_meets():
+    budget = pd.DataFrame(
+        {"method": ["vanilla"] * 4, "repetition": [0, 1, 0, 1], "budget": [0.25, 0.25, 1.0, 1.0],
+         "accuracy": [np.nan, np.nan, 0.8, 0.9]}
+    )  # fmt: skip
+    assert inference.budget_summary(budget).loc["vanilla"].tolist() == ["–", "85.00 ± 7.07"]
+
+
+def _chain_classifier():
+    images = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="block1_out")(images)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="block2_out")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(images, keras.layers.Dense(3, activation="softmax")(x))
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_staged_latency_times_both_networks(batch_size):
+    images = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
+    leave = np.array([0, 1, 2, 0, 2, 1, 0, 2])
+    seconds = inference.staged_latency(
+        _chain_classifier(), ("block1_out", "block2_out"), images, leave, batch_size=batch_size, repeats=1
+    )
+    assert set(seconds) == {"plain", "staged"} and all(value > 0 for value in seconds.values())
+
+
+def test_stages_cut_the_classifier_at_its_exits():
+    classifier = _chain_classifier()
+    segments, heads = inference._stages(classifier, ("block1_out", "block2_out"), 3)
+    x = np.random.default_rng(1).random((2, 8, 8, 3)).astype("float32")
+    staged = segments[2](segments[1](segments[0](x)))
+    np.testing.assert_allclose(staged, classifier(x), rtol=1e-5, atol=1e-6)
+    assert [head.output.shape[-1] for head in heads] == [3, 3]
