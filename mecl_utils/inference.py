@@ -372,3 +372,40 @@ def auc_tests(curves: pd.DataFrame) -> pd.DataFrame:
                 row["paired p"] = float(stats.ttest_rel(pairs[method], pairs["vanilla"]).pvalue)
         rows[method] = row
     return pd.DataFrame(rows).T.assign(repetitions=len(wide))
+
+
+def oracle_outcomes(network: ExitNetwork, split: str = "test") -> pd.DataFrame:
+    """Per run, the oracle (each sample at its earliest correct exit): the bound no policy can beat."""
+    rows = []
+    for (method, repetition), outputs in network.outputs.items():
+        chosen = exits.oracle(outputs[split], network.labels[split])
+        outcome = exits.evaluate(outputs[split], network.labels[split], network.cost_fractions, chosen)
+        rows.append(
+            {
+                "method": method,
+                "repetition": repetition,
+                "cost": outcome.mean_cost,
+                "accuracy": outcome.accuracy,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def deadline_outcomes(network: ExitNetwork, budgets: np.ndarray, split: str = "test") -> pd.DataFrame:
+    """Per run, each sample leaving at the deepest exit its own budget allows (a fraction of the full
+    network's MACs). A sample whose budget does not reach the first exit misses its deadline: it gets no
+    answer, counts as wrong, and has spent its whole budget."""
+    missed = budgets < network.cost_fractions[0]
+    chosen = exits.deadline(network.cost_fractions, budgets)
+    rows = []
+    for (method, repetition), outputs in network.outputs.items():
+        p = np.stack(outputs[split])
+        right = p[chosen, np.arange(len(chosen))].argmax(axis=1) == network.labels[split]
+        spent = np.where(
+            missed, budgets, network.cost_fractions[chosen]
+        )  # a miss computes until its deadline
+        rows.append(
+            {"method": method, "repetition": repetition, "accuracy": float(np.mean(right & ~missed)),
+             "missed": float(missed.mean()), "cost": float(spent.mean())}
+        )  # fmt: skip
+    return pd.DataFrame(rows)

@@ -281,10 +281,15 @@ def timing_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy_cost_curves(
-    on_grid: pd.DataFrame, exit_points: pd.DataFrame, classifier: tuple[float, float], ax=None
+    on_grid: pd.DataFrame,
+    exit_points: pd.DataFrame,
+    classifier: tuple[float, float],
+    oracle: pd.DataFrame | None = None,
+    ax=None,
 ):
     """Test accuracy against mean cost per method: the mean over repetitions with a min-max band, each
-    exit's own accuracy as a point (``exit_points``: method, cost, accuracy) and the plain classifier."""
+    exit's own accuracy as a point (``exit_points``: method, cost, accuracy), the plain classifier, and the
+    oracle's mean (``oracle``: method, cost, accuracy) as a hollow marker."""
     ax = ax or plt.subplots(figsize=(7.5, 4.2))[1]
     for method in METHODS:
         runs = on_grid[on_grid["method"] == method]
@@ -298,6 +303,9 @@ def accuracy_cost_curves(
         )
         points = exit_points[exit_points["method"] == method]
         ax.scatter(points["cost"], 100 * points["accuracy"], color=color, s=25, zorder=3)
+        if oracle is not None and method in set(oracle["method"]):
+            best = oracle[oracle["method"] == method][["cost", "accuracy"]].mean()
+            ax.scatter([best["cost"]], [100 * best["accuracy"]], facecolors="none", edgecolors=color, s=70)
     ax.scatter(
         [classifier[0]],
         [100 * classifier[1]],

@@ -77,3 +77,24 @@ def test_stages_cut_the_classifier_at_its_exits():
     staged = segments[2](segments[1](segments[0](x)))
     np.testing.assert_allclose(staged, classifier(x), rtol=1e-5, atol=1e-6)
     assert [head.output.shape[-1] for head in heads] == [3, 3]
+
+
+def _network(outputs, labels, fractions):
+    return inference.ExitNetwork(
+        exit_names=("branch 1", "final"), layers=("block1_out",), path_costs=np.array(fractions) * 100,
+        classifier_macs=90, labels={"test": np.array(labels)}, outputs={("vanilla", 0): {"test": outputs}},
+    )  # fmt: skip
+
+
+def test_deadline_outcomes_count_a_missed_deadline_as_wrong():
+    right = [np.eye(2)[[0, 1, 0]], np.eye(2)[[0, 1, 0]]]
+    network = _network(right, [0, 1, 0], [0.4, 1.0])
+    outcome = inference.deadline_outcomes(network, np.array([0.1, 0.5, 1.0])).iloc[0]
+    assert outcome["accuracy"] == pytest.approx(2 / 3) and outcome["missed"] == pytest.approx(1 / 3)
+    assert outcome["cost"] == pytest.approx((0.1 + 0.4 + 1.0) / 3)
+
+
+def test_oracle_outcome_takes_the_earliest_correct_exit():
+    outputs = [np.eye(2)[[1, 1]], np.eye(2)[[0, 1]]]  # exit 1 wrong on sample 0, both right on sample 1
+    outcome = inference.oracle_outcomes(_network(outputs, [0, 1], [0.4, 1.0])).iloc[0]
+    assert outcome["accuracy"] == 1.0 and outcome["cost"] == pytest.approx((1.0 + 0.4) / 2)
