@@ -5,7 +5,8 @@
     python -m mecl_utils.book run notebooks/pacing.md out.ipynb -p batch_size 128
 
 Chapters are MyST Markdown notebooks (jupytext) with one code cell tagged ``parameters``: a flat block of
-``name = <literal>`` lines. The runner checks overrides against those defaults (papermill itself only warns),
+``name: type = <literal>  # help`` lines, which ``papermill --help-notebook`` lists with their types and help.
+The runner checks overrides against those types and defaults (papermill itself only warns),
 picks a profile (``auto``: ``book`` when CIFAR-10 and the MobileNet weights are on disk, else ``smoke``),
 executes each notebook of ``_toc.yml`` into ``<out>/src/`` and renders it there with execution switched off,
 so the book shows exactly the outputs of this run. HTML lands in ``<out>/html`` (default ``_build/html``).
@@ -87,20 +88,58 @@ def notebook_parameters(path: str | os.PathLike) -> dict[str, object]:
     parameters = {}
     for statement in ast.parse(source).body:
         line = ast.get_source_segment(source, statement)
-        is_simple = isinstance(statement, ast.Assign) and len(statement.targets) == 1
-        if not (is_simple and isinstance(statement.targets[0], ast.Name)):
+        where = f"{path}, parameters cell, line {statement.lineno}: {line!r}"
+        if not (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)):
             raise ValueError(
-                f"{path}, parameters cell, line {statement.lineno}: {line!r} is not `name = <literal>`; "
-                "keep the cell to plain assignments and compute derived values in a later cell."
+                f"{where} is not `name: type = <literal>`; keep the cell to annotated assignments (papermill "
+                "reads the type from the annotation) and compute derived values in a later cell."
+            )
+        whole_line = source.splitlines()[statement.lineno - 1]  # with its comment, as papermill reads it
+        if statement.value is None or whole_line.count("=") != 1:
+            raise ValueError(
+                f"{where} needs a default value, and no other '=' on its line, comment included "
+                "(papermill skips such a line)."
             )
         try:
-            parameters[statement.targets[0].id] = ast.literal_eval(statement.value)
+            value = ast.literal_eval(statement.value)
         except ValueError as err:
             raise ValueError(
-                f"{path}, parameters cell, line {statement.lineno}: {line!r} assigns an expression, not a "
-                "literal (number, string, bool, None, tuple, list or dict); write the value out."
+                f"{where} assigns an expression, not a literal (number, string, bool, None, tuple, list or "
+                "dict); write the value out."
             ) from err
+        annotation = _annotated_type(statement.annotation)
+        if annotation is None or not _accepts_type(annotation, value):
+            raise ValueError(
+                f"{where}: annotate it with the type of its value ({', '.join(PARAMETER_TYPES)}), "
+                f"e.g. `{statement.target.id}: {type(value).__name__} = ...`."
+            )
+        parameters[statement.target.id] = value
     return parameters
+
+
+PARAMETER_TYPES = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "tuple": tuple,
+    "dict": dict,
+}
+
+
+def _annotated_type(annotation: ast.expr) -> type | None:
+    """``str`` for ``str``, ``list`` for ``list`` or ``list[float]``; None for anything else."""
+    base = annotation.value if isinstance(annotation, ast.Subscript) else annotation
+    return PARAMETER_TYPES.get(base.id) if isinstance(base, ast.Name) else None
+
+
+def _accepts_type(annotation: type, value: object) -> bool:
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
 
 
 def _accepts(default: object, value: object) -> bool:

@@ -39,7 +39,9 @@ def write_notebook(folder: Path, parameters: str, body: str = "x = 1", name: str
 @pytest.fixture
 def tiny(tmp_path):
     return write_notebook(
-        tmp_path, 'n = 3\nrate = 0.5\nname = "x"\nsizes = (1, 2)\nflag = True\ndata_dir = ""'
+        tmp_path,
+        'n: int = 3\nrate: float = 0.5\nname: str = "x"\nsizes: tuple = (1, 2)\nflag: bool = True\n'
+        'data_dir: str = ""',
     )
 
 
@@ -55,9 +57,24 @@ def test_parameters_are_read_as_literals(tiny):
 
 
 def test_a_computed_parameter_is_rejected_naming_its_line(tmp_path):
-    notebook = write_notebook(tmp_path, "n = 3\nm = n * 2")
-    with pytest.raises(ValueError, match=r"line 2: 'm = n \* 2'"):
+    notebook = write_notebook(tmp_path, "n: int = 3\nm: int = n * 2")
+    with pytest.raises(ValueError, match=r"line 2: 'm: int = n \* 2'"):
         notebook_parameters(notebook)
+
+
+def test_an_unannotated_parameter_is_rejected_with_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="is not `name: type = <literal>`"):
+        notebook_parameters(write_notebook(tmp_path, "n = 3"))
+
+
+def test_an_annotation_that_contradicts_the_value_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"e\.g\. `n: str = \.\.\.`"):
+        notebook_parameters(write_notebook(tmp_path, 'n: int = "three"'))
+
+
+def test_an_equals_sign_in_a_comment_is_rejected_because_papermill_stops_there(tmp_path):
+    with pytest.raises(ValueError, match="no other '=' on its line"):
+        notebook_parameters(write_notebook(tmp_path, 'data_dir: str = ""  # "" = the default'))
 
 
 def test_a_notebook_without_a_parameters_cell_is_rejected(tmp_path):
@@ -121,7 +138,7 @@ def test_an_explicit_book_profile_without_cifar10_raises(no_local_data):
 
 @pytest.mark.slow
 def test_an_override_is_injected_into_the_executed_notebook(tmp_path):
-    notebook = write_notebook(tmp_path, 'greeting = "hello"', body="print(greeting)")
+    notebook = write_notebook(tmp_path, 'greeting: str = "hello"', body="print(greeting)")
     execute_notebook(notebook, tmp_path / "out.ipynb", {"greeting": "bonjour"})
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     assert executed.cells[-1].outputs[0].text == "bonjour\n"
@@ -129,7 +146,7 @@ def test_an_override_is_injected_into_the_executed_notebook(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_cell_raises_naming_the_notebook(tmp_path):
-    notebook = write_notebook(tmp_path, "n = 1", body="1 / 0", name="broken.md")
+    notebook = write_notebook(tmp_path, "n: int = 1", body="1 / 0", name="broken.md")
     with pytest.raises(NotebookExecutionError, match=r"notebook .*broken\.md failed .*ZeroDivisionError"):
         execute_notebook(notebook, tmp_path / "out.ipynb", {})
 
