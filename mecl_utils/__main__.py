@@ -22,6 +22,7 @@ import pandas as pd
 
 from .cache import cache_dir
 from .curriculum import METHODS
+from .data import DataNotFoundError
 from .experiments import Case, cases, stale_rows
 from .profiles import PROFILES, get_profile
 from .results import ResultsStore, table_iv
@@ -67,7 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         help="branch runs trained in parallel processes (default: $MECL_WORKERS, else one per CPU core, "
         "1 with a GPU; 0: one after another in this process)",
     )
-    run.add_argument("--verbose", action="store_true", help="show Keras progress while training networks")
+    run.add_argument(
+        "--verbose", action="store_true", help="show Keras progress while training networks, and tracebacks"
+    )
+    for name in ("table", "exits"):
+        commands.choices[name].add_argument("--verbose", action="store_true", help="show tracebacks")
     exits = commands.choices["exits"]
     exits.add_argument(
         "--data-dir", help="folder holding cifar-10-batches-py/ (default: $MECL_DATA_DIR, Keras)"
@@ -156,13 +161,20 @@ def _exits(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Errors a user can fix (missing data, a bad setting or file) end in one line on stderr, exit status 1;
+    ``--verbose`` shows the traceback instead."""
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        _run(args)
-    elif args.command == "exits":
-        _exits(args)
-    else:
-        _print_table(ResultsStore(args.results or default_results_path(args.profile)))
+    try:
+        if args.command == "run":
+            _run(args)
+        elif args.command == "exits":
+            _exits(args)
+        else:
+            _print_table(ResultsStore(args.results or default_results_path(args.profile)))
+    except (DataNotFoundError, ValueError) as err:
+        if args.verbose:
+            raise
+        raise SystemExit(f"error: {err}\n(run again with --verbose to see the traceback)") from None
 
 
 if __name__ == "__main__":

@@ -93,3 +93,25 @@ def test_exits_prints_the_budget_table_of_the_smoke_grid(smoke_cache, monkeypatc
     out = capsys.readouterr().out
     assert "≤ 50 %" in out and "≤ 100 %" in out and "paired p" in out
     assert out.count("curriculum") == 2  # one row in each table
+
+
+def test_missing_data_ends_in_one_line_without_a_traceback(tmp_path):
+    args = ["run", "--profile", "book", "--data-dir", str(tmp_path), "--results", str(tmp_path / "r.csv")]
+    with pytest.raises(SystemExit, match=r"^error: No cifar10 files in .*build_cifar10\.py") as stop:
+        main(args)
+    assert "--verbose" in str(stop.value)
+
+
+def test_missing_data_with_verbose_keeps_the_traceback(tmp_path):
+    from mecl_utils.data import DataNotFoundError
+
+    args = ["run", "--profile", "book", "--data-dir", str(tmp_path), "--results", str(tmp_path / "r.csv")]
+    with pytest.raises(DataNotFoundError):
+        main([*args, "--verbose"])
+
+
+def test_a_corrupt_results_file_is_one_line_too(tmp_path):
+    results = tmp_path / "r.csv"
+    results.write_bytes(b"\xff\xfe not a csv")
+    with pytest.raises(SystemExit, match=r"^error: cannot read the results store"):
+        main(["table", "--profile", "smoke", "--results", str(results)])
