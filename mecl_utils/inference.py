@@ -11,21 +11,17 @@ exit policies from ``exits``.
 - ``exit_network``: outputs, labels and per-exit costs of every (method, repetition) of a profile's grid;
 - ``policy_curves``: accuracy against mean cost of a threshold sweep on one split;
 - ``budget_table``: thresholds calibrated on a split other than test to meet a cost budget, evaluated on test;
-- ``staged_latency``: the network cut at its exits and run stage by stage, stopping where each sample
-  leaves, timed against the plain classifier (batch size 1 and batched).
+and ``latency.staged_latency`` runs the network cut at its exits, stage by stage, on this CPU.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 import pandas as pd
 
 from . import exits
-from .branches import build_branch
 from .cache import array_fingerprint, cached_arrays
 from .costs import exit_costs, total_macs
 from .experiments import OUTPUT_SPLITS, branch_outputs
@@ -35,12 +31,22 @@ from .profiles import Profile
 from .teachers import PREDICT_BATCH_SIZE, backbone_key, trained_backbone
 
 __all__ = [
+    "POLICIES",
     "ExitNetwork",
+    "architecture_exit_costs",
+    "area_under_curves",
+    "auc_tests",
+    "budget_summary",
     "budget_table",
+    "common_cost_range",
+    "curves_on_grid",
+    "deadline_outcomes",
+    "exit_accuracies",
     "exit_network",
     "final_exit_outputs",
+    "oracle_outcomes",
     "policy_curves",
-    "staged_latency",
+    "thresholds_for",
 ]
 
 
@@ -80,6 +86,10 @@ class ExitNetwork:
     def cost_fractions(self) -> np.ndarray:
         """Cost of leaving at each exit as a fraction of the full multi-exit network (every exit tried)."""
         return self.path_costs / self.path_costs[-1]
+
+    @property
+    def num_classes(self) -> int:
+        return int(next(iter(self.outputs.values()))["test"][0].shape[1])
 
     @property
     def classifier_fraction(self) -> float:
@@ -127,12 +137,13 @@ def exit_network(profile: Profile, results: pd.DataFrame, *, data_dir=None) -> E
 POLICIES = {"confidence": exits.confidence, "entropy": exits.entropy, "patience": exits.patience}
 
 
-def thresholds_for(policy: str, n: int = 101) -> np.ndarray:
-    """The sweep of a policy's threshold: confidence in [0, 1], entropy in nats, patience k."""
+def thresholds_for(policy: str, num_classes: int, n: int = 101) -> np.ndarray:
+    """The sweep of a policy's threshold, from every sample at the last exit to every sample at the first:
+    confidence in [0, 1], entropy in nats up to log(classes), the largest there is; patience k = 1, 2, 3."""
     if policy == "confidence":
-        return np.linspace(0.0, 1.0, n)
+        return np.linspace(1.0, 0.0, n)
     if policy == "entropy":
-        return np.linspace(0.0, 2.5, n)
+        return np.linspace(0.0, np.log(num_classes) * (1 + 1e-9), n)
     if policy == "patience":
         return np.arange(1, 4)
     raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
@@ -147,7 +158,7 @@ def policy_curves(network: ExitNetwork, policy: str, split: str = "test") -> pd.
             outputs[split],
             network.labels[split],
             network.cost_fractions,
-            thresholds_for(policy),
+            thresholds_for(policy, network.num_classes),
         )
         rows += [
             {
@@ -178,7 +189,7 @@ def budget_table(network: ExitNetwork, policy: str, budgets, calibration_split: 
                     network.labels[calibration_split],
                     network.cost_fractions,
                     budget,
-                    thresholds_for(policy),
+                    thresholds_for(policy, network.num_classes),
                 )
             except exits.NoThreshold:
                 rows.append({**row, "threshold": np.nan, "cost": np.nan, "accuracy": np.nan})
@@ -189,79 +200,6 @@ def budget_table(network: ExitNetwork, policy: str, budgets, calibration_split: 
                 {**row, "threshold": float(threshold), "cost": test.mean_cost, "accuracy": test.accuracy}
             )
     return pd.DataFrame(rows)
-
-
-def _stages(classifier: keras.Model, layers: tuple[str, ...], num_classes: int) -> tuple[list, list]:
-    """The classifier cut at the exit layers (one sub-model per stage) and a Fig. 7 branch per exit."""
-    cuts = [
-        classifier.inputs[0],
-        *(classifier.get_layer(name).output for name in layers),
-        classifier.outputs[0],
-    ]
-    segments = [keras.Model(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
-    heads = [build_branch(tuple(classifier.get_layer(name).output.shape[1:]), num_classes) for name in layers]
-    return segments, heads
-
-
-def staged_latency(
-    classifier: keras.Model,
-    layers: tuple[str, ...],
-    images: np.ndarray,
-    exit_index,
-    *,
-    batch_size: int = 1,
-    repeats: int = 3,
-) -> dict:
-    """Seconds per image of the plain classifier and of real early exit (best of ``repeats``).
-
-    The staged network runs stage by stage: backbone segment, its branch; samples whose exit this is stop,
-    the rest go on. The branches get fresh weights: time does not depend on their values. ``exit_index[i]``
-    is where image i leaves (from a policy on the same images).
-    """
-    import tensorflow as tf
-
-    num_classes = int(classifier.outputs[0].shape[-1])
-    segments, heads = _stages(classifier, layers, num_classes)
-
-    def compiled(model):
-        return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-
-    full = compiled(classifier)
-    run_segments, run_heads = [compiled(m) for m in segments], [compiled(m) for m in heads]
-    exit_index = np.asarray(exit_index)
-    batches = [slice(i, i + batch_size) for i in range(0, len(images), batch_size)]
-
-    def plain():
-        for part in batches:
-            full(images[part]).numpy()
-
-    def staged():
-        for part in batches:
-            x, leave = images[part], exit_index[part]
-            for stage, segment in enumerate(run_segments):
-                x = segment(x)
-                if stage == len(run_heads):  # the final exit: the classifier's own output
-                    x.numpy()
-                    break
-                run_heads[stage](x).numpy()  # the exit decision needs the branch's output
-                stay = leave > stage
-                if not stay.any():
-                    break
-                if not stay.all():
-                    x, leave = tf.boolean_mask(x, stay), leave[stay]
-
-    timings = {}
-    for name, work in (("plain", plain), ("staged", staged)):
-        work()  # trace every shape once
-        best = min(_seconds(work) for _ in range(repeats))
-        timings[name] = best / len(images)
-    return timings
-
-
-def _seconds(work) -> float:
-    start = time.perf_counter()
-    work()
-    return time.perf_counter() - start
 
 
 def common_cost_range(curves: pd.DataFrame) -> tuple[float, float]:
