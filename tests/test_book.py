@@ -41,3 +41,11 @@ def test_chapter_ran_with_the_smoke_profile_if_it_takes_one(built_book, chapter)
     executed = nbformat.read(built_book.parent / "src" / f"{chapter}.ipynb", as_version=4)
     injected = [cell for cell in executed.cells if "injected-parameters" in cell.metadata.get("tags", [])]
     assert 'profile = "smoke"' in injected[0].source
+
+
+def test_the_execution_report_lists_every_chapter_with_its_profile_and_time(built_book):
+    page = (built_book / "book" / "execution.html").read_text()
+    assert "smoke" in page and "This copy of the page" not in page
+    for chapter in CHAPTERS:
+        assert f'href="../{chapter}.html' in page, chapter
+    assert page.count("<td><p>executed</p></td>") == len(CHAPTERS)
