@@ -49,3 +49,11 @@ def test_the_execution_report_lists_every_chapter_with_its_profile_and_time(buil
     for chapter in CHAPTERS:
         assert f'href="../{chapter}.html' in page, chapter
     assert page.count("<td><p>executed</p></td>") == len(CHAPTERS)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_page_offers_its_executed_notebook_for_download(built_book, chapter):
+    name = Path(chapter).name
+    assert f'href="../_sources/{chapter}.ipynb"' in (built_book / f"{chapter}.html").read_text()
+    downloaded = nbformat.read(built_book / "_sources" / f"{chapter}.ipynb", as_version=4)
+    assert any(cell.get("outputs") for cell in downloaded.cells if cell.cell_type == "code"), name
