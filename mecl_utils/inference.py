@@ -26,6 +26,7 @@ from .cache import array_fingerprint, cached_arrays
 from .costs import exit_costs, total_macs
 from .experiments import OUTPUT_SPLITS, branch_outputs
 from .features import branch_layer
+from .models import top1_accuracy
 from .prepare import load_splits
 from .profiles import Profile
 from .teachers import PREDICT_BATCH_SIZE, backbone_key, trained_backbone
@@ -111,8 +112,9 @@ def exit_network(profile: Profile, results: pd.DataFrame, *, data_dir=None) -> E
     classifier = trained_backbone(profile, backbone, dataset, splits, seed=profile.seed)
     numbers = tuple(profile.branch_numbers)
     layer_names = tuple(branch_layer(backbone, dataset_name, number) for number in numbers)
-    backbone_macs = [exit_costs(classifier, layer).backbone.macs for layer in layer_names]
-    branch_macs = [exit_costs(classifier, layer).branch.macs for layer in layer_names]
+    per_exit = [exit_costs(classifier, layer) for layer in layer_names]
+    backbone_macs = [cost.backbone.macs for cost in per_exit]
+    branch_macs = [cost.branch.macs for cost in per_exit]
     full = total_macs(classifier)
     final = final_exit_outputs(profile, backbone, dataset_name, data_dir)
     outputs = {}
@@ -271,10 +273,10 @@ def exit_accuracies(network: ExitNetwork, split: str = "test") -> pd.DataFrame:
     rows = []
     for (method, repetition), outputs in network.outputs.items():
         for e, name in enumerate(network.exit_names):
-            correct = outputs[split][e].argmax(axis=1) == network.labels[split]
+            accuracy = top1_accuracy(outputs[split][e], network.labels[split])
             rows.append(
                 {"method": method, "repetition": repetition, "exit": name,
-                 "cost": float(network.cost_fractions[e]), "accuracy": float(correct.mean())}
+                 "cost": float(network.cost_fractions[e]), "accuracy": accuracy}
             )  # fmt: skip
     return pd.DataFrame(rows)
 

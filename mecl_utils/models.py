@@ -36,6 +36,7 @@ __all__ = [
     "get_layer",
     "mobilenet_weights_path",
     "network_spec",
+    "top1_accuracy",
 ]
 
 # The repository's sibling ``../shared/data`` holds the offline MobileNet weights on the project's machines.
@@ -191,7 +192,11 @@ def build_tiny_cnn(
 
 def accuracy(model: keras.Model, x, y, *, batch_size: int = 256) -> float:
     """Top-1 accuracy of a softmax classifier on inputs ``x`` with integer labels ``y``, in inference mode."""
-    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    return top1_accuracy(model.predict(x, batch_size=batch_size, verbose=0), y)
+
+
+def top1_accuracy(probabilities, y) -> float:
+    """The fraction of rows of ``probabilities`` whose largest entry is at the integer label ``y``."""
     return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(y)))
 
 
