@@ -14,6 +14,7 @@ BOOK_OUT ?= _build
 help:
 	@echo "make book   execute the chapters and build the book into $(BOOK_OUT)/html (creates $(VENV))"
 	@echo "            PROFILE=auto|smoke|book|paper (default auto), DATA_DIR=folder holding cifar-10-batches-py/"
+	@echo "            VERBOSE=1 shows every kernel's and worker's own output (TensorFlow start-up notices too)"
 	@echo "make test   lint + the test suite, offline (creates $(VENV) if missing)"
 	@echo "make format apply ruff formatting and safe fixes"
 	@echo "make reproduce PROFILE=book   run a profile's whole experiment grid and print Table IV"
@@ -46,12 +47,12 @@ $(MATHJAX):
 	-command -v npm >/dev/null && npm install --silent --no-save --prefix .cache/mathjax mathjax@3
 
 book: env $(MATHJAX)
-	$(PY) -m mecl_utils.book build --profile $(PROFILE) --out $(BOOK_OUT) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(PY) -m mecl_utils.book build --profile $(PROFILE) --out $(BOOK_OUT) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose)
 	@echo "Open $(BOOK_OUT)/html/index.html"
 
 reproduce: env
 	$(if $(filter auto,$(PROFILE)),$(error make reproduce needs PROFILE=smoke, book or paper, e.g. make reproduce PROFILE=book))
-	$(PY) -m mecl_utils run --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(PY) -m mecl_utils run --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose)
 
 # Speed figures (not timed tests): see benchmarks/README.md. book_backbone.py needs CIFAR-10 (DATA_DIR).
 bench: env

@@ -8,10 +8,13 @@ backbone, trained classifier-wise with curriculum learning. One module per conce
 - ``sampler``: the curriculum mini-batch process of Fig. 2, for Keras or for cached feature arrays;
 - ``data``: CIFAR-10/100 and offline digits, with train/validation/hyper-parameter/test splits;
 - ``models``: Table I networks, Table II branch placements, the Fig. 7 branch, multi-exit models;
-- ``workers``: the branch runs of a stage trained in parallel processes.
+- ``workers``: the branch runs of a stage trained in parallel processes;
+- ``quiet``: TensorFlow's start-up notices kept off the console (``MECL_VERBOSE=1`` shows them).
 """
 
 import os
+
+from . import quiet
 
 __version__ = "0.1.0"
 
@@ -20,3 +23,5 @@ __version__ = "0.1.0"
 # mecl_utils is imported before TensorFlow, and always in the processes it starts (notebook kernels,
 # branch-training workers). Set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+quiet.install()

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from . import quiet
 from .cache import cache_dir
 from .curriculum import METHODS
 from .data import DataNotFoundError
@@ -69,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
         "1 with a GPU; 0: one after another in this process)",
     )
     run.add_argument(
-        "--verbose", action="store_true", help="show Keras progress while training networks, and tracebacks"
+        "--verbose",
+        action="store_true",
+        help="show Keras progress while training networks, the workers' TensorFlow notices, and tracebacks",
     )
     for name in ("table", "exits"):
         commands.choices[name].add_argument("--verbose", action="store_true", help="show tracebacks")
@@ -89,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> None:
+    if args.verbose:
+        os.environ[quiet.VERBOSE_VARIABLE] = "1"  # the workers show TensorFlow's start-up notices
     from .prepare import run_grid  # imports TensorFlow: only for the run command
 
     # Each branch run builds a new model, so TensorFlow's retracing notice fires; it is expected here.

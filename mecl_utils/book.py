@@ -31,9 +31,12 @@ import jupytext
 import nbformat
 import papermill
 import yaml
+from jupyter_client.manager import AsyncKernelManager
 from papermill.exceptions import PapermillExecutionError
+from traitlets import Unicode, default
+from traitlets.config import Config
 
-from . import data
+from . import data, quiet
 
 __all__ = [
     "NotebookExecutionError",
@@ -52,16 +55,20 @@ PROFILE_CHOICES = ("auto", "smoke", "book", "paper")
 class NotebookExecutionError(PapermillExecutionError):
     """A cell of a notebook raised: papermill's error, with the notebook and its executed copy named."""
 
-    def __init__(self, notebook: Path, executed_copy: Path, error: PapermillExecutionError):
+    def __init__(
+        self, notebook: Path, executed_copy: Path, error: PapermillExecutionError, kernel_log: str = ""
+    ):
         super().__init__(
             error.cell_index, error.exec_count, error.source, error.ename, error.evalue, error.traceback
         )
-        self.notebook, self.executed_copy = notebook, executed_copy
+        self.notebook, self.executed_copy, self.kernel_log = notebook, executed_copy, kernel_log
 
     def __str__(self) -> str:
+        log = Path(self.kernel_log) if self.kernel_log else None
+        kernel_said = f"; the kernel's own stderr: {log}" if log and log.stat().st_size else ""
         return (
             f"notebook {self.notebook} failed with {self.ename}: {self.evalue} "
-            f"(executed copy with the error: {self.executed_copy}){super().__str__()}"
+            f"(executed copy with the error: {self.executed_copy}{kernel_said}){super().__str__()}"
         )
 
 
@@ -228,6 +235,27 @@ def resolve_profile(requested: str, data_dir: str | None = None) -> tuple[str, s
     return profile, f"the {profile} profile was {how}: {' and '.join(sources)}"
 
 
+class QuietKernelManager(AsyncKernelManager):
+    """A chapter's kernel on local IPC sockets (no TCP port to warn about), its own stderr in a log file.
+
+    What a kernel writes to its file descriptor 2 never reaches the notebook: TensorFlow's C++ notices,
+    ipykernel's shutdown messages. It goes to ``stderr_path`` (appended), so the console shows the runner's
+    lines only; cell errors still reach the notebook and the runner's error message.
+    """
+
+    stderr_path = Unicode("", config=True, help="file for the kernel's own stderr; empty: inherit")
+
+    @default("transport")
+    def _transport_default(self) -> str:
+        return "ipc"
+
+    async def start_kernel(self, **kw) -> None:
+        if not self.stderr_path:
+            return await super().start_kernel(**kw)
+        with open(self.stderr_path, "ab") as log:
+            return await super().start_kernel(stderr=log, **kw)
+
+
 @contextlib.contextmanager
 def _kernel_environment():
     # MPLBACKEND=Agg (set by `make test`) would stop the kernels from showing figures inline.
@@ -246,15 +274,26 @@ def execute_notebook(
     *,
     cwd: str | os.PathLike | None = None,
     kernel: str = "python3",
+    kernel_log: str | os.PathLike | None = None,
+    progress: str | None = None,
 ) -> None:
     """Run the jupytext notebook ``path`` with checked ``parameters``, saving the executed .ipynb.
 
-    The kernel runs in ``cwd`` (default: the notebook's folder). A failing cell raises
-    ``NotebookExecutionError``, a ``PapermillExecutionError`` whose message names the notebook.
+    The kernel runs in ``cwd`` (default: the notebook's folder); its own stderr goes to ``kernel_log``
+    (default: beside the output, ``<output>.kernel.log``; the terminal when ``$MECL_VERBOSE`` is set).
+    ``progress`` labels a progress bar over the cells, erased when the notebook is done. A failing cell
+    raises ``NotebookExecutionError``, a ``PapermillExecutionError`` whose message names the notebook.
     """
     path, output_path = Path(path), Path(output_path)
     checked = validate_parameters(path, parameters)
     output_path.parent.mkdir(parents=True, exist_ok=True)
+    if quiet.is_verbose():
+        kernel_log = ""
+    else:
+        kernel_log = Path(kernel_log or output_path.with_suffix(".kernel.log"))
+        kernel_log.parent.mkdir(parents=True, exist_ok=True)
+        kernel_log.write_bytes(b"")
+    config = Config({"QuietKernelManager": {"stderr_path": str(kernel_log)}})
     with tempfile.TemporaryDirectory() as scratch, _kernel_environment():
         as_ipynb = Path(scratch) / f"{path.stem}.ipynb"
         nbformat.write(_read_notebook(path), as_ipynb)
@@ -267,10 +306,12 @@ def execute_notebook(
                 kernel_name=kernel,
                 language="python",
                 log_output=False,
-                progress_bar=True,
+                progress_bar={"desc": progress or path.stem, "leave": False, "disable": None},
+                kernel_manager_class=QuietKernelManager,
+                config=config,
             )
         except PapermillExecutionError as err:
-            raise NotebookExecutionError(path, output_path, err) from err
+            raise NotebookExecutionError(path, output_path, err, str(kernel_log)) from err
 
 
 def toc_files(toc_path: str | os.PathLike = ROOT / "_toc.yml") -> list[str]:
@@ -330,9 +371,14 @@ def build_book(
     for entry in notebooks if notebooks is not None else entries:
         notebook = _notebook_source(entry, ROOT)
         stage = time.perf_counter()
-        print(f"executing {notebook.relative_to(ROOT)} ...", flush=True)
         wanted = {key: value for key, value in offered.items() if key in _declared(notebook)}
-        execute_notebook(notebook, source / f"{entry}.ipynb", wanted)
+        execute_notebook(
+            notebook,
+            source / f"{entry}.ipynb",
+            wanted,
+            kernel_log=out_dir / "logs" / f"{Path(entry).name}.kernel.log",
+            progress=str(notebook.relative_to(ROOT)),
+        )
         seconds = time.perf_counter() - stage
         record.append((entry, wanted.get("profile", ""), seconds))  # "": the chapter takes no profile
         print(f"executed {notebook.relative_to(ROOT)} in {seconds:.1f} s", flush=True)
@@ -429,6 +475,11 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--profile", choices=PROFILE_CHOICES, default="auto")
     build.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ (default: $MECL_DATA_DIR)")
     build.add_argument("--out", default="_build", help="output folder (default: _build)")
+    build.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show each kernel's own stderr (TensorFlow start-up notices) instead of <out>/logs/",
+    )
     params = commands.add_parser("params", help="print a notebook's parameters and their defaults")
     params.add_argument("notebook", type=Path)
     run = commands.add_parser("run", help="execute one notebook with checked parameters (-p NAME VALUE)")
@@ -444,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
             execute_notebook(args.notebook, args.output, {k: _literal(v) for k, v in args.parameter})
             print(f"executed {args.notebook} into {args.output}")
         else:
+            if args.verbose:
+                os.environ[quiet.VERBOSE_VARIABLE] = "1"  # kernels inherit it
             build_book(args.profile, data_dir=args.data_dir, out_dir=args.out)
     except (PapermillExecutionError, data.DataNotFoundError, ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
