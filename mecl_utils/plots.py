@@ -4,49 +4,71 @@ Each function reproduces, at the scale of the chosen profile, a figure or table 
 Iosifidis (2021), or draws what lies behind one:
 
 - ``profile_note``: the admonition a chapter with results opens with (which profile and data made them);
+- ``profile_table``: what each profile runs (data, networks, search grids, number of branch runs);
+- ``paper_accuracy``: a network's test accuracy in the paper's Table I, for tables that set ours beside it;
 - ``image_grid``, ``easy_hard_grid``: Fig. 3 and Fig. 4, the easiest and hardest training images by a
   teacher's loss, with their ground-truth labels;
 - ``loss_histograms``: the distribution of those teacher losses (not in the paper);
 - ``learning_curves``: validation accuracy per epoch of the four training methods (the paper reports final
   accuracies only);
+- ``search_heatmap``: the hyper-parameter-split accuracy of a search, one cell per setting, the chosen one
+  starred;
 - ``paired_repetitions``: the per-repetition test accuracies behind a Table IV mean ± std, one line per
   repetition, since the four methods of a repetition share their initial weights;
-- ``mean_std``, ``p_text``, ``format_table_iv``, ``style_table_iv``: Table IV as text, best method in bold;
-- ``case_verdict``: the plain reading of one Table IV row (best method, margin over vanilla, p-value);
-- ``timing_summary``: measured seconds per stage of the protocol, from a results frame.
+- ``mean_std``, ``p_text``, ``format_table_iv``, ``style_table_iv``: Table IV as text, best method in bold
+  (``style_table_iv`` folded to fit a page); ``closest_paper_rows``: the paper's rows to compare with;
+- ``machine_table``: the processor, versions and folders of the machine running a page;
+- ``case_verdict``, ``verdict_sentence``: the plain reading of one Table IV row (best method, margin over
+  vanilla, p-value), as a dict and as a sentence;
+- ``timing_summary``: measured seconds per stage of the protocol, from a results frame;
+- ``accuracy_cost_curves``, ``exit_histogram``: a multi-exit network's accuracy against cost, and where its
+  test samples leave.
 
-Functions return a ``matplotlib.figure.Figure`` (the notebooks call ``plt.show()``), a ``pandas`` object or
-a string of MyST Markdown.
+Functions return a ``matplotlib`` figure or axes (the notebooks call ``plt.show()``), a ``pandas`` object,
+a string of MyST Markdown, or the numbers such a table or sentence is made of.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import os
+import platform
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .cache import cache_dir
 from .curriculum import METHODS
+from .experiments import cases, planned_runs
+from .models import NETWORKS
 from .profiles import Profile, get_profile
 from .results import METHOD_COLUMNS
 
 __all__ = [
     "accuracy_cost_curves",
     "case_verdict",
+    "closest_paper_rows",
     "easy_hard_grid",
     "exit_histogram",
     "format_table_iv",
     "image_grid",
     "learning_curves",
     "loss_histograms",
+    "machine_table",
     "mean_std",
     "p_text",
     "paired_repetitions",
+    "paper_accuracy",
     "profile_note",
+    "profile_table",
+    "search_heatmap",
     "style_table_iv",
     "timing_summary",
+    "verdict_sentence",
 ]
 
 METHOD_COLORS = {"vanilla": "C7", "curriculum": "C0", "anti": "C3", "random": "C2"}
@@ -92,6 +114,34 @@ def profile_note(profile: str | Profile, reason: str = "", data_source: str | No
     if reason:
         lines.append(f"Why this profile: {reason}")
     return "\n\n".join(lines) + "\n:::\n"
+
+
+def profile_table(profiles: Mapping[str, Profile]) -> pd.DataFrame:
+    """What each profile runs, one column per profile: data, networks, search grids and branch runs."""
+    rows = {}
+    for name, settings in profiles.items():
+        runs_per_case, n_cases = planned_runs(settings), len(cases(settings))
+        rows[name] = {
+            "data sets": ", ".join(settings.datasets),
+            "backbones": ", ".join(settings.backbones),
+            "teachers": ", ".join(settings.teachers),
+            "training images": "all" if settings.n_train is None else settings.n_train,
+            "optimizer × learning rate": f"{len(settings.optimizers)} × {len(settings.learning_rates)}",
+            "teacher × pacing": f"{len(settings.teachers)} × {len(settings.pacings)}",
+            "repetitions": settings.repetitions,
+            "branch epochs": settings.branch_epochs,
+            "cases": n_cases,
+            "branch runs per case": runs_per_case,
+            "branch runs in all": runs_per_case * n_cases,
+        }
+    return pd.DataFrame(rows)
+
+
+def paper_accuracy(network: str, dataset: str = "cifar10") -> float:
+    """Table I's test accuracy (%) of ``network`` on ``dataset`` ('cifar10' or 'cifar100'); NaN for a
+    network that is not one of the paper's."""
+    spec = NETWORKS.get(network)
+    return np.nan if spec is None else 100 * getattr(spec, f"paper_accuracy_{dataset}")
 
 
 def image_grid(images, labels, *, titles=None, ncols: int = 8, size: float = 1.2, suptitle: str = ""):
@@ -170,6 +220,24 @@ def learning_curves(rows: pd.DataFrame, *, column: str = "val_accuracy", label: 
     return ax.figure
 
 
+def search_heatmap(frame: pd.DataFrame, index: str, columns: str, title: str = ""):
+    """The mean ``accuracy`` of a search's runs (in %) over two of its settings, e.g. optimizer × learning
+    rate; the best cell, the one the search keeps, is starred."""
+    grid = frame.pivot_table(index=index, columns=columns, values="accuracy") * 100
+    values = grid.to_numpy()
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 0.9 + 0.6 * grid.shape[0]))
+    image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    best = np.unravel_index(np.nanargmax(values), grid.shape)
+    for (i, j), value in np.ndenumerate(values):
+        text = f"{value:.1f}" + (" ★" if (i, j) == best else "")
+        ax.text(j, i, text, ha="center", va="center", color="white" if value < 60 else "black")
+    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
+    ax.set(xlabel=columns, ylabel=index, title=title)
+    fig.colorbar(image, ax=ax, label="hparam-split accuracy (%)")
+    return fig
+
+
 def paired_repetitions(reps: pd.DataFrame, methods=METHODS):
     """Test accuracy per method, one grey line per repetition (shared initial weights), one axis per case."""
     cases = list(reps.groupby(["backbone", "dataset", "branch"], sort=False))
@@ -221,15 +289,68 @@ def format_table_iv(table: pd.DataFrame, *, bold: str = "") -> pd.DataFrame:
 
 
 def style_table_iv(table: pd.DataFrame):
-    """``format_table_iv`` as a pandas Styler with the best method of each row in bold (HTML output)."""
-    text = format_table_iv(table)
+    """Table IV for a page: a pandas Styler narrow enough for the text column, best method in bold.
+
+    The wide text layout of ``format_table_iv`` (14 columns) is folded for HTML: the case in one cell, each
+    method's p-value under its mean, and the searches' choices in one last cell (optimiser and learning
+    rate, then teacher, then pacing), so the table reads without scrolling sideways.
+    """
     best = table["best"].to_numpy()
+    rows = []
+    for _, row in table.iterrows():
+        out = {"Case": f"{row['backbone']}<br><small>{row['dataset']} · branch {int(row['branch'])}</small>"}
+        for label in METHOD_COLUMNS.values():
+            if f"{label} mean" not in row:
+                continue
+            out[label] = html.escape(mean_std(row[f"{label} mean"], row[f"{label} std"]))
+            if f"{label} p" in row:
+                out[label] += f"<br><small>p {html.escape(p_text(row[f'{label} p']))}</small>"
+        out["Choices"] = (
+            f"{html.escape(str(row['optimizer']))} {float(row['learning_rate']):g}<br>"
+            f"<small>{html.escape(str(row['teacher']))}<br>{html.escape(str(row['pacing']))}</small>"
+        )
+        rows.append(out)
 
     def weight(row):
         return ["font-weight: bold" if column == best[row.name] else "" for column in row.index]
 
-    nowrap = [{"selector": "td", "props": "white-space: nowrap;"}]
-    return text.style.apply(weight, axis=1).format(escape="html").hide(axis="index").set_table_styles(nowrap)
+    compact = [
+        {"selector": "td, th", "props": "font-size: 0.85em; padding: 0.2em 0.4em; text-align: left;"},
+        {"selector": "td", "props": "white-space: nowrap; vertical-align: top;"},
+    ]
+    return pd.DataFrame(rows).style.apply(weight, axis=1).hide(axis="index").set_table_styles(compact)
+
+
+def machine_table(results_path: str | os.PathLike) -> pd.DataFrame:
+    """The machine running this page, one row per fact: processor, cores, GPUs, versions, folders."""
+    import keras
+    import tensorflow as tf
+
+    machine = {
+        "processor": platform.processor() or platform.machine(),
+        "CPU cores visible": os.cpu_count(),
+        "GPUs visible to TensorFlow": len(tf.config.list_physical_devices("GPU")),
+        "Python": platform.python_version(),
+        "TensorFlow": tf.__version__,
+        "Keras": keras.__version__,
+        "cache folder": str(cache_dir()),
+        "results file": str(results_path),
+    }
+    return pd.Series(machine, name="value").to_frame()
+
+
+def closest_paper_rows(paper: pd.DataFrame, ours: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The paper's Table IV rows to set beside ours, and a phrase saying why those.
+
+    The rows of our own cases when the paper has them (the paper profile); otherwise (smoke, book) the
+    paper's MobileNet on CIFAR-10, its set-up closest to a laptop's.
+    """
+    keys = ["backbone", "dataset", "branch"]
+    same_case = paper.merge(ours[keys], on=keys)
+    if len(same_case):
+        return same_case, "the same backbones, data sets and branches as ours"
+    closest = paper[(paper["backbone"] == "mobilenet") & (paper["dataset"] == "cifar10")]
+    return closest, "MobileNet on CIFAR-10, the paper's set-up closest to this profile"
 
 
 def case_verdict(row: pd.Series, alpha: float = NOISE_LEVEL) -> dict:
@@ -257,6 +378,30 @@ def case_verdict(row: pd.Series, alpha: float = NOISE_LEVEL) -> dict:
         "enough_repetitions": enough,
         "within_noise": best == "Vanilla" or not enough or not p < alpha,
     }
+
+
+def verdict_sentence(row: pd.Series, alpha: float = NOISE_LEVEL) -> str:
+    """``case_verdict`` of one Table IV row as one sentence of MyST Markdown, the case in bold."""
+    verdict = case_verdict(row, alpha)
+    case = f"**{row['backbone']} / {row['dataset']} / branch {int(row['branch'])}**"
+    best, runner_up = PROSE_NAMES[verdict["best"]], PROSE_NAMES[verdict["runner_up"]]
+    if verdict["best"] == "Vanilla":
+        return (
+            f"{case}: vanilla training did best ({verdict['best_mean']:.2f}%), "
+            f"{verdict['margin_over_runner_up']:.2f} points ahead of {runner_up}."
+        )
+    p_phrase = p_text(verdict["p"])
+    p_phrase = p_phrase.replace("<", "< ") if p_phrase.startswith("<") else f"= {p_phrase}"
+    if not verdict["enough_repetitions"]:
+        noise = f"with {int(row['repetitions'])} repetitions the test cannot tell this from noise"
+    elif verdict["within_noise"]:
+        noise = "a difference within noise"
+    else:
+        noise = f"unlikely to be noise alone at the {alpha:g} level"
+    return (
+        f"{case}: {best} did best ({verdict['best_mean']:.2f}%), "
+        f"{verdict['gain_over_vanilla']:+.2f} points over vanilla (paired t-test p {p_phrase}): {noise}."
+    )
 
 
 def timing_summary(results: pd.DataFrame) -> pd.DataFrame:

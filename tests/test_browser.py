@@ -148,6 +148,36 @@ def test_every_internal_link_resolves(page, site):
     assert broken == []
 
 
+# Tables wider than the text column, measured from the column's right edge: a table inside a scrolling box is
+# judged by the box (it scrolls inside the column), any other table by itself (it would be cut off).
+TABLES_PAST_THE_COLUMN = """
+const column = document.querySelector('article');
+const edge = column.getBoundingClientRect().right + 1;
+const scrolls = box => ['auto', 'scroll'].includes(getComputedStyle(box).overflowX);
+return Array.from(column.querySelectorAll('table'), table => {
+  let box = table.parentElement;
+  while (box !== column && !scrolls(box)) box = box.parentElement;
+  const shown = box === column ? table : box;
+  return [table.innerText.slice(0, 60), Math.round(shown.getBoundingClientRect().right - edge)];
+}).filter(([, past]) => past > 0);
+"""
+
+
+def test_every_table_fits_the_text_column_or_scrolls_inside_it(page):
+    assert page.execute_script(TABLES_PAST_THE_COLUMN) == []
+    assert page.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_table_iv_fits_the_text_column_without_scrolling(browser, site):
+    page = open_page(browser, f"{site}/notebooks/table_iv.html")
+    shown = "article .cell:not(.tag_hide-output) .cell_output table"  # the full paper table may scroll
+    widths = page.execute_script(
+        f"return Array.from(document.querySelectorAll('{shown}'), "
+        "t => [t.scrollWidth, t.parentElement.clientWidth])"
+    )
+    assert len(widths) >= 2 and all(table <= room for table, room in widths), f"[table, room] px: {widths}"
+
+
 def test_a_page_that_never_loads_fails_after_the_retries(browser):
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))

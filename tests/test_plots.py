@@ -1,6 +1,7 @@
 """The book's figure and table helpers: shapes of figures, text of tables and notes."""
 
 import json
+import os
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mecl_utils import plots
+from mecl_utils.profiles import PROFILES
 from mecl_utils.results import paper_table_iv, table_iv
 
 matplotlib.use("Agg")
@@ -155,3 +157,80 @@ def test_timing_summary_sums_stages_and_takes_the_cold_preparation():
     assert summary.loc["networks", "seconds"] == pytest.approx(3.1)  # max per case, summed
     assert summary.loc["vanilla_search", "count"] == 0
     assert summary.loc["total", "seconds"] == pytest.approx(35.1)
+
+
+def test_profile_table_has_one_column_per_profile_and_counts_runs():
+    table = plots.profile_table(PROFILES)
+    assert list(table.columns) == ["smoke", "book", "paper"]
+    assert table.loc["training images", "smoke"] == "all"
+    assert table.loc["branch runs in all", "smoke"] == 16 * 2  # 16 runs per case, 2 cases
+
+
+def test_paper_accuracy_reads_table_i_in_percent():
+    assert plots.paper_accuracy("mobilenet", "cifar10") == pytest.approx(94.28)
+    assert plots.paper_accuracy("mobilenet", "cifar100") == pytest.approx(76.91)
+
+
+def test_paper_accuracy_is_nan_for_a_network_not_in_the_paper():
+    assert np.isnan(plots.paper_accuracy("tiny_cnn"))
+
+
+def test_search_heatmap_stars_only_the_best_setting():
+    runs = pd.DataFrame(
+        {
+            "optimizer": ["sgd", "sgd", "adam", "adam"],
+            "learning_rate": [0.1, 0.01, 0.1, 0.01],
+            "accuracy": [0.5, 0.625, 0.875, 0.25],
+        }
+    )
+    fig = plots.search_heatmap(runs, "optimizer", "learning_rate")
+    texts = sorted(text.get_text() for text in fig.axes[0].texts)
+    assert texts == ["25.0", "50.0", "62.5", "87.5 ★"]
+
+
+def test_verdict_sentence_reads_a_consistent_gain_as_beyond_noise():
+    sentence = plots.verdict_sentence(table_iv(_repetition_rows()).iloc[0])
+    assert sentence.startswith("**tiny_cnn / digits / branch 1**: random curriculum did best")
+    assert "points over vanilla (paired t-test p" in sentence
+    assert sentence.endswith("unlikely to be noise alone at the 0.05 level.")
+
+
+def test_verdict_sentence_does_not_trust_two_repetitions():
+    sentence = plots.verdict_sentence(table_iv(_repetition_rows(n_reps=2)).iloc[0])
+    assert sentence.endswith("with 2 repetitions the test cannot tell this from noise.")
+
+
+def test_verdict_sentence_when_vanilla_is_best_names_the_runner_up():
+    rows = _repetition_rows()
+    rows.loc[rows["method"] == "vanilla", "accuracy"] += 0.1
+    sentence = plots.verdict_sentence(table_iv(rows).iloc[0])
+    assert "vanilla training did best" in sentence
+    assert sentence.endswith("points ahead of random curriculum.")
+
+
+def test_closest_paper_rows_falls_back_to_mobilenet_on_cifar10():
+    paper = paper_table_iv()
+    rows, why = plots.closest_paper_rows(paper, paper.iloc[:0])  # no case the paper has
+    assert set(rows["backbone"]) == {"mobilenet"} and set(rows["dataset"]) == {"cifar10"}
+    assert len(rows) == 2 and "closest" in why
+
+
+def test_closest_paper_rows_are_our_cases_when_the_paper_has_them():
+    paper = paper_table_iv()
+    rows, why = plots.closest_paper_rows(paper, paper.iloc[[5]])
+    assert rows[["backbone", "dataset", "branch"]].values.tolist() == [
+        paper.iloc[5][["backbone", "dataset", "branch"]].tolist()
+    ]
+    assert "same" in why
+
+
+def test_styled_table_iv_folds_p_values_and_choices_into_cells():
+    html = plots.style_table_iv(table_iv(_repetition_rows())).to_html()
+    assert "Choices" in html and "Opt" not in html and "Curriculum p" not in html
+    assert "<small>p " in html
+
+
+def test_machine_table_names_this_machine():
+    table = plots.machine_table("results.csv")
+    assert table.loc["CPU cores visible", "value"] == os.cpu_count()
+    assert table.loc["results file", "value"] == "results.csv"
