@@ -386,9 +386,14 @@ def build_book(
     stage = time.perf_counter()
     jupyter_book = _jupyter_book_command()
     rendering = out_dir / "render"  # Jupyter Book writes <path-output>/_build/html
-    subprocess.run(
-        [jupyter_book, "build", str(source), "--path-output", str(rendering), "--warningiserror"], check=True
-    )
+    command = [jupyter_book, "build", str(source), "--path-output", str(rendering), "--warningiserror"]
+    if quiet.is_verbose():
+        subprocess.run(command, check=True)
+    else:  # Sphinx's status lines and Jupyter Book's banner (naming the folder before the move) kept back
+        rendered = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if rendered.returncode:
+            print(rendered.stdout, file=sys.stderr)
+            raise subprocess.CalledProcessError(rendered.returncode, command)
     html = out_dir / "html"
     shutil.rmtree(html, ignore_errors=True)
     shutil.move(rendering / "_build" / "html", html)
