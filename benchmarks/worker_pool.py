@@ -1,11 +1,11 @@
-"""Grid throughput: branch runs one after another in this process vs in a pool of worker processes.
+"""Grid throughput: branch runs one after another in this process vs as parallel Ray tasks.
 
 A stage of the protocol (Sec. III) trains independent branches. This trains the same runs, vanilla
 repetitions at the book profile's sizes on random features of each book placement's shape, three ways:
-in this process (``RunPool(0)``, TensorFlow's default threads: the engine before the pool), and through
-``RunPool(1)`` and ``RunPool(N)`` (one single-threaded TensorFlow per worker). Images/s counts every training
-image of every run over the wall time of the whole batch of runs, so model building, tracing, validation
-and evaluation are included: what a grid actually gets. Pool start-up (importing TensorFlow in each worker)
+in this process (``Engine(0)``, TensorFlow's default threads), and through ``Engine(1)`` and
+``Engine(N)`` (an embedded Ray instance, one single-threaded TensorFlow per task). Images/s counts every
+training image of every run over the wall time of the whole batch of runs, so model building, tracing,
+validation and evaluation are included: what a grid actually gets. Start-up (Ray, TensorFlow per worker)
 is timed separately (every worker starts and trains one run first); a grid pays it once. On the project's
 2-vCPU machine the in-process figure varies from run to run (an identical run sometimes keeps both vCPUs
 busy, sometimes one: benchmarks/README.md), so compare several invocations.
@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
+from mecl_utils.engine import Engine, default_workers
 from mecl_utils.experiments import Case, CaseData, RunSpec
 from mecl_utils.profiles import get_profile
-from mecl_utils.workers import RunPool, default_workers
 
 SHAPES = {1: (8, 8, 32), 2: (4, 4, 128)}  # the book profile's features at conv_dw_4_relu and conv_dw_7_relu
 
@@ -40,7 +40,7 @@ def case_data(shape: tuple[int, ...], n_train: int, n_eval: int) -> CaseData:
     )
 
 
-def timed_runs(pool: RunPool, specs: list[RunSpec], profile, data) -> float:
+def timed_runs(pool: Engine, specs: list[RunSpec], profile, data) -> float:
     start = time.perf_counter()
     for _ in pool.run(specs, profile, data):
         pass
@@ -68,9 +68,9 @@ def main() -> None:
             for repetition in range(args.runs)
         ]
         print(f"branch {number}, features {shape}: {args.runs} runs × {args.epochs} epochs × {args.train}")
-        rates = {"in this process": images / timed_runs(RunPool(0), specs, profile, data)}
+        rates = {"in this process": images / timed_runs(Engine(0), specs, profile, data)}
         for workers in sorted({1, args.workers}):
-            with RunPool(workers) as pool:
+            with Engine(workers) as pool:
                 start = time.perf_counter()
                 timed_runs(pool, specs[:workers], profile, data)  # starts every worker, one run each
                 print(f"  {workers} worker(s): start-up plus a first run {time.perf_counter() - start:.1f} s")

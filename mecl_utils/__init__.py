@@ -8,7 +8,8 @@ backbone, trained classifier-wise with curriculum learning. One module per conce
 - ``sampler``: the curriculum mini-batch process of Fig. 2, for Keras or for cached feature arrays;
 - ``data``: CIFAR-10/100 and offline digits, with train/validation/hyper-parameter/test splits;
 - ``models``: Table I networks, Table II branch placements, the Fig. 7 branch, multi-exit models;
-- ``workers``: the branch runs of a stage trained in parallel processes;
+- ``engine``: branch runs and networks as Ray tasks, on an embedded local instance or a cluster;
+- ``reaper``: a watchdog that ends what a killed driver started;
 - ``quiet``: TensorFlow's start-up notices kept off the console (``MECL_VERBOSE=1`` shows them).
 """
 

@@ -67,13 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers",
         type=_workers,
-        help="branch runs trained in parallel processes (default: $MECL_WORKERS, else one per CPU core, "
-        "1 with a GPU; 0: one after another in this process)",
+        help="parallel Ray tasks of the embedded local instance (default: $MECL_WORKERS, else one per "
+        "CPU core, 1 with a GPU; 0: no Ray, one run after another in this process)",
+    )
+    run.add_argument(
+        "--address",
+        help="an existing Ray cluster to run on, e.g. 10.0.0.5:6379 (default: $RAY_ADDRESS; none: an "
+        "embedded instance on this machine, on 127.0.0.1 only)",
     )
     run.add_argument(
         "--verbose",
         action="store_true",
-        help="show Keras progress while training networks, the workers' TensorFlow notices, and tracebacks",
+        help="show Keras progress while training networks, Ray's and the workers' output, and tracebacks",
     )
     for name in ("table", "exits"):
         commands.choices[name].add_argument("--verbose", action="store_true", help="show tracebacks")
@@ -95,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> None:
     if args.verbose:
         os.environ[quiet.VERBOSE_VARIABLE] = "1"  # the workers show TensorFlow's start-up notices
+    from .engine import Engine
     from .prepare import run_grid  # imports TensorFlow: only for the run command
 
     # Each branch run builds a new model, so TensorFlow's retracing notice fires; it is expected here.
@@ -107,16 +113,27 @@ def _run(args: argparse.Namespace) -> None:
             f"case(s) {unknown} are not in profile {profile.name!r}: {[c.label for c in cases(profile)]}"
         )
     store = ResultsStore(args.results or default_results_path(profile.name))
-    start = time.perf_counter()
-    run_grid(
-        profile,
-        store,
-        data_dir=args.data_dir,
-        only=args.case,
-        methods=tuple(args.method),
-        workers=args.workers,
-        verbose=args.verbose,
-    )
+    start, before = time.perf_counter(), len(store)
+    try:
+        with Engine(args.workers, address=args.address) as engine:
+            run_grid(
+                profile,
+                store,
+                data_dir=args.data_dir,
+                only=args.case,
+                methods=tuple(args.method),
+                engine=engine,
+                verbose=args.verbose,
+            )
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        print(
+            f"\ninterrupted: {len(store)} runs stored in {store.path} ({len(store) - before} of them "
+            "this time); run the same command again to resume.",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
     print(f"{len(store)} runs in {store.path} ({time.perf_counter() - start:.0f} s)")
     table = _print_table(store)
     if table is not None:

@@ -47,7 +47,6 @@ from .results import ResultsStore
 from .sampler import sampler_for_method
 from .seeds import RunSeeds, run_seeds
 from .training import TRAINING_VERSION, BranchRun, train_branch
-from .workers import RunPool
 
 __all__ = [
     "OUTPUT_SPLITS",
@@ -176,7 +175,26 @@ def cases(profile: Profile) -> list[Case]:
 
 
 def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0) -> dict:
-    """Train and evaluate one run; return its result row (without storing it)."""
+    """Train and evaluate one run; return its result row (without storing it), its outputs cached."""
+    row, probabilities = train_run(spec, profile, data, verbose=verbose)
+    keep_outputs(spec.run_id(profile, data), probabilities)
+    return row
+
+
+def keep_outputs(run_id: str, probabilities: dict[str, np.ndarray] | None) -> None:
+    """Cache a repetition's outputs (``branch_outputs``); a search run has none."""
+    if probabilities is not None:
+        cached_arrays("branch_outputs", _outputs_parts(run_id), lambda: probabilities)
+
+
+def train_run(
+    spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
+) -> tuple[dict, dict[str, np.ndarray] | None]:
+    """Train and evaluate one run, writing nothing: its result row, and a repetition's outputs per split.
+
+    What a Ray task runs: the driver stores the row and keeps the outputs, so a cluster's nodes need no
+    shared folder for them.
+    """
     seeds = spec.seeds(profile)
     losses = data.teacher_losses[spec.teacher] if spec.teacher else np.zeros(len(data.labels["train"]))
     sampler = sampler_for_method(
@@ -209,10 +227,7 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
         predict={name: data.features[name] for name in OUTPUT_SPLITS} if spec.stage == "repetition" else None,
         verbose=verbose,
     )
-    if result.probabilities is not None:
-        run_id = spec.run_id(profile, data)
-        cached_arrays("branch_outputs", _outputs_parts(run_id), lambda: result.probabilities)
-    return {
+    row = {
         **_spec_fields(spec),
         "layer": data.layer,
         "accuracy": result.accuracy,
@@ -228,6 +243,7 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
         **data.info,
         **_versions(),
     }
+    return row, result.probabilities
 
 
 def _outputs_parts(run_id: str) -> dict:
@@ -287,14 +303,18 @@ def run_case(
     *,
     methods: tuple[str, ...] = METHODS,
     on_run: Callable[[RunSpec, bool], None] | None = None,
-    pool: RunPool | None = None,
+    engine=None,
 ) -> None:
     """The three stages for one case; finished runs (by run_id) are skipped. ``on_run(spec, skipped)``.
 
-    The runs of a stage are independent: ``pool`` (a ``workers.RunPool``) trains them in parallel processes
-    and each is stored as soon as it finishes. Without a pool they train one after another in this process.
+    The runs of a stage are independent: ``engine`` (an ``engine.Engine``) trains them as parallel Ray
+    tasks, and each is stored as soon as it finishes. Without one they train one after another here.
     """
-    pool = pool if pool is not None else RunPool(workers=0)
+
+    def train(specs: list[RunSpec]):
+        if engine is not None:
+            return engine.run(specs, profile, data)
+        return ((spec, execute(spec, profile, data)) for spec in specs)
 
     def ensure(specs: list[RunSpec]) -> list[str]:
         run_ids = {spec: spec.run_id(profile, data) for spec in specs}
@@ -302,7 +322,7 @@ def run_case(
         if on_run is not None:
             for spec in done:  # in protocol order
                 on_run(spec, True)
-        for spec, row in pool.run([spec for spec in specs if spec not in done], profile, data):
+        for spec, row in train([spec for spec in specs if spec not in done]):
             store.append({"run_id": run_ids[spec], **row})
             if on_run is not None:
                 on_run(spec, False)

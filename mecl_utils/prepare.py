@@ -1,23 +1,22 @@
 """From a profile and a case to what its runs read (Sec. III): data, backbone, features, teacher scores.
 
 For one case (backbone, dataset, branch number) of a profile this loads the data set and its four splits,
-trains (or loads from the cache) the backbone and the teachers, side by side in worker processes
-(``prepare_networks``), scores the training split with every teacher of the profile, and extracts the branch
-layer's activations for every split. Everything heavy is cached by the modules it comes from (``teachers``,
-``features``), so a second call is fast; within one process the loaded data set is reused for both branches
-of a backbone.
+trains (or loads from the cache) the backbone and the teachers, side by side as Ray tasks
+(``prepare_networks``), scores the training split with every teacher of the profile, and extracts the
+branch layer's activations for every split. Everything heavy is cached by the modules it comes from
+(``teachers``, ``features``), so a second call is fast; within one process the loaded data set is reused
+for both branches of a backbone.
 
 ``run_grid`` is the whole profile: every case prepared, then its protocol (``experiments.run_case``) run
-with the branch runs in parallel worker processes (``workers.RunPool``), under one progress bar.
+with the branch runs as parallel Ray tasks (``engine.Engine``), under one progress bar.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import functools
 import os
 import time
-from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from .cache import array_fingerprint, cache_key, cache_path, cached_arrays, dataset_fingerprint
 from .curriculum import METHODS
 from .data import Dataset, Splits, load_dataset, make_splits
+from .engine import Engine
 from .experiments import Case, CaseData, RunSpec, cases, planned_runs, run_case, stale_rows
 from .features import FEATURES_VERSION, branch_layer, cached_features
 from .profiles import Profile
@@ -42,7 +42,6 @@ from .teachers import (
     trained_teacher,
 )
 from .training import TRAINING_VERSION
-from .workers import RunPool, default_workers, worker_processes
 
 __all__ = ["load_splits", "network_roles", "prepare_case", "prepare_networks", "run_grid"]
 
@@ -70,24 +69,24 @@ def prepare_networks(
     *,
     seed: int,
     workers: int | None = None,
+    engine: Engine | None = None,
     verbose: bool = False,
 ) -> list[str]:
     """Train the backbone and every independent teacher, and score the training split with every teacher.
 
     Everything lands in the cache, where ``trained_backbone``, ``trained_teacher`` and ``teacher_losses``
     then find it. The networks do not depend on each other, so the missing ones train side by side, one
-    worker process each with TensorFlow on one thread (``workers.worker_processes``): fine-tuning a network
-    in one process kept about 1.3 of 2 cores busy here (``benchmarks/README.md``). ``workers``: at most that
-    many processes (None: ``workers.default_workers()``); 0 trains in this process, one network after the
-    other. As with branch runs, a network's weights never depend on what trained beside it, but those
-    trained in this process can differ from the workers' in the last digits; so the chapters and the
-    command line train their networks through here, whichever of them runs first.
+    Ray task each with TensorFlow on one thread (``engine.Engine``): fine-tuning a network in one process
+    kept about 1.3 of 2 cores busy here (``benchmarks/README.md``). ``engine``: the engine to use (else one
+    made for the call with ``workers``, None: ``engine.default_workers()``); ``workers=0`` trains in this
+    process, one network after the other. As with branch runs, a network's weights never depend on what
+    trained beside it, but those trained in this process can differ from the tasks' in the last digits;
+    so the chapters and the command line train their networks through here, whichever of them runs first.
 
     ``verbose`` shows Keras' progress bars when training in this process.
 
     Returns the roles trained now ("backbone" or a teacher's name); the cached ones are skipped.
     """
-    workers = default_workers() if workers is None else workers
     missing = [
         role
         for role in network_roles(profile, backbone_network)
@@ -95,27 +94,20 @@ def prepare_networks(
             _is_cached(*entry) for entry in _outputs(profile, role, backbone_network, dataset, splits, seed)
         )
     ]
-    if workers == 0 or not missing:
-        for role in missing:
-            _prepare_network(profile, role, backbone_network, dataset, splits, seed, verbose)
+    if not missing:
         return missing
-    together = " side by side" if len(missing) > 1 and workers > 1 else ""
-    progress = tqdm(total=len(missing), unit="network", desc=f"training {', '.join(missing)}{together}")
-    with progress, worker_processes(min(workers, len(missing))) as executor:
-        futures = [
-            executor.submit(_prepare_network, profile, role, backbone_network, dataset, splits, seed)
-            for role in missing
-        ]
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                future.result()
-            except BrokenProcessPool as err:
-                raise RuntimeError(
-                    "a network-training worker process died; the networks already finished are cached. "
-                    "Causes: a script that calls this (or prepare_case, run_grid) without an `if __name__ "
-                    "== '__main__':` guard (spawned workers import the main module: put the script's code "
-                    "under one), or memory (re-run with MECL_WORKERS=1, or 0 to train in this process)."
-                ) from err
+    with contextlib.ExitStack() as stack:
+        engine = engine if engine is not None else stack.enter_context(Engine(workers))
+        if engine.in_process:
+            for role in missing:
+                _prepare_network(profile, backbone_network, dataset, splits, seed, role, verbose)
+            return missing
+        together = " side by side" if len(missing) > 1 else ""
+        progress = stack.enter_context(
+            tqdm(total=len(missing), unit="network", desc=f"training {', '.join(missing)}{together}")
+        )
+        common = (profile, backbone_network, dataset, splits, seed)
+        for _ in engine.map(_prepare_network, missing, *common):
             progress.update()
     return missing
 
@@ -161,11 +153,11 @@ def _is_cached(kind: str, parts: dict, suffix: str) -> bool:
 
 def _prepare_network(
     profile: Profile,
-    role: str,
     backbone_network: str,
     dataset: Dataset,
     splits: Splits,
     seed: int,
+    role: str,
     verbose: bool = False,
 ) -> None:
     """Train ``role``'s network (the backbone, or a teacher by name) and compute the losses it scores."""
@@ -181,13 +173,14 @@ def prepare_case(
     *,
     data_dir: str | os.PathLike | None = None,
     workers: int | None = None,
+    engine: Engine | None = None,
     verbose: bool = False,
 ) -> CaseData:
     """Features, labels and teacher losses for ``case``, with timings of each stage in ``info``.
 
     The stages: data (load and split), networks (``prepare_networks``: backbone and teachers trained side by
     side, the training split scored; then the backbone's test accuracy), features of the branch layer.
-    ``workers`` goes to ``prepare_networks``.
+    ``workers`` and ``engine`` go to ``prepare_networks``.
     """
     timings = {}
     start = time.perf_counter()
@@ -196,7 +189,14 @@ def prepare_case(
 
     start = time.perf_counter()
     prepare_networks(
-        profile, case.backbone, dataset, splits, seed=profile.seed, workers=workers, verbose=verbose
+        profile,
+        case.backbone,
+        dataset,
+        splits,
+        seed=profile.seed,
+        workers=workers,
+        engine=engine,
+        verbose=verbose,
     )
     backbone = trained_backbone(profile, case.backbone, dataset, splits, seed=profile.seed)
     key = backbone_key(profile, case.backbone, dataset, splits, seed=profile.seed)
@@ -264,12 +264,15 @@ def run_grid(
     only: list[Case] | None = None,
     methods: tuple[str, ...] = METHODS,
     workers: int | None = None,
+    engine: Engine | None = None,
     verbose: bool = False,
 ) -> tuple[list[str], set[str]]:
     """Every case of ``profile`` (or ``only`` these) prepared and run; finished runs are skipped.
 
-    ``workers``: parallel branch-training processes (``workers.RunPool``; None: one per CPU core).
-    Returns the run_ids of the grid, in protocol order, and the data sources the cases read.
+    ``engine``: where the runs train (an ``engine.Engine``, e.g. one on a Ray cluster); without one, an
+    embedded Ray instance with ``workers`` CPUs (None: one per core; 0: no Ray, all in this process).
+    Returns the run_ids of the grid (stage by stage; within a stage, as runs finish) and the data sources
+    the cases read.
 
     Rows that older training code stored are never reused (their run_ids cannot match); the first time the
     grid trains a run while the store holds such rows, one line says so.
@@ -279,12 +282,13 @@ def run_grid(
     sources: set[str] = set()
     stale = int(stale_rows(store.frame()).sum()) if len(store) else 0
     said = False
-    pool = RunPool(workers)
     total = len(selected) * planned_runs(profile, methods)
-    with pool, tqdm(total=total, unit="run", desc=f"{profile.name} ({pool.workers} workers)") as bar:
+    with contextlib.ExitStack() as stack:
+        engine = engine if engine is not None else stack.enter_context(Engine(workers))
+        bar = stack.enter_context(tqdm(total=total, unit="run", desc=f"{profile.name} ({engine.describe()})"))
         for case in selected:
             bar.set_postfix_str(f"{case.label}: preparing")
-            data = prepare_case(profile, case, data_dir=data_dir, workers=pool.workers, verbose=verbose)
+            data = prepare_case(profile, case, data_dir=data_dir, engine=engine, verbose=verbose)
             sources.add(data.info["data_source"])
 
             def advance(spec: RunSpec, skipped: bool, data: CaseData = data) -> None:
@@ -300,5 +304,5 @@ def run_grid(
                 bar.set_postfix_str(f"{spec.case.label}: {spec.stage} {spec.method}{done}")
                 bar.update()
 
-            run_case(profile, case, data, store, methods=methods, on_run=advance, pool=pool)
+            run_case(profile, case, data, store, methods=methods, on_run=advance, engine=engine)
     return run_ids, sources

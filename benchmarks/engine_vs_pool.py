@@ -1,0 +1,137 @@
+"""The branch grid on local Ray vs on the process pool it replaced, sides alternated in one run.
+
+Each side is the real command line, `python -m mecl_utils run`, on the same case and the same warm cache
+(networks and features prepared once beforehand), writing to a fresh results file each time, so what
+differs is how the branch runs reach the CPU cores: Ray tasks (this checkout) or `workers.RunPool` (the
+commit before Ray, checked out into a temporary git worktree). For each run it prints the wall time and the
+peak resident memory of the whole process tree (driver, Ray's processes or the pool's workers), sampled
+every 0.2 s; then the time `ray.init` takes, and whether both sides stored identical accuracies.
+
+    .venv/bin/python benchmarks/engine_vs_pool.py --data-dir DIR [--before 9c54e1b] [--rounds 2]
+        [--profile book] [--case mobilenet/cifar10/1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def timed_grid(checkout: Path, args, results: Path, env: dict) -> tuple[float, int]:
+    """Wall seconds and peak tree RSS (bytes) of one `python -m mecl_utils run` in ``checkout``."""
+    command = [sys.executable, "-m", "mecl_utils", "run", "--profile", args.profile]
+    command += ["--results", str(results), "--data-dir", args.data_dir, "--case", args.case]
+    start, peak = time.perf_counter(), 0
+    process = subprocess.Popen(
+        command,
+        cwd=checkout,
+        env={**env, "PYTHONPATH": str(checkout)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watched = psutil.Process(process.pid)
+    while process.poll() is None:
+        peak = max(peak, tree_rss(watched))
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    if process.returncode:
+        raise SystemExit(f"{checkout}: exit {process.returncode}\n{process.stderr.read()[-3000:]}")
+    return seconds, peak
+
+
+def accuracies(path: Path) -> dict:
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    return dict(zip(frame["run_id"], frame["accuracy"], strict=True))
+
+
+def ray_init_seconds(env: dict, tries: int = 3) -> list[float]:
+    code = (
+        "import time; from mecl_utils.engine import Engine\n"
+        "e = Engine(2); t = time.perf_counter(); e._start(); print(time.perf_counter() - t); e.close()"
+    )
+    seconds = []
+    for _ in range(tries):
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        seconds.append(float(done.stdout.split()[-1]))
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--before", default="9c54e1b", help="the last commit with workers.RunPool")
+    parser.add_argument("--profile", default="book")
+    parser.add_argument("--case", default="mobilenet/cifar10/1")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mecl-bench-") as scratch:
+        scratch = Path(scratch)
+        before = scratch / "before"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(before), args.before],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        env = {**os.environ, "MECL_CACHE_DIR": os.environ.get("MECL_CACHE_DIR", str(scratch / "cache"))}
+        sides = {"ray": ROOT, "pool": before}
+        try:
+            print(f"warming the cache ({args.profile}, {args.case}): networks and features", flush=True)
+            timed_grid(ROOT, args, scratch / "warm.csv", env)
+            figures: dict[str, list[tuple[float, int]]] = {side: [] for side in sides}
+            order = []
+            for number in range(args.rounds):
+                order += list(sides) if number % 2 == 0 else list(sides)[::-1]  # ray pool pool ray ...
+            for index, side in enumerate(order):
+                results = scratch / f"{side}-{index}.csv"
+                seconds, peak = timed_grid(sides[side], args, results, env)
+                figures[side].append((seconds, peak))
+                print(
+                    f"  {side:4s} run {index + 1}: {seconds:6.1f} s, peak tree RSS {peak / 2**30:.2f} GiB",
+                    flush=True,
+                )
+            same = accuracies(scratch / f"{order[0]}-0.csv") == accuracies(scratch / f"{order[1]}-1.csv")
+            print(f"identical accuracies on both sides: {same}")
+            for side, rows in figures.items():
+                times = [seconds for seconds, _ in rows]
+                peak = max(peak for _, peak in rows)
+                print(
+                    f"{side:4s}: median {statistics.median(times):.1f} s over {len(times)} grids; "
+                    f"peak tree RSS {peak / 2**30:.2f} GiB"
+                )
+            inits = ray_init_seconds(env)
+            print(f"ray.init (embedded, 2 CPUs): {', '.join(f'{s:.1f}' for s in inits)} s")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
+
+
+if __name__ == "__main__":
+    main()

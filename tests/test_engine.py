@@ -1,0 +1,74 @@
+"""Branch runs as Ray tasks: the same results on one worker, two, or a two-node cluster; clear errors.
+
+Every Ray instance here listens on 127.0.0.1 only and is shut down by the test that started it; nothing
+calls `ray stop`, which would end every Ray process on the machine.
+"""
+
+import pytest
+
+from mecl_utils.engine import Engine, default_workers
+from mecl_utils.experiments import RunSpec, run_case
+from mecl_utils.results import ResultsStore
+from tests.test_experiments import CASE, _data, _profile
+
+
+def _accuracies(store: ResultsStore) -> dict:
+    frame = store.frame()
+    return dict(zip(frame["run_id"], frame["accuracy"], strict=True))
+
+
+@pytest.mark.slow
+def test_one_worker_and_two_workers_give_identical_runs(tmp_path):
+    profile, data = _profile(), _data()
+    stores = {n: ResultsStore(tmp_path / f"runs-{n}.csv") for n in (1, 2)}
+    for workers, store in stores.items():
+        with Engine(workers) as engine:
+            run_case(profile, CASE, data, store, engine=engine)
+    assert len(stores[1]) == len(stores[2]) == 14
+    assert _accuracies(stores[1]) == _accuracies(stores[2])
+
+
+@pytest.mark.slow
+def test_a_failing_run_in_a_task_raises_its_own_error():
+    spec = RunSpec(
+        "curriculum_search", CASE, "curriculum", "sgd", 0.01, "no-such-teacher", "FEP(100)", 0, "hparam"
+    )
+    with Engine(1) as engine, pytest.raises(KeyError, match="no-such-teacher"):
+        list(engine.run([spec], _profile(), _data()))
+
+
+@pytest.mark.slow
+def test_the_embedded_instance_listens_on_loopback_and_ends_with_the_engine():
+    import ray
+
+    with Engine(1) as engine:
+        engine._start()
+        assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("workers", [-1, 1.5, True, "2"])
+def test_workers_must_be_a_whole_number(workers):
+    with pytest.raises(ValueError, match="workers must be a whole number >= 0"):
+        Engine(workers)
+
+
+def test_mecl_workers_sets_the_default(monkeypatch):
+    monkeypatch.setenv("MECL_WORKERS", "3")
+    assert default_workers() == 3 and Engine().workers == 3
+
+
+def test_without_workers_runs_train_in_this_process_without_ray():
+    import ray
+
+    engine = Engine(0)
+    spec = RunSpec("vanilla_search", CASE, "vanilla", "sgd", 0.01, None, None, 0, "hparam")
+    [(done, row)] = engine.run([spec], _profile(), _data())
+    assert done is spec and 0 <= row["accuracy"] <= 1
+    assert not ray.is_initialized() and engine.nodes == {}
+
+
+def test_an_address_means_the_clusters_cpus(monkeypatch):
+    monkeypatch.delenv("MECL_WORKERS", raising=False)
+    engine = Engine(address="127.0.0.1:1")
+    assert engine.workers is None and engine.describe() == "Ray cluster at 127.0.0.1:1"
