@@ -10,6 +10,7 @@ backbone, trained classifier-wise with curriculum learning. One module per conce
 - ``models``: Table I networks, Table II branch placements, the Fig. 7 branch, multi-exit models;
 - ``engine``: branch runs and networks as Ray tasks, on an embedded local instance or a cluster;
 - ``reaper``: a watchdog that ends what a killed driver started;
+- ``plan``: a grid before it runs: per case, feature sizes, runs and an estimated time;
 - ``quiet``: TensorFlow's start-up notices kept off the console (``MECL_VERBOSE=1`` shows them).
 """
 

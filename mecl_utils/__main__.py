@@ -5,6 +5,7 @@
     python -m mecl_utils run --profile smoke --case tiny_cnn/digits/1 --method vanilla curriculum
     python -m mecl_utils table --profile smoke                # Table IV from the stored results
     python -m mecl_utils exits --profile smoke                # accuracy within cost budgets (early exit)
+    python -m mecl_utils plan --profile paper                 # feature sizes, runs, time; trains nothing
 
 Results go to one CSV per profile (``--results``, default ``<cache dir>/results/<profile>.csv``); a re-run
 skips finished runs, so an interrupted grid resumes where it stopped.
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m mecl_utils", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "table", "exits"):
+    for name in ("run", "table", "exits", "plan"):
         command = commands.add_parser(name)
         command.add_argument("--profile", choices=list(PROFILES), default="smoke")
         command.add_argument("--results", type=Path, help="results CSV (default: in the cache directory)")
@@ -80,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show Keras progress while training networks, Ray's and the workers' output, and tracebacks",
     )
-    for name in ("table", "exits"):
+    for name in ("table", "exits", "plan"):
         commands.choices[name].add_argument("--verbose", action="store_true", help="show tracebacks")
     exits = commands.choices["exits"]
     exits.add_argument(
@@ -183,6 +184,37 @@ def _exits(args: argparse.Namespace) -> None:
     print(inference.auc_tests(inference.policy_curves(network, args.policy)).round(3).to_string())
 
 
+def _plan(args: argparse.Namespace) -> None:
+    import psutil
+
+    from .plan import MEMORY_SHARE, grid_plan, plan_table
+
+    profile = get_profile(args.profile)
+    store = ResultsStore(args.results or default_results_path(profile.name))
+    memory = psutil.virtual_memory().total
+    table = plan_table(grid_plan(profile, store.frame()), memory)
+    print(
+        f"{profile.name}: {len(table)} cases, {table['runs'].sum()} branch runs; features are float32 over "
+        f"every split; this machine has {memory / 2**30:.1f} GiB of memory"
+    )
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False))
+    too_large = int((~table["fits in memory"]).sum())
+    if too_large:
+        print(
+            f"{too_large} case(s) need more than {MEMORY_SHARE:.0%} of this machine's memory for their "
+            "features: `run` would cache them in memory all the same (features on disk or the backbone "
+            "inside the training graph are not built yet)."
+        )
+    if table["est. minutes"].isna().all():
+        print(f"No stored runs in {store.path} to time from: benchmarks/paper_gpu.py estimates a GPU's.")
+    else:
+        print(
+            f"est. minutes: a case's runs one after another, at the median time of the runs stored in "
+            f"{store.path}; N workers take about 1/N of it."
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Errors a user can fix (missing data, a bad setting or file) end in one line on stderr, exit status 1;
     ``--verbose`` shows the traceback instead."""
@@ -192,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
             _run(args)
         elif args.command == "exits":
             _exits(args)
+        elif args.command == "plan":
+            _plan(args)
         else:
             _print_table(ResultsStore(args.results or default_results_path(args.profile)))
     except (DataNotFoundError, ValueError) as err:

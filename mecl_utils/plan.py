@@ -1,0 +1,145 @@
+"""A profile's grid before it runs: per case, what its cached features weigh, how many runs, how long.
+
+Classifier-wise training (Sec. II-A, III) caches the backbone's activations at the branch layer for every
+image of every split, and every branch run of the case reads them. At the book profile's 64-pixel inputs
+they are small; at the paper's native input sizes they are not (ResNet152's ``conv3_block1_out`` for the
+40,000 training images is 28 × 28 × 512 float32 values per image, about 64 GB). :func:`grid_plan` works
+this out per case without training anything: the feature shape comes from the backbone built with random
+weights (no download), the split sizes from the profile, the number of runs from the protocol, and a time
+estimate from the median measured seconds of the runs already stored for the profile, when there are any.
+
+    python -m mecl_utils plan --profile paper
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import psutil
+
+from .experiments import Case, cases, planned_runs, stale_rows
+from .features import SPLIT_NAMES, branch_layer
+from .profiles import Profile
+
+__all__ = ["CasePlan", "grid_plan", "plan_table", "split_sizes"]
+
+# The official sizes of the data sets' training and test sets (CIFAR's are fixed; the digits' come from
+# data._load_digits, whose test fraction is fixed too).
+OFFICIAL_SIZES = {
+    "cifar10": (50_000, 10_000),
+    "cifar100": (50_000, 10_000),
+    "cifar100-coarse": (50_000, 10_000),
+}
+INPUT_SHAPES = {"digits": (8, 8, 1)}  # every CIFAR variant: 32 × 32 × 3
+MEMORY_SHARE = 0.5  # cached features "fit" when all of a case's splits take at most this share of RAM
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    case: Case
+    layer: str
+    feature_shape: tuple[int, ...]
+    images: dict[str, int]  # split name -> number of images
+    runs: int
+    seconds_per_run: float | None  # median of the profile's stored runs; None when there are none
+
+    @property
+    def feature_bytes(self) -> int:
+        """float32 bytes of the branch layer's features over every split."""
+        return sum(self.images.values()) * math.prod(self.feature_shape) * 4
+
+    @property
+    def estimated_seconds(self) -> float | None:
+        return None if self.seconds_per_run is None else self.runs * self.seconds_per_run
+
+
+def split_sizes(profile: Profile, dataset_name: str) -> dict[str, int]:
+    """Images per split (train, val, hparam, test) for ``dataset_name`` at the profile's sizes."""
+    if dataset_name in OFFICIAL_SIZES:
+        n_pool, n_official_test = OFFICIAL_SIZES[dataset_name]
+    else:
+        from .data import load_dataset  # the bundled digits: cheap, offline
+
+        digits = load_dataset(dataset_name)
+        n_pool, n_official_test = len(digits.y_train), len(digits.y_test)
+    n_train = profile.n_train or n_pool - profile.n_val - profile.n_hparam
+    sizes = {"train": n_train, "val": profile.n_val, "hparam": profile.n_hparam}
+    sizes["test"] = profile.n_test or n_official_test
+    assert tuple(sizes) == SPLIT_NAMES
+    return sizes
+
+
+@functools.lru_cache(maxsize=8)
+def _layer_shapes(profile: Profile, network: str, input_shape: tuple[int, int, int]) -> dict[str, tuple]:
+    """Every layer's output shape (without the batch axis) of ``network`` as the profile builds it."""
+    from .models import build_classifier, build_tiny_cnn
+    from .teachers import TINY_NETWORKS
+
+    if network in TINY_NETWORKS:
+        model = build_tiny_cnn(10, input_shape=input_shape, width=TINY_NETWORKS[network])
+    else:
+        alpha = profile.mobilenet_alpha if network == "mobilenet" else 1.0
+        model = build_classifier(
+            network, 10, input_shape=input_shape, image_size=profile.image_size, weights=None, alpha=alpha
+        )
+    shapes = {}
+    for layer in _all_layers(model):
+        output = getattr(layer, "output", None)
+        if output is not None and hasattr(output, "shape"):
+            shapes[layer.name] = tuple(int(d) for d in output.shape[1:])
+    return shapes
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):  # the backbone nested in the classifier
+            yield from _all_layers(layer)
+
+
+def _seconds_per_run(results: pd.DataFrame | None, profile: Profile) -> float | None:
+    if results is None or results.empty or "seconds" not in results:
+        return None
+    current = results[~stale_rows(results)]
+    if "profile" in current:
+        current = current[current["profile"] == profile.name]
+    return float(current["seconds"].median()) if len(current) else None
+
+
+def grid_plan(profile: Profile, results: pd.DataFrame | None = None) -> list[CasePlan]:
+    """One ``CasePlan`` per case of ``profile``; ``results``: a results frame to take run times from."""
+    seconds = _seconds_per_run(results, profile)
+    plans = []
+    for case in cases(profile):
+        input_shape = INPUT_SHAPES.get(case.dataset, (32, 32, 3))
+        layer = branch_layer(case.backbone, case.dataset, case.branch)
+        shape = _layer_shapes(profile, case.backbone, input_shape)[layer]
+        images = split_sizes(profile, case.dataset)
+        plans.append(CasePlan(case, layer, shape, images, planned_runs(profile), seconds))
+    return plans
+
+
+def plan_table(plans: list[CasePlan], memory_bytes: int | None = None) -> pd.DataFrame:
+    """The plans as a table: features (GiB, share of this machine's memory, whether they fit), runs, time."""
+    memory_bytes = memory_bytes or psutil.virtual_memory().total
+    rows = []
+    for plan in plans:
+        share = plan.feature_bytes / memory_bytes
+        minutes = plan.estimated_seconds
+        rows.append(
+            {
+                "case": plan.case.label,
+                "layer": plan.layer,
+                "feature shape": "×".join(map(str, plan.feature_shape)),
+                "images": sum(plan.images.values()),
+                "features GiB": round(plan.feature_bytes / 2**30, 2),
+                "of RAM": f"{share:.0%}",
+                "fits in memory": share <= MEMORY_SHARE,
+                "runs": plan.runs,
+                "est. minutes": None if minutes is None else round(minutes / 60, 1),
+            }
+        )
+    return pd.DataFrame(rows)
