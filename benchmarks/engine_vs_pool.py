@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--profile", default="book")
     parser.add_argument("--case", default="mobilenet/cifar10/1")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--skip-warm-up", action="store_true", help="the cache is warm already")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mecl-bench-") as scratch:
@@ -102,10 +103,14 @@ def main() -> None:
             capture_output=True,
         )
         env = {**os.environ, "MECL_CACHE_DIR": os.environ.get("MECL_CACHE_DIR", str(scratch / "cache"))}
+        shared_weights = ROOT.parent / "shared" / "data"  # the worktree has no ../shared beside it
+        if "MECL_WEIGHTS_DIR" not in env and shared_weights.is_dir():
+            env["MECL_WEIGHTS_DIR"] = str(shared_weights)
         sides = {"ray": ROOT, "pool": before}
         try:
-            print(f"warming the cache ({args.profile}, {args.case}): networks and features", flush=True)
-            timed_grid(ROOT, args, scratch / "warm.csv", env)
+            if not args.skip_warm_up:
+                print(f"warming the cache ({args.profile}, {args.case}): networks, features", flush=True)
+                timed_grid(ROOT, args, scratch / "warm.csv", env)
             figures: dict[str, list[tuple[float, int]]] = {side: [] for side in sides}
             order = []
             for number in range(args.rounds):
