@@ -1,0 +1,87 @@
+"""A miniature paper profile end to end on CPU: every paper backbone and teacher, tiny inputs, random weights.
+
+The paper profile's own code path (Table II placements of DenseNet201, MobileNet, ResNet152 and InceptionV3,
+teachers InceptionV3 and EfficientNetB7, native architectures) runs through `run_grid` on the embedded Ray
+instance, on a CIFAR-10 folder in the official format holding random images. Only the sizes shrink: 75-pixel
+inputs (InceptionV3's minimum), a few images, one epoch, one point of each search.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from mecl_utils.curriculum import METHODS
+from mecl_utils.engine import Engine
+from mecl_utils.experiments import cases, planned_runs
+from mecl_utils.plan import grid_plan
+from mecl_utils.prepare import run_grid
+from mecl_utils.profiles import get_profile
+from mecl_utils.results import ResultsStore, table_iv
+
+pytestmark = pytest.mark.slow
+
+MINIATURE = get_profile(
+    "paper",
+    datasets=("cifar10",),
+    n_val=10,
+    n_hparam=10,
+    n_train=20,
+    n_test=10,
+    image_size=75,
+    pretrained=False,
+    backbone_epochs=1,
+    teacher_epochs=1,
+    branch_epochs=1,
+    branch_batch_size=8,
+    optimizers=("adam",),
+    learning_rates=(1e-3,),
+    pacings=("FEP(100)",),
+    repetitions=1,
+)
+
+
+def write_random_cifar10(parent, per_batch: int = 20, test: int = 20):
+    """The official "python version" layout with random pixels, every class in every file."""
+    folder = parent / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+
+    def dump(name, n):
+        content = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": [i % 10 for i in range(n)],
+        }
+        (folder / name).write_bytes(pickle.dumps(content, protocol=3))
+
+    for number in range(1, 6):
+        dump(f"data_batch_{number}", per_batch)
+    dump("test_batch", test)
+    names = [
+        b"airplane",
+        b"automobile",
+        b"bird",
+        b"cat",
+        b"deer",
+        b"dog",
+        b"frog",
+        b"horse",
+        b"ship",
+        b"truck",
+    ]
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}, protocol=3))
+    return parent
+
+
+def test_the_miniature_paper_grid_runs_every_backbone_and_teacher(tmp_path, monkeypatch):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path / "cache"))
+    data_dir = write_random_cifar10(tmp_path / "data")
+    assert {plan.case for plan in grid_plan(MINIATURE)} == set(cases(MINIATURE))  # the dry run first
+    store = ResultsStore(tmp_path / "runs.csv")
+    with Engine(2) as engine:
+        run_ids, _ = run_grid(MINIATURE, store, data_dir=data_dir, engine=engine)
+    assert len(run_ids) == len(store) == 8 * planned_runs(MINIATURE) == 8 * (1 + 2 + len(METHODS))
+    table = table_iv(store.frame())
+    assert sorted(set(table["backbone"])) == ["densenet201", "inceptionv3", "mobilenet", "resnet152"]
+    assert set(store.frame()["teacher"].dropna()) - {""} == {"inceptionv3", "efficientnetb7"}  # "": none
+    assert table["Vanilla mean"].between(0, 100).all()
