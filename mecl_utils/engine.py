@@ -39,8 +39,9 @@ __all__ = ["GPU_SHARE", "MAX_RETRIES", "Engine", "default_workers", "loopback_on
 # Four branch runs share a GPU: one branch is far too small to fill one.
 GPU_SHARE = 0.25
 MAX_RETRIES = 3
-# Set in every task's process before TensorFlow loads, on this machine and on a cluster's nodes.
-WORKER_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
+# Set in every task's process before TensorFlow loads, on this machine and on a cluster's nodes (oneDNN's
+# kernels need nothing here: importing mecl_utils, which a task does first, switches them on).
+WORKER_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 # Without it Ray binds the embedded instance to the machine's network address (checked with Ray 2.60).
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -271,8 +272,7 @@ def _in_task(function: Callable, *args) -> tuple[object, str]:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
         tf.config.threading.set_intra_op_parallelism_threads(max(1, int(cpus)))
         tf.config.threading.set_inter_op_parallelism_threads(1)
-        logging.getLogger("tensorflow").setLevel(
-            logging.ERROR
-        )  # each run builds a model: retracing is expected
+        # Each run builds a model, so TensorFlow's retracing notice is expected.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
         _pinned = True
     return function(*args), ray.get_runtime_context().get_node_id()

@@ -13,7 +13,6 @@ estimate from the median measured seconds of the runs already stored for the pro
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -72,10 +71,12 @@ def split_sizes(profile: Profile, dataset_name: str) -> dict[str, int]:
     return sizes
 
 
-@functools.lru_cache(maxsize=8)
-def _layer_shapes(profile: Profile, network: str, input_shape: tuple[int, int, int]) -> dict[str, tuple]:
-    """Every layer's output shape (without the batch axis) of ``network`` as the profile builds it."""
-    from .models import build_classifier, build_tiny_cnn
+def _layer_shapes(
+    profile: Profile, network: str, input_shape: tuple[int, int, int], layers: set[str]
+) -> dict[str, tuple[int, ...]]:
+    """The output shape (without the batch axis) of each of ``layers`` of ``network`` as the profile
+    builds it, from one model with random weights."""
+    from .models import build_classifier, build_tiny_cnn, get_layer
     from .teachers import TINY_NETWORKS
 
     if network in TINY_NETWORKS:
@@ -85,19 +86,7 @@ def _layer_shapes(profile: Profile, network: str, input_shape: tuple[int, int, i
         model = build_classifier(
             network, 10, input_shape=input_shape, image_size=profile.image_size, weights=None, alpha=alpha
         )
-    shapes = {}
-    for layer in _all_layers(model):
-        output = getattr(layer, "output", None)
-        if output is not None and hasattr(output, "shape"):
-            shapes[layer.name] = tuple(int(d) for d in output.shape[1:])
-    return shapes
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):  # the backbone nested in the classifier
-            yield from _all_layers(layer)
+    return {layer: tuple(int(d) for d in get_layer(model, layer).output.shape[1:]) for layer in layers}
 
 
 def _seconds_per_run(results: pd.DataFrame | None, profile: Profile) -> float | None:
@@ -112,14 +101,26 @@ def _seconds_per_run(results: pd.DataFrame | None, profile: Profile) -> float | 
 def grid_plan(profile: Profile, results: pd.DataFrame | None = None) -> list[CasePlan]:
     """One ``CasePlan`` per case of ``profile``; ``results``: a results frame to take run times from."""
     seconds = _seconds_per_run(results, profile)
-    plans = []
-    for case in cases(profile):
-        input_shape = INPUT_SHAPES.get(case.dataset, (32, 32, 3))
-        layer = branch_layer(case.backbone, case.dataset, case.branch)
-        shape = _layer_shapes(profile, case.backbone, input_shape)[layer]
-        images = split_sizes(profile, case.dataset)
-        plans.append(CasePlan(case, layer, shape, images, planned_runs(profile), seconds))
-    return plans
+    layers = {case: branch_layer(case.backbone, case.dataset, case.branch) for case in cases(profile)}
+
+    def model_key(case: Case) -> tuple[str, tuple[int, int, int]]:
+        return case.backbone, INPUT_SHAPES.get(case.dataset, (32, 32, 3))
+
+    wanted: dict[tuple, set[str]] = {}  # one model per backbone and input shape, for all its layers
+    for case, layer in layers.items():
+        wanted.setdefault(model_key(case), set()).add(layer)
+    shapes = {key: _layer_shapes(profile, *key, names) for key, names in wanted.items()}
+    return [
+        CasePlan(
+            case,
+            layer,
+            shapes[model_key(case)][layer],
+            split_sizes(profile, case.dataset),
+            planned_runs(profile),
+            seconds,
+        )
+        for case, layer in layers.items()
+    ]
 
 
 def plan_table(plans: list[CasePlan], memory_bytes: int | None = None) -> pd.DataFrame:

@@ -295,21 +295,16 @@ def style_table_iv(table: pd.DataFrame):
     method's p-value under its mean, and the searches' choices in one last cell (optimiser and learning
     rate, then teacher, then pacing), so the table reads without scrolling sideways.
     """
+    text = format_table_iv(table).astype(str).map(html.escape)
+    case = "<br><small>" + text["Dataset"] + " · branch " + text["Branch"] + "</small>"
+    folded = pd.DataFrame({"Case": text["Backbone"] + case})
+    for label in METHOD_COLUMNS.values():
+        if label in text:
+            p_line = "<br><small>p " + text[f"{label} p"] + "</small>" if f"{label} p" in text else ""
+            folded[label] = text[label] + p_line
+    choices = text["Opt"] + " " + text["LR"] + "<br><small>" + text["Teacher"] + "<br>" + text["Pacing"]
+    folded["Choices"] = choices + "</small>"
     best = table["best"].to_numpy()
-    rows = []
-    for _, row in table.iterrows():
-        out = {"Case": f"{row['backbone']}<br><small>{row['dataset']} · branch {int(row['branch'])}</small>"}
-        for label in METHOD_COLUMNS.values():
-            if f"{label} mean" not in row:
-                continue
-            out[label] = html.escape(mean_std(row[f"{label} mean"], row[f"{label} std"]))
-            if f"{label} p" in row:
-                out[label] += f"<br><small>p {html.escape(p_text(row[f'{label} p']))}</small>"
-        out["Choices"] = (
-            f"{html.escape(str(row['optimizer']))} {float(row['learning_rate']):g}<br>"
-            f"<small>{html.escape(str(row['teacher']))}<br>{html.escape(str(row['pacing']))}</small>"
-        )
-        rows.append(out)
 
     def weight(row):
         return ["font-weight: bold" if column == best[row.name] else "" for column in row.index]
@@ -318,7 +313,7 @@ def style_table_iv(table: pd.DataFrame):
         {"selector": "td, th", "props": "font-size: 0.85em; padding: 0.2em 0.4em; text-align: left;"},
         {"selector": "td", "props": "white-space: nowrap; vertical-align: top;"},
     ]
-    return pd.DataFrame(rows).style.apply(weight, axis=1).hide(axis="index").set_table_styles(compact)
+    return folded.style.apply(weight, axis=1).hide(axis="index").set_table_styles(compact)
 
 
 def machine_table(results_path: str | os.PathLike) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from mecl_utils.engine import Engine, loopback_only
 from mecl_utils.prepare import run_grid
 from mecl_utils.profiles import get_profile
 from mecl_utils.results import ResultsStore
+from tests.test_engine import _accuracies
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = get_profile("smoke")
@@ -41,11 +42,6 @@ def cluster(monkeypatch, smoke_cache):
             yield started
         finally:
             started.shutdown()
-
-
-def _accuracies(store: ResultsStore) -> dict:
-    frame = store.frame()
-    return dict(zip(frame["run_id"], frame["accuracy"], strict=True))
 
 
 @pytest.fixture(scope="module")
