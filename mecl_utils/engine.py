@@ -249,7 +249,7 @@ class Engine:
                 # would start a second set of workers: 164/158 s instead of 168/169 s for a book grid.
                 self._reaper = reaper.watch()
                 with loopback_only(), _environment(WORKER_ENVIRONMENT):
-                    ray.init(num_cpus=self.workers, **settings)
+                    ray.init(address="local", num_cpus=self.workers, **settings)  # new, never a running one
             self._started = True
         self._gpu_share = GPU_SHARE if ray.cluster_resources().get("GPU", 0) else 0.0
         self._task = ray.remote(_in_task)
