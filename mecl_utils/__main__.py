@@ -5,7 +5,7 @@
     python -m mecl_utils run --profile smoke --case tiny_cnn/digits/1 --method vanilla curriculum
     python -m mecl_utils table --profile smoke                # Table IV from the stored results
     python -m mecl_utils exits --profile smoke                # accuracy within cost budgets (early exit)
-    python -m mecl_utils plan --profile paper                 # feature sizes, runs, time; trains nothing
+    python -m mecl_utils plan --profile paper                 # feature modes, runs, time; trains nothing
 
 Results go to one CSV per profile (``--results``, default ``<cache dir>/results/<profile>.csv``); a re-run
 skips finished runs, so an interrupted grid resumes where it stopped.
@@ -27,7 +27,7 @@ from .cache import cache_dir
 from .curriculum import METHODS
 from .data import DataNotFoundError
 from .experiments import Case, cases, stale_rows
-from .profiles import PROFILES, get_profile
+from .profiles import FEATURE_MODES, PROFILES, get_profile
 from .results import ResultsStore, table_iv
 
 
@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     for name in ("table", "exits", "plan"):
         commands.choices[name].add_argument("--verbose", action="store_true", help="show tracebacks")
+    for name in ("run", "plan"):
+        commands.choices[name].add_argument(
+            "--feature-mode",
+            choices=["auto", *FEATURE_MODES],
+            help="where branch features live: memory, float16 shards on disk, or the backbone cut at the "
+            "branch layer inside the training graph (default: the profile's, 'auto': by size)",
+        )
     exits = commands.choices["exits"]
     exits.add_argument(
         "--data-dir", help="folder holding cifar-10-batches-py/ (default: $MECL_DATA_DIR, Keras)"
@@ -98,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _profile(args: argparse.Namespace):
+    """The named profile, with ``--feature-mode`` where the command has one and it was given."""
+    mode = getattr(args, "feature_mode", None)
+    return get_profile(args.profile, **({"feature_mode": mode} if mode else {}))
+
+
 def _run(args: argparse.Namespace) -> None:
     if args.verbose:
         os.environ[quiet.VERBOSE_VARIABLE] = "1"  # the workers show TensorFlow's start-up notices
@@ -107,7 +120,7 @@ def _run(args: argparse.Namespace) -> None:
     # Each branch run builds a new model, so TensorFlow's retracing notice fires; it is expected here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
-    profile = get_profile(args.profile)
+    profile = _profile(args)
     unknown = [case.label for case in args.case or [] if case not in cases(profile)]
     if unknown:
         raise SystemExit(
@@ -187,25 +200,24 @@ def _exits(args: argparse.Namespace) -> None:
 def _plan(args: argparse.Namespace) -> None:
     import psutil
 
-    from .plan import MEMORY_SHARE, grid_plan, plan_table
+    from .feature_modes import Budget
+    from .plan import grid_plan, plan_table
 
-    profile = get_profile(args.profile)
+    profile = _profile(args)
     store = ResultsStore(args.results or default_results_path(profile.name))
-    memory = psutil.virtual_memory().total
-    table = plan_table(grid_plan(profile, store.frame()), memory)
+    memory, budget = psutil.virtual_memory().total, Budget.of_this_machine()
+    table = plan_table(grid_plan(profile, store.frame(), budget), memory)
     print(
-        f"{profile.name}: {len(table)} cases, {table['runs'].sum()} branch runs; features are float32 over "
+        f"{profile.name}: {len(table)} cases, {table['runs'].sum()} branch runs; features GiB: float32 over "
         f"every split; this machine has {memory / 2**30:.1f} GiB of memory"
     )
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False))
-    too_large = int((~table["fits in memory"]).sum())
-    if too_large:
-        print(
-            f"{too_large} case(s) need more than {MEMORY_SHARE:.0%} of this machine's memory for their "
-            "features: `run` would cache them in memory all the same (features on disk or the backbone "
-            "inside the training graph are not built yet)."
-        )
+    print(
+        f"mode ({profile.feature_mode!r}): {budget.describe()}; memory = float32 arrays in RAM, shards = "
+        "float16 files on disk read batch by batch, backbone = nothing stored, the backbone cut at the "
+        "branch layer runs in every branch run (for a GPU)."
+    )
     if table["est. minutes"].isna().all():
         print(f"No stored runs in {store.path} to time from: benchmarks/paper_gpu.py estimates a GPU's.")
     else:

@@ -33,6 +33,7 @@ import numpy as np
 
 __all__ = [
     "array_fingerprint",
+    "atomic_write",
     "cache_dir",
     "cache_key",
     "cache_path",
@@ -115,7 +116,7 @@ def array_fingerprint(array: np.ndarray) -> str:
     return digest.hexdigest()[:KEY_LENGTH]
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None], *, suffix: str) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None], *, suffix: str) -> None:
     """``write(temporary path)`` in ``path``'s folder, then rename it to ``path``; no leftover on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{suffix}")
@@ -132,7 +133,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None], *, suffix: str) -> 
 def _write_sidecar(kind: str, key: str, parts: Mapping, path: Path, **extra) -> None:
     record = {"kind": kind, "key": key, "parts": json.loads(_canonical_json(parts)), **extra}
     text = json.dumps(record, indent=2, sort_keys=True)
-    _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text + "\n"), suffix=".json")
+    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text + "\n"), suffix=".json")
 
 
 def _expected_arrays(path: Path) -> list[str] | None:
@@ -185,7 +186,7 @@ def cached_arrays(
         with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the name
             np.savez(f, **arrays)
 
-    _atomic_write(path, save, suffix=".npz")
+    atomic_write(path, save, suffix=".npz")
     return arrays
 
 
@@ -213,5 +214,5 @@ def cached_model(
     if not isinstance(model, keras.Model):
         raise TypeError(f"train() for {kind!r} must return a keras.Model, got {type(model).__name__}")
     _write_sidecar(kind, key, parts, path, started=started, seconds=seconds)
-    _atomic_write(path, lambda tmp: model.save(tmp), suffix=".keras")
+    atomic_write(path, lambda tmp: model.save(tmp), suffix=".keras")
     return model

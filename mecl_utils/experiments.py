@@ -78,7 +78,10 @@ class Case:
 class CaseData:
     """What a case's runs read: branch-layer features and labels per split, and teacher losses on train."""
 
-    features: dict[str, np.ndarray]  # split name ("train", "val", "hparam", "test") -> feature array
+    # split name ("train", "val", "hparam", "test") -> the branch's inputs, by ``feature_mode``
+    # (feature_modes): "memory", a float32 array; "shards", float16 ``ShardedFeatures`` on disk;
+    # "backbone", the images, which ``cut_backbone`` turns into features inside the training graph.
+    features: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
     teacher_losses: dict[str, np.ndarray]  # teacher name -> per-sample loss on the train split
     num_classes: int
@@ -88,6 +91,8 @@ class CaseData:
     # (version), "split_index" (split name -> index fingerprint), "teachers" (name -> losses cache key).
     identity: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)  # data source, timings, backbone accuracy: copied into rows only
+    feature_mode: str = "memory"
+    cut_backbone: keras.Model | None = None  # the backbone up to the branch layer, in "backbone" mode only
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,7 @@ def train_run(
         _split(data, "val"),
         _split(data, spec.eval_split),
         num_classes=data.num_classes,
+        frozen_backbone=data.cut_backbone,
         predict={name: data.features[name] for name in OUTPUT_SPLITS} if spec.stage == "repetition" else None,
         verbose=verbose,
     )

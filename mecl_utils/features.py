@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 
 import keras
@@ -75,7 +76,7 @@ def extract_features(
     """Float32 activations of ``classifier`` at ``layer_names`` for the images ``x``, in inference mode."""
     if len(x) == 0:
         raise ValueError("extract_features needs at least one image, got an empty array.")
-    extractor = feature_extractor(classifier, list(layer_names))
+    extractor = _extractor(classifier, tuple(layer_names))
     out: dict[str, np.ndarray] = {}
     starts = range(0, len(x), batch_size)
     for start in tqdm(starts, desc=description, unit="batch", disable=not verbose):
@@ -87,6 +88,17 @@ def extract_features(
                 out[name] = np.empty((len(x), *values.shape[1:]), dtype=np.float32)
             out[name][start : start + len(values)] = values
     return out
+
+
+# One extractor per (classifier, layers): extracting shard after shard traces its predict function once.
+_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _extractor(classifier: keras.Model, layer_names: tuple[str, ...]) -> keras.Model:
+    by_layers = _EXTRACTORS.setdefault(classifier, {})
+    if layer_names not in by_layers:
+        by_layers[layer_names] = feature_extractor(classifier, list(layer_names))
+    return by_layers[layer_names]
 
 
 def cached_features(

@@ -13,13 +13,13 @@ estimate from the median measured seconds of the runs already stored for the pro
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
 import psutil
 
 from .experiments import Case, cases, planned_runs, stale_rows
+from .feature_modes import Budget, choose_mode, feature_bytes
 from .features import SPLIT_NAMES, branch_layer
 from .profiles import Profile
 
@@ -33,7 +33,6 @@ OFFICIAL_SIZES = {
     "cifar100-coarse": (50_000, 10_000),
 }
 INPUT_SHAPES = {"digits": (8, 8, 1)}  # every CIFAR variant: 32 × 32 × 3
-MEMORY_SHARE = 0.5  # cached features "fit" when all of a case's splits take at most this share of RAM
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,17 @@ class CasePlan:
     images: dict[str, int]  # split name -> number of images
     runs: int
     seconds_per_run: float | None  # median of the profile's stored runs; None when there are none
+    mode: str  # where the branch's inputs live (feature_modes.choose_mode)
 
     @property
     def feature_bytes(self) -> int:
         """float32 bytes of the branch layer's features over every split."""
-        return sum(self.images.values()) * math.prod(self.feature_shape) * 4
+        return feature_bytes(sum(self.images.values()), self.feature_shape)
+
+    @property
+    def stored_bytes(self) -> int:
+        """What the mode keeps of them: float32 in memory, float16 on disk, nothing for the cut backbone."""
+        return {"memory": self.feature_bytes, "shards": self.feature_bytes // 2}.get(self.mode, 0)
 
     @property
     def estimated_seconds(self) -> float | None:
@@ -98,9 +103,17 @@ def _seconds_per_run(results: pd.DataFrame | None, profile: Profile) -> float | 
     return float(current["seconds"].median()) if len(current) else None
 
 
-def grid_plan(profile: Profile, results: pd.DataFrame | None = None) -> list[CasePlan]:
-    """One ``CasePlan`` per case of ``profile``; ``results``: a results frame to take run times from."""
+def grid_plan(
+    profile: Profile, results: pd.DataFrame | None = None, budget: Budget | None = None
+) -> list[CasePlan]:
+    """One ``CasePlan`` per case of ``profile``; ``results``: a results frame to take run times from.
+
+    Each case's mode is chosen on ``budget`` (default: this machine's) as ``run`` chooses it, in the grid's
+    order. A budget of half the free disk space shrinks by half of each earlier case's shards (``run``
+    measures the free space when it reaches a case, and keeps shards already written); a set one does not.
+    """
     seconds = _seconds_per_run(results, profile)
+    budget = budget or Budget.of_this_machine()
     layers = {case: branch_layer(case.backbone, case.dataset, case.branch) for case in cases(profile)}
 
     def model_key(case: Case) -> tuple[str, tuple[int, int, int]]:
@@ -110,25 +123,22 @@ def grid_plan(profile: Profile, results: pd.DataFrame | None = None) -> list[Cas
     for case, layer in layers.items():
         wanted.setdefault(model_key(case), set()).add(layer)
     shapes = {key: _layer_shapes(profile, *key, names) for key, names in wanted.items()}
-    return [
-        CasePlan(
-            case,
-            layer,
-            shapes[model_key(case)][layer],
-            split_sizes(profile, case.dataset),
-            planned_runs(profile),
-            seconds,
-        )
-        for case, layer in layers.items()
-    ]
+    plans = []
+    for case, layer in layers.items():
+        shape, images = shapes[model_key(case)][layer], split_sizes(profile, case.dataset)
+        mode = choose_mode(feature_bytes(sum(images.values()), shape), budget, profile.feature_mode)
+        plans.append(CasePlan(case, layer, shape, images, planned_runs(profile), seconds, mode))
+        if mode == "shards":  # the free space the next case finds is smaller
+            budget = budget.after_writing(plans[-1].stored_bytes)
+    return plans
 
 
 def plan_table(plans: list[CasePlan], memory_bytes: int | None = None) -> pd.DataFrame:
-    """The plans as a table: features (GiB, share of this machine's memory, whether they fit), runs, time."""
+    """The plans as a table: features (float32 GiB, share of this machine's memory), the mode and what it
+    stores, runs, time."""
     memory_bytes = memory_bytes or psutil.virtual_memory().total
     rows = []
     for plan in plans:
-        share = plan.feature_bytes / memory_bytes
         minutes = plan.estimated_seconds
         rows.append(
             {
@@ -137,8 +147,9 @@ def plan_table(plans: list[CasePlan], memory_bytes: int | None = None) -> pd.Dat
                 "feature shape": "×".join(map(str, plan.feature_shape)),
                 "images": sum(plan.images.values()),
                 "features GiB": round(plan.feature_bytes / 2**30, 2),
-                "of RAM": f"{share:.0%}",
-                "fits in memory": share <= MEMORY_SHARE,
+                "of RAM": f"{plan.feature_bytes / memory_bytes:.0%}",
+                "mode": plan.mode,
+                "stored GiB": round(plan.stored_bytes / 2**30, 2),
                 "runs": plan.runs,
                 "est. minutes": None if minutes is None else round(minutes / 60, 1),
             }

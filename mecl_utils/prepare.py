@@ -3,9 +3,10 @@
 For one case (backbone, dataset, branch number) of a profile this loads the data set and its four splits,
 trains (or loads from the cache) the backbone and the teachers, side by side as Ray tasks
 (``prepare_networks``), scores the training split with every teacher of the profile, and extracts the
-branch layer's activations for every split. Everything heavy is cached by the modules it comes from
-(``teachers``, ``features``), so a second call is fast; within one process the loaded data set is reused
-for both branches of a backbone.
+branch layer's activations for every split, where they fit (``feature_modes``: in memory, as float16
+shards on disk, or computed by the cut backbone in every run). Everything heavy is cached by the modules it
+comes from (``teachers``, ``features``, ``feature_modes``), so a second call is fast; within one process
+the loaded data set is reused for both branches of a backbone.
 
 ``run_grid`` is the whole profile: every case prepared, then its protocol (``experiments.run_case``) run
 with the branch runs as parallel Ray tasks (``engine.Engine``), under one progress bar.
@@ -26,7 +27,17 @@ from .curriculum import METHODS
 from .data import Dataset, Splits, load_dataset, make_splits
 from .engine import Engine
 from .experiments import Case, CaseData, RunSpec, cases, planned_runs, run_case, stale_rows
-from .features import FEATURES_VERSION, branch_layer, cached_features
+from .feature_modes import (
+    Budget,
+    cached_feature_shards,
+    choose_mode,
+    cut_backbone,
+    feature_bytes,
+    shards_complete,
+)
+from .feature_modes import identity as feature_identity
+from .features import SPLIT_NAMES, branch_layer, cached_features
+from .models import get_layer
 from .profiles import Profile
 from .results import ResultsStore
 from .seeds import stream_seed
@@ -43,7 +54,14 @@ from .teachers import (
 )
 from .training import TRAINING_VERSION
 
-__all__ = ["load_splits", "network_roles", "prepare_case", "prepare_networks", "run_grid"]
+__all__ = [
+    "layer_feature_mode",
+    "load_splits",
+    "network_roles",
+    "prepare_case",
+    "prepare_networks",
+    "run_grid",
+]
 
 
 @functools.lru_cache(maxsize=2)
@@ -174,13 +192,15 @@ def prepare_case(
     data_dir: str | os.PathLike | None = None,
     workers: int | None = None,
     engine: Engine | None = None,
+    budget: Budget | None = None,
     verbose: bool = False,
 ) -> CaseData:
     """Features, labels and teacher losses for ``case``, with timings of each stage in ``info``.
 
     The stages: data (load and split), networks (``prepare_networks``: backbone and teachers trained side by
-    side, the training split scored; then the backbone's test accuracy), features of the branch layer.
-    ``workers`` and ``engine`` go to ``prepare_networks``.
+    side, the training split scored; then the backbone's test accuracy), features of the branch layer, held
+    as ``layer_feature_mode`` chooses on ``budget`` (default: this machine's). ``workers`` and ``engine`` go
+    to ``prepare_networks``.
     """
     timings = {}
     start = time.perf_counter()
@@ -215,32 +235,48 @@ def prepare_case(
 
     start = time.perf_counter()
     layer = branch_layer(case.backbone, case.dataset, case.branch)
+    budget = budget or Budget.of_this_machine()
     # One pass of the backbone for every branch layer of the profile costs less than one pass per layer
-    # (benchmarks/README.md), and the other branches of this backbone then find theirs in the cache.
-    others = {branch_layer(case.backbone, case.dataset, number) for number in profile.branch_numbers}
-    features = cached_features(
-        profile,
-        case.backbone,
-        dataset,
-        splits,
-        key,
-        [layer, *sorted(others - {layer})],
-        classifier=backbone,
-        verbose=verbose,
-    )
+    # (benchmarks/README.md), and the other branches of this backbone then find theirs in the cache: every
+    # layer whose own mode is this case's is extracted together, while they fit in memory together.
+    sizes, modes = {}, {}
+    for number in profile.branch_numbers:
+        other = branch_layer(case.backbone, case.dataset, number)
+        sizes[other] = _feature_bytes(backbone, other, splits)
+        modes[other] = layer_feature_mode(
+            profile, case.backbone, other, sizes[other], key, dataset, splits, budget
+        )
+    mode = modes[layer]
+    layers = [layer, *sorted(other for other in modes if other != layer and modes[other] == mode)]
+    if mode == "memory" and sum(sizes[name] for name in layers) > budget.memory_bytes:
+        layers = [layer]
+    cut = None
+    if mode == "memory":
+        features = cached_features(
+            profile, case.backbone, dataset, splits, key, layers, classifier=backbone, verbose=verbose
+        )
+        inputs = {split: by_layer[layer] for split, by_layer in features.items()}
+    elif mode == "shards":
+        features = cached_feature_shards(
+            backbone, key, case.backbone, dataset, splits, layers, verbose=verbose
+        )
+        inputs = {split: by_layer[layer] for split, by_layer in features.items()}
+    else:
+        cut = cut_backbone(backbone, layer)
+        inputs = {name: getattr(splits, name).x for name in SPLIT_NAMES}
     timings["features_seconds"] = time.perf_counter() - start
 
     return CaseData(
-        features={split: by_layer[layer] for split, by_layer in features.items()},
-        labels={name: getattr(splits, name).y for name in features},
+        features=inputs,
+        labels={name: getattr(splits, name).y for name in inputs},
         teacher_losses=losses,
         num_classes=dataset.num_classes,
         layer=layer,
         provenance={"data_fingerprint": dataset_fingerprint(dataset)[:16], "backbone_key": key},
         identity={
             "backbone": key,
-            "features": FEATURES_VERSION,
-            "split_index": {name: array_fingerprint(getattr(splits, name).index) for name in features},
+            "features": feature_identity(mode),
+            "split_index": {name: array_fingerprint(getattr(splits, name).index) for name in inputs},
             "teachers": {
                 teacher: cache_key(
                     losses_parts(profile, teacher, case.backbone, dataset, splits, profile.seed)
@@ -251,9 +287,39 @@ def prepare_case(
         info={
             "data_source": dataset.source,
             "backbone_test_accuracy": float(test_accuracy),
+            "feature_mode": mode,
             **{name: round(seconds, 2) for name, seconds in timings.items()},
         },
+        feature_mode=mode,
+        cut_backbone=cut,
     )
+
+
+def _feature_bytes(backbone, layer: str, splits: Splits) -> int:
+    shape = tuple(get_layer(backbone, layer).output.shape[1:])
+    return feature_bytes(sum(len(getattr(splits, name)) for name in SPLIT_NAMES), shape)
+
+
+def layer_feature_mode(
+    profile: Profile,
+    network: str,
+    layer: str,
+    size: int,
+    backbone_parts_key: str,
+    dataset: Dataset,
+    splits: Splits,
+    budget: Budget,
+) -> str:
+    """Where a branch's inputs at ``layer`` live: ``feature_modes.choose_mode`` of their float32 ``size``.
+
+    Shards already written for the layer are kept even if the disk has since filled up, so that a resumed
+    grid trains the same runs it started with.
+    """
+    mode = choose_mode(size, budget, profile.feature_mode)
+    if profile.feature_mode == "auto" and mode == "backbone":
+        if shards_complete(backbone_parts_key, network, dataset, splits, layer):
+            return "shards"
+    return mode
 
 
 def run_grid(

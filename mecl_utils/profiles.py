@@ -28,13 +28,15 @@ from .models import NETWORKS
 from .pacing import TABLE_III
 from .sampler import VANILLA_SAMPLING
 
-__all__ = ["PROFILES", "Profile", "get_profile"]
+__all__ = ["FEATURE_MODES", "PROFILES", "Profile", "get_profile"]
 
 BACKBONES = ("tiny_cnn", *NETWORKS)
 TEACHERS = (*BACKBONES, "tiny_cnn_wide")  # tiny_cnn_wide: the smoke profile's independent teacher
 OPTIMIZERS = ("sgd", "adam")
 # Sec. III: the vanilla learning-rate grid, including 0.12, the best rate of Hacohen & Weinshall (2019).
 PAPER_LEARNING_RATES = (1e-1, 0.12, 1e-2, 1e-3, 1e-4, 1e-5)
+# float32 arrays in memory, float16 shards on disk, or the cut backbone in the training graph (feature_modes)
+FEATURE_MODES = ("memory", "shards", "backbone")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class Profile:
     # methods share one sampling scheme) or "epochs" (shuffled epochs).
     class_balance: bool  # ours
     vanilla_sampling: str  # ours
+    # Where the branch-layer features live (feature_modes): "auto" picks per case from their size.
+    feature_mode: str  # ours
     # Protocol (Sec. III, Table III)
     optimizers: tuple[str, ...]
     learning_rates: tuple[float, ...]
@@ -105,6 +109,10 @@ class Profile:
             )
         if not isinstance(self.class_balance, bool):
             raise ValueError(f"class_balance must be True or False, got {self.class_balance!r}")
+        if self.feature_mode not in ("auto", *FEATURE_MODES):
+            raise ValueError(
+                f"feature_mode must be 'auto' or one of {FEATURE_MODES}, got {self.feature_mode!r}"
+            )
         if self.vanilla_sampling not in VANILLA_SAMPLING:
             raise ValueError(
                 f"vanilla_sampling must be one of {VANILLA_SAMPLING}, got {self.vanilla_sampling!r}"
@@ -154,6 +162,7 @@ SMOKE = Profile(
     plateau_factor=0.5,
     class_balance=False,
     vanilla_sampling="paced",
+    feature_mode="auto",
     optimizers=("sgd", "adam"),
     learning_rates=(1e-1, 1e-3),
     pacings=("FEP(100)", "SSP(300)"),
@@ -186,6 +195,7 @@ BOOK = Profile(
     plateau_factor=0.5,
     class_balance=False,
     vanilla_sampling="paced",
+    feature_mode="auto",
     optimizers=("sgd", "adam"),
     learning_rates=(1e-2, 1e-3),
     pacings=tuple(TABLE_III),
@@ -215,6 +225,7 @@ PAPER = Profile(
     plateau_factor=0.5,
     class_balance=False,
     vanilla_sampling="paced",
+    feature_mode="auto",
     optimizers=("sgd", "adam"),
     learning_rates=PAPER_LEARNING_RATES,
     pacings=tuple(TABLE_III),

@@ -22,6 +22,7 @@ engine's choice: 1.6× the samples/s of the PyDataset in ``benchmarks/sampler_th
 
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
@@ -158,7 +159,8 @@ def sampler_for_method(
 def curriculum_dataset(x, y, sampler: CurriculumSampler, *, epochs: int, start_batch: int = 0):
     """A ``tf.data.Dataset`` of the batches t = start_batch, ..., start_batch + epochs · len - 1, in order.
 
-    The rows of ``x`` and ``y`` are gathered by TensorFlow.
+    The rows of ``x`` and ``y`` are gathered by TensorFlow; ``x`` is an array, or features on disk with a
+    ``tf_gather`` method (``feature_modes.ShardedFeatures``), which then read only each batch's rows.
     Pass it to ``model.fit(dataset, epochs=epochs, steps_per_epoch=sampler.batches_per_epoch)``; Keras does
     not reorder a tf.data pipeline. With ``steps_per_execution`` > 1 it must divide the epoch's batches
     (``train_branch`` uses the whole epoch): Keras runs every call to its full count of steps.
@@ -175,13 +177,18 @@ def curriculum_dataset(x, y, sampler: CurriculumSampler, *, epochs: int, start_b
     # one ragged tensor: no Python runs per training step.
     batches = [sampler.batch(t) for t in range(start_batch, start_batch + epochs * sampler.batches_per_epoch)]
     rows = tf.RaggedTensor.from_row_lengths(np.concatenate(batches), [len(b) for b in batches])
-    x_all, y_all = tf.constant(x), tf.constant(y)
+    y_all = tf.constant(y)
+    if hasattr(x, "tf_gather"):  # features on disk (feature_modes.ShardedFeatures): read batch by batch
+        gather_x = x.tf_gather
+    else:
+        x_all = tf.constant(x)
+        gather_x = functools.partial(tf.gather, x_all)
     index = tf.data.Dataset.from_tensor_slices(rows)
     # No autotuning: the pipeline is fixed, and deleting an iterator waits for the autotuning thread, which
     # left a worker idle for up to ~8 s at the end of a run when two ran at once (benchmarks/README.md).
     options = tf.data.Options()
     options.autotune.enabled = False
-    pairs = index.map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i))).prefetch(2)
+    pairs = index.map(lambda i: (gather_x(i), tf.gather(y_all, i))).prefetch(2)
     return pairs.with_options(options)
 
 

@@ -168,8 +168,9 @@ def train_branch(
 ) -> BranchTrainingResult:
     """Train a fresh branch on ``train`` with ``sampler``'s batches; report accuracy on ``evaluate``.
 
-    ``train``/``val``/``evaluate`` are (inputs, labels): cached features of the branch layer, or images when
-    ``frozen_backbone`` (a model from images to that layer's features) is given: the naive mode.
+    ``train``/``val``/``evaluate`` are (inputs, labels): features of the branch layer (arrays, or
+    ``feature_modes.ShardedFeatures`` on disk), or images when ``frozen_backbone`` (a model from images to
+    that layer's features, ``feature_modes.cut_backbone``) is given: the backbone mode.
     ``predict`` names inputs whose softmax outputs under the final weights are returned (``probabilities``),
     what an exit policy needs at inference.
     """
@@ -192,7 +193,7 @@ def train_branch(
     start = time.perf_counter()
     history = model.fit(
         curriculum_dataset(x_train, y_train, sampler, epochs=run.epochs),
-        validation_data=val,
+        validation_data=_labelled(*val),
         epochs=run.epochs,
         steps_per_epoch=sampler.batches_per_epoch,
         shuffle=False,  # the sampler already decides the order
@@ -200,14 +201,10 @@ def train_branch(
         verbose=verbose,
     )
     seconds = time.perf_counter() - start
-    probabilities = (
-        None
-        if predict is None
-        else {name: model.predict(x, batch_size=512, verbose=0) for name, x in predict.items()}
-    )
+    probabilities = None if predict is None else {name: _predict(model, x) for name, x in predict.items()}
     # A repetition predicts its evaluation (test) split anyway: read the accuracy off that, not a second pass.
     reused = next((probabilities[name] for name, x in (predict or {}).items() if x is evaluate[0]), None)
-    evaluated = reused if reused is not None else model.predict(evaluate[0], batch_size=512, verbose=0)
+    evaluated = reused if reused is not None else _predict(model, evaluate[0])
     return BranchTrainingResult(
         accuracy=top1_accuracy(evaluated, evaluate[1]),
         val_accuracy=tuple(float(v) for v in history.history["val_accuracy"]),
@@ -218,6 +215,21 @@ def train_branch(
         epoch_seconds=tuple(log.seconds),
         probabilities=probabilities,
     )
+
+
+# Keras' own batch sizes for arrays, used for features on disk too, so that both modes compute alike.
+VALIDATION_BATCH = 32
+PREDICT_BATCH = 512
+
+
+def _labelled(x, y):
+    """Validation data for ``model.fit``: arrays as they are, features on disk as a tf.data pipeline."""
+    return x.dataset(y, batch_size=VALIDATION_BATCH) if hasattr(x, "dataset") else (x, y)
+
+
+def _predict(model: keras.Model, x) -> np.ndarray:
+    inputs = x.dataset(batch_size=PREDICT_BATCH) if hasattr(x, "dataset") else x
+    return model.predict(inputs, batch_size=None if hasattr(x, "dataset") else PREDICT_BATCH, verbose=0)
 
 
 class _EpochLog(keras.callbacks.Callback):

@@ -73,6 +73,7 @@ def test_the_settings_the_paper_leaves_open_are_marked_ours():
     open_settings = {"n_val", "n_hparam", "n_train", "n_test", "image_size", "backbone_learning_rate"}
     open_settings |= {"backbone_epochs", "teacher_epochs", "branch_epochs", "branch_batch_size"}
     open_settings |= {"plateau_factor", "plateau_patience", "class_balance", "vanilla_sampling"}
+    open_settings |= {"feature_mode"}
     assert set(OURS_FIELDS) == open_settings
     ours_rows = {row["setting"] for row in ROWS if is_ours(row)}
     assert {"pooling and widths of the head", "fine-tuning optimizer", "branch layer sizes"} <= ours_rows

@@ -3,7 +3,8 @@
 The paper profile's own code path (Table II placements of DenseNet201, MobileNet, ResNet152 and InceptionV3,
 teachers InceptionV3 and EfficientNetB7, native architectures) runs through `run_grid` on the embedded Ray
 instance, on a CIFAR-10 folder in the official format holding random images. Only the sizes shrink: 75-pixel
-inputs (InceptionV3's minimum), a few images, one epoch, one point of each search.
+inputs (InceptionV3's minimum), a few images, one epoch, one point of each search; and the memory and disk
+budgets, so that the feature-mode choice sends cases to each of its three modes, as `plan` predicts.
 """
 
 import pickle
@@ -75,13 +76,24 @@ def write_random_cifar10(parent, per_batch: int = 20, test: int = 20):
 
 def test_the_miniature_paper_grid_runs_every_backbone_and_teacher(tmp_path, monkeypatch):
     monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path / "cache"))
+    # Budgets scaled to the miniature's features (0.9-9.8 MiB a case) so that all three modes occur: 2 MiB in
+    # memory (DenseNet201 branch 2, both MobileNet branches), 2.5 MiB of float16 shards on disk (DenseNet201
+    # branch 1, ResNet152 branch 2, both InceptionV3 branches), and ResNet152 branch 1 through the cut
+    # backbone.
+    monkeypatch.setenv("MECL_FEATURE_MEMORY_GIB", str(2 / 1024))
+    monkeypatch.setenv("MECL_FEATURE_DISK_GIB", str(2.5 / 1024))
     data_dir = write_random_cifar10(tmp_path / "data")
-    assert {plan.case for plan in grid_plan(MINIATURE)} == set(cases(MINIATURE))  # the dry run first
+    planned = {plan.case.label: plan.mode for plan in grid_plan(MINIATURE)}  # the dry run first
+    assert set(planned) == {case.label for case in cases(MINIATURE)}
+    assert set(planned.values()) == {"memory", "shards", "backbone"}
     store = ResultsStore(tmp_path / "runs.csv")
     with Engine(2) as engine:
         run_ids, _ = run_grid(MINIATURE, store, data_dir=data_dir, engine=engine)
     assert len(run_ids) == len(store) == 8 * planned_runs(MINIATURE) == 8 * (1 + 2 + len(METHODS))
-    table = table_iv(store.frame())
+    rows = store.frame()
+    used = rows.groupby(rows["backbone"] + "/" + rows["dataset"] + "/branch " + rows["branch"].astype(str))
+    assert used["feature_mode"].agg(lambda modes: "/".join(sorted(set(modes)))).to_dict() == planned
+    table = table_iv(rows)
     assert sorted(set(table["backbone"])) == ["densenet201", "inceptionv3", "mobilenet", "resnet152"]
-    assert set(store.frame()["teacher"].dropna()) - {""} == {"inceptionv3", "efficientnetb7"}  # "": none
+    assert set(rows["teacher"].dropna()) - {""} == {"inceptionv3", "efficientnetb7"}  # "": none
     assert table["Vanilla mean"].between(0, 100).all()

@@ -7,6 +7,7 @@ import pandas as pd
 
 from mecl_utils.__main__ import main
 from mecl_utils.experiments import planned_runs
+from mecl_utils.feature_modes import Budget
 from mecl_utils.features import extract_features
 from mecl_utils.models import build_tiny_cnn
 from mecl_utils.plan import grid_plan, plan_table, split_sizes
@@ -30,12 +31,33 @@ def test_feature_shape_is_what_extraction_gives():
     assert first.feature_bytes == sum(first.images.values()) * math.prod(first.feature_shape) * 4
 
 
+GIB = 2**30
+MACHINE = Budget(memory_bytes=12 * GIB, disk_bytes=40 * GIB)  # half of 24 GiB of RAM and of 80 GiB free
+
+
+def paper_plan(label: str):
+    return next(p for p in grid_plan(get_profile("paper"), budget=MACHINE) if p.case.label == label)
+
+
 def test_paper_resnet152_branch_1_features_are_64_gb_for_the_training_split():
-    plan = next(p for p in grid_plan(get_profile("paper")) if p.case.label == "resnet152/cifar10/branch 1")
+    plan = paper_plan("resnet152/cifar10/branch 1")
     assert plan.layer == "conv3_block1_out" and plan.feature_shape == (28, 28, 512)
     assert plan.images["train"] * math.prod(plan.feature_shape) * 4 == 40_000 * 28 * 28 * 512 * 4  # 64.2 GB
-    row = plan_table([plan], memory_bytes=24 * 2**30).iloc[0]
-    assert not row["fits in memory"] and row["runs"] == planned_runs(get_profile("paper"))
+    row = plan_table([plan], memory_bytes=24 * GIB).iloc[0]
+    assert row["mode"] == "backbone" and row["stored GiB"] == 0  # 89.7 GiB: neither budget holds them
+    assert row["runs"] == planned_runs(get_profile("paper"))
+
+
+def test_features_over_the_memory_budget_are_planned_as_float16_shards_of_half_the_bytes():
+    plan = paper_plan("densenet201/cifar10/branch 1")  # 28.0 GiB over all splits
+    assert plan.mode == "shards" and plan.stored_bytes == plan.feature_bytes // 2
+
+
+def test_a_budget_of_free_space_shrinks_with_the_shards_planned_before():
+    profile = get_profile("paper", backbones=("inceptionv3",), datasets=("cifar10",))
+    fixed = [plan.mode for plan in grid_plan(profile, budget=Budget(GIB, 40 * GIB))]
+    measured = [plan.mode for plan in grid_plan(profile, budget=Budget(GIB, 40 * GIB, from_free_space=True))]
+    assert fixed == ["shards", "shards"] and measured == ["shards", "backbone"]  # 35.1 + 39.4 GiB
 
 
 def test_times_come_from_the_median_stored_run():
