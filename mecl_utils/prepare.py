@@ -251,19 +251,19 @@ def prepare_case(
     if mode == "memory" and sum(sizes[name] for name in layers) > budget.memory_bytes:
         layers = [layer]
     cut = None
-    if mode == "memory":
-        features = cached_features(
-            profile, case.backbone, dataset, splits, key, layers, classifier=backbone, verbose=verbose
-        )
-        inputs = {split: by_layer[layer] for split, by_layer in features.items()}
-    elif mode == "shards":
-        features = cached_feature_shards(
-            backbone, key, case.backbone, dataset, splits, layers, verbose=verbose
-        )
-        inputs = {split: by_layer[layer] for split, by_layer in features.items()}
-    else:
+    if mode == "backbone":
         cut = cut_backbone(backbone, layer)
         inputs = {name: getattr(splits, name).x for name in SPLIT_NAMES}
+    else:
+        if mode == "memory":
+            features = cached_features(
+                profile, case.backbone, dataset, splits, key, layers, classifier=backbone, verbose=verbose
+            )
+        else:
+            features = cached_feature_shards(
+                backbone, key, case.backbone, dataset, splits, layers, verbose=verbose
+            )
+        inputs = {split: by_layer[layer] for split, by_layer in features.items()}
     timings["features_seconds"] = time.perf_counter() - start
 
     return CaseData(

@@ -217,7 +217,8 @@ def train_branch(
     )
 
 
-# Keras' own batch sizes for arrays, used for features on disk too, so that both modes compute alike.
+# The batch sizes arrays get (Keras' default for validation, ours for prediction), used for features on
+# disk too, so that both compute alike.
 VALIDATION_BATCH = 32
 PREDICT_BATCH = 512
 
@@ -228,8 +229,9 @@ def _labelled(x, y):
 
 
 def _predict(model: keras.Model, x) -> np.ndarray:
-    inputs = x.dataset(batch_size=PREDICT_BATCH) if hasattr(x, "dataset") else x
-    return model.predict(inputs, batch_size=None if hasattr(x, "dataset") else PREDICT_BATCH, verbose=0)
+    if hasattr(x, "dataset"):  # features on disk: the pipeline sets the batch size
+        return model.predict(x.dataset(batch_size=PREDICT_BATCH), verbose=0)
+    return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
 
 
 class _EpochLog(keras.callbacks.Callback):
