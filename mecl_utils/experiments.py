@@ -41,6 +41,7 @@ import pandas as pd
 from . import __version__
 from .cache import cache_key, cache_path, cached_arrays
 from .curriculum import METHODS
+from .distillation import FINAL_LOGITS_VERSION, Distillation, pack_targets
 from .pacing import parameters, preset
 from .profiles import Profile
 from .results import ResultsStore
@@ -57,10 +58,12 @@ __all__ = [
     "cases",
     "run_case",
     "run_identity",
+    "run_specs",
     "stale_rows",
 ]
 
 OUTPUT_SPLITS = ("val", "hparam", "test")  # where a repetition run's branch outputs are kept
+SEARCH_STAGES = ("vanilla_search", "curriculum_search")
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,15 @@ class CaseData:
     info: dict = field(default_factory=dict)  # data source, timings, backbone accuracy: copied into rows only
     feature_mode: str = "memory"
     cut_backbone: keras.Model | None = None  # the backbone up to the branch layer, in "backbone" mode only
+    # The final exit's logits on "train" and "val" (distillation.final_exit_logits), for distilled runs only.
+    final_logits: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
 class RunSpec:
     """One run = (case, method, optimizer, learning rate, teacher, pacing, repetition), plus its stage."""
 
-    stage: str  # "vanilla_search", "curriculum_search" or "repetition"
+    stage: str  # "vanilla_search", "curriculum_search", "repetition" (or "distillation": strategy_runs)
     case: Case
     method: str
     optimizer: str
@@ -108,11 +113,12 @@ class RunSpec:
     pacing: str | None
     repetition: int
     eval_split: str  # "hparam" for the searches, "test" for the repetitions
+    distillation: Distillation | None = None  # a branch that also learns from the final exit
 
     @property
     def seed_group(self) -> str:
         """The searches draw their seeds apart from the reported repetitions (``seeds.run_seeds``)."""
-        return "repetition" if self.stage == "repetition" else "search"
+        return "search" if self.stage in SEARCH_STAGES else "repetition"
 
     def seeds(self, profile: Profile) -> RunSeeds:
         return run_seeds(profile.seed, self.case.label, self.seed_group, self.repetition)
@@ -134,7 +140,12 @@ def run_identity(spec: RunSpec, profile: Profile, data: CaseData) -> dict:
     seeds = spec.seeds(profile)
     vanilla = spec.method == "vanilla"
     ordered = not vanilla or profile.vanilla_sampling == "epochs"  # the base order matters
+    # Only distilled runs carry the key, so every other run keeps the identity it had before distillation.
+    distilled = (
+        {} if spec.distillation is None else {"distillation": _distillation_identity(spec.distillation)}
+    )
     return {
+        **distilled,
         "training_version": TRAINING_VERSION,
         "data": {
             "backbone": data.identity["backbone"],
@@ -167,6 +178,11 @@ def run_identity(spec: RunSpec, profile: Profile, data: CaseData) -> dict:
             "order": None if vanilla else seeds.order,
         },
     }
+
+
+def _distillation_identity(distillation: Distillation) -> dict:
+    """The loss settings; the backbone and split indices already there fix the final exit's logits."""
+    return {**asdict(distillation), "final_logits_version": FINAL_LOGITS_VERSION}
 
 
 def cases(profile: Profile) -> list[Case]:
@@ -222,15 +238,27 @@ def train_run(
         init_seed=seeds.init,
         dropout_seed=seeds.dropout,
     )
+    train, val = _split(data, "train"), _split(data, "val")
+    if spec.distillation is not None:
+        if data.final_logits is None:
+            raise ValueError(
+                f"a distilled run of {spec.case.label} needs the final exit's logits: pass the case through "
+                "strategy_runs.with_final_logits first"
+            )
+        train, val = (
+            (x, pack_targets(y, data.final_logits[name])) for name, (x, y) in (("train", train), ("val", val))
+        )
+    reported = spec.seed_group == "repetition"
     result = train_branch(
         run,
         sampler,
-        _split(data, "train"),
-        _split(data, "val"),
+        train,
+        val,
         _split(data, spec.eval_split),
         num_classes=data.num_classes,
         frozen_backbone=data.cut_backbone,
-        predict={name: data.features[name] for name in OUTPUT_SPLITS} if spec.stage == "repetition" else None,
+        predict={name: data.features[name] for name in OUTPUT_SPLITS} if reported else None,
+        distillation=spec.distillation,
         verbose=verbose,
     )
     row = {
@@ -271,7 +299,12 @@ def branch_outputs(run_id: str) -> dict[str, np.ndarray]:
 
 
 def _spec_fields(spec: RunSpec) -> dict:
+    distilled = {} if spec.distillation is None else {
+        "distillation_weight": spec.distillation.weight,
+        "distillation_temperature": spec.distillation.temperature,
+    }  # fmt: skip
     return {
+        **distilled,
         "stage": spec.stage,
         "backbone": spec.case.backbone,
         "dataset": spec.case.dataset,
@@ -317,22 +350,8 @@ def run_case(
     tasks, and each is stored as soon as it finishes. Without one they train one after another here.
     """
 
-    def train(specs: list[RunSpec]):
-        if engine is not None:
-            return engine.run(specs, profile, data)
-        return ((spec, execute(spec, profile, data)) for spec in specs)
-
     def ensure(specs: list[RunSpec]) -> list[str]:
-        run_ids = {spec: spec.run_id(profile, data) for spec in specs}
-        done = [spec for spec, run_id in run_ids.items() if run_id in store]
-        if on_run is not None:
-            for spec in done:  # in protocol order
-                on_run(spec, True)
-        for spec, row in train([spec for spec in specs if spec not in done]):
-            store.append({"run_id": run_ids[spec], **row})
-            if on_run is not None:
-                on_run(spec, False)
-        return list(run_ids.values())
+        return run_specs(specs, profile, data, store, on_run=on_run, engine=engine)
 
     vanilla = ensure(
         [
@@ -379,6 +398,38 @@ def run_case(
             for method in methods
         ]
     )
+
+
+def run_specs(
+    specs: list[RunSpec],
+    profile: Profile,
+    data: CaseData,
+    store: ResultsStore,
+    *,
+    on_run: Callable[[RunSpec, bool], None] | None = None,
+    engine=None,
+) -> list[str]:
+    """Train the ``specs`` not yet in ``store`` (on ``engine``, else here) and store each as it finishes.
+
+    ``on_run(spec, skipped)`` is called for every spec: first the finished ones, in order. Returns the
+    run_ids of ``specs``, in order.
+    """
+    run_ids = {spec: spec.run_id(profile, data) for spec in specs}
+    done = [spec for spec, run_id in run_ids.items() if run_id in store]
+    if on_run is not None:
+        for spec in done:  # in protocol order
+            on_run(spec, True)
+    missing = [spec for spec in specs if spec not in done]
+    finished = (
+        engine.run(missing, profile, data)
+        if engine is not None
+        else ((spec, execute(spec, profile, data)) for spec in missing)
+    )
+    for spec, row in finished:
+        store.append({"run_id": run_ids[spec], **row})
+        if on_run is not None:
+            on_run(spec, False)
+    return list(run_ids.values())
 
 
 def planned_runs(profile: Profile, methods: tuple[str, ...] = METHODS) -> int:

@@ -29,6 +29,7 @@ from .features import branch_layer
 from .models import top1_accuracy
 from .prepare import load_splits
 from .profiles import Profile
+from .strategy_runs import network_outputs
 from .teachers import PREDICT_BATCH_SIZE, backbone_key, trained_backbone
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "final_exit_outputs",
     "oracle_outcomes",
     "policy_curves",
+    "strategy_exit_network",
     "thresholds_for",
 ]
 
@@ -98,25 +100,23 @@ class ExitNetwork:
         return self.classifier_macs / float(self.path_costs[-1])
 
 
-def exit_network(profile: Profile, results: pd.DataFrame, *, data_dir=None) -> ExitNetwork:
-    """The multi-exit networks of the repetition rows in ``results`` (one backbone and data set).
+def exit_network(
+    profile: Profile, results: pd.DataFrame, *, data_dir=None, stage: str = "repetition"
+) -> ExitNetwork:
+    """The multi-exit networks of the ``stage`` rows in ``results`` (one backbone and data set).
 
-    Needs every branch of the profile for a (method, repetition) to count it; the others are left out.
+    ``stage`` "repetition": the Table IV branches; "distillation": the distilled ones (``strategy_runs``).
+    The final exit is the backbone's own classifier. Needs every branch of the profile for a (method,
+    repetition) to count it; the others are left out.
     """
     backbone, dataset_name = profile.backbones[0], profile.datasets[0]
-    reps = results[(results["stage"] == "repetition") & (results["backbone"] == backbone)]
+    reps = results[(results["stage"] == stage) & (results["backbone"] == backbone)]
     reps = reps[reps["dataset"] == dataset_name]
     if reps.empty:
-        raise ValueError("no repetition rows for this profile's backbone yet: run the grid first")
-    dataset, splits = load_splits(profile, dataset_name, None if data_dir is None else str(data_dir))
-    classifier = trained_backbone(profile, backbone, dataset, splits, seed=profile.seed)
-    numbers = tuple(profile.branch_numbers)
-    layer_names = tuple(branch_layer(backbone, dataset_name, number) for number in numbers)
-    per_exit = [exit_costs(classifier, layer) for layer in layer_names]
-    backbone_macs = [cost.backbone.macs for cost in per_exit]
-    branch_macs = [cost.branch.macs for cost in per_exit]
-    full = total_macs(classifier)
+        raise ValueError(f"no {stage} rows for this profile's backbone yet: run the grid first")
+    layer_names, path_costs, full, splits = _exit_costs(profile, data_dir)
     final = final_exit_outputs(profile, backbone, dataset_name, data_dir)
+    numbers = tuple(profile.branch_numbers)
     outputs = {}
     for (method, repetition), group in reps.groupby(["method", "repetition"]):
         by_branch = group.set_index("branch")["run_id"]
@@ -129,7 +129,51 @@ def exit_network(profile: Profile, results: pd.DataFrame, *, data_dir=None) -> E
     return ExitNetwork(
         exit_names=(*(f"branch {number}" for number in numbers), "final"),
         layers=layer_names,
-        path_costs=exits.exit_path_costs([*backbone_macs, full], branch_macs),
+        path_costs=path_costs,
+        classifier_macs=full,
+        labels={name: getattr(splits, name).y for name in OUTPUT_SPLITS},
+        outputs=outputs,
+    )
+
+
+def _exit_costs(profile: Profile, data_dir) -> tuple[tuple[str, ...], np.ndarray, int, object]:
+    """The profile's branch layers, the MACs of leaving at each exit, the classifier's MACs, the splits."""
+    backbone, dataset_name = profile.backbones[0], profile.datasets[0]
+    dataset, splits = load_splits(profile, dataset_name, None if data_dir is None else str(data_dir))
+    classifier = trained_backbone(profile, backbone, dataset, splits, seed=profile.seed)
+    layer_names = tuple(branch_layer(backbone, dataset_name, number) for number in profile.branch_numbers)
+    per_exit = [exit_costs(classifier, layer) for layer in layer_names]
+    full = total_macs(classifier)
+    path_costs = exits.exit_path_costs(
+        [*(cost.backbone.macs for cost in per_exit), full], [cost.branch.macs for cost in per_exit]
+    )
+    return layer_names, path_costs, full, splits
+
+
+def strategy_exit_network(
+    profile: Profile, results: pd.DataFrame, strategy: str, *, data_dir=None
+) -> ExitNetwork:
+    """The networks that ``strategy_runs.run_network_strategies`` trained ``strategy``'s way, per run.
+
+    Every exit, the final one included, comes from the run itself; the costs are the architecture's, the
+    same for every strategy.
+    """
+    rows = results[(results["stage"] == "network_strategy") & (results["strategy"] == strategy)]
+    rows = rows[(rows["backbone"] == profile.backbones[0]) & (rows["dataset"] == profile.datasets[0])]
+    if rows.empty:
+        raise ValueError(f"no {strategy!r} network runs for this profile's backbone yet: run them first")
+    layer_names, path_costs, full, splits = _exit_costs(profile, data_dir)
+    names = [f"exit{number}" for number in range(1, len(layer_names) + 1)] + ["final"]
+    outputs = {}
+    for _, row in rows.iterrows():
+        stored = network_outputs(row["run_id"])
+        outputs[row["method"], int(row["repetition"])] = {
+            split: [stored[f"{split}_{name}"] for name in names] for split in OUTPUT_SPLITS
+        }
+    return ExitNetwork(
+        exit_names=(*(f"branch {number}" for number in profile.branch_numbers), "final"),
+        layers=layer_names,
+        path_costs=path_costs,
         classifier_macs=full,
         labels={name: getattr(splits, name).y for name in OUTPUT_SPLITS},
         outputs=outputs,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["PAPER_TABLE_IV", "ResultsStore", "paper_table_iv", "table_iv"]
+__all__ = ["PAPER_TABLE_IV", "ResultsStore", "paired_p", "paper_table_iv", "table_iv"]
 
 METHOD_COLUMNS = {"vanilla": "Vanilla", "curriculum": "Curriculum", "anti": "Anti", "random": "Random"}
 
@@ -99,7 +99,7 @@ def table_iv(results: pd.DataFrame) -> pd.DataFrame:
             row[f"{label} mean"] = values.mean()
             row[f"{label} std"] = values.std(ddof=1) if len(values) > 1 else np.nan
             if method != "vanilla" and "vanilla" in accuracy:
-                row[f"{label} p"] = _paired_p(accuracy["vanilla"], accuracy[method])
+                row[f"{label} p"] = paired_p(accuracy["vanilla"], accuracy[method])
         means = {label: row[f"{label} mean"] for label in METHOD_COLUMNS.values() if f"{label} mean" in row}
         row["best"] = max(means, key=means.get)
         row["repetitions"] = len(accuracy)
@@ -125,7 +125,8 @@ def _chosen_settings(group: pd.DataFrame) -> dict:
     return settings
 
 
-def _paired_p(vanilla: pd.Series, other: pd.Series) -> float:
+def paired_p(vanilla: pd.Series, other: pd.Series) -> float:
+    """The paired t-test p-value of ``other`` against ``vanilla``, paired by index (the repetition)."""
     pairs = pd.concat([vanilla, other], axis=1).dropna()
     differences = pairs.iloc[:, 1] - pairs.iloc[:, 0]
     # With fewer than two pairs, or differences that do not vary, the t statistic is undefined or infinite.

@@ -40,12 +40,14 @@ STEPS_PER_EXECUTION = 16
 __all__ = [
     "CLASSIFIER_VERSION",
     "backbone_key",
+    "build_network",
     "classifier_key",
     "classifier_parts",
     "evaluate",
     "is_self_taught",
     "logits",
     "losses_parts",
+    "network_batch_size",
     "teacher_losses",
     "teacher_recipe",
     "train_classifier",
@@ -98,7 +100,7 @@ def classifier_parts(
         "weights": None if weights is None else Path(weights).name,
         "epochs": epochs,
         "learning_rate": profile.backbone_learning_rate,
-        "batch_size": _batch_size(network),
+        "batch_size": network_batch_size(network),
         "seed": seed,
     }
 
@@ -110,11 +112,13 @@ def classifier_key(
     return cache_key(classifier_parts(profile, network, dataset, splits, seed=seed, epochs=epochs))
 
 
-def _batch_size(network: str) -> int:
+def network_batch_size(network: str) -> int:
+    """The Table I batch size of ``network`` (the tiny CNNs': ours)."""
     return TINY_CNN_BATCH_SIZE if network in TINY_NETWORKS else network_spec(network).batch_size
 
 
-def _build(profile: Profile, network: str, dataset: Dataset) -> keras.Model:
+def build_network(profile: Profile, network: str, dataset: Dataset) -> keras.Model:
+    """``network`` untrained, as ``train_classifier`` builds it for ``profile`` and ``dataset`` (unseeded)."""
     input_shape = tuple(dataset.x_train.shape[1:])
     if network in TINY_NETWORKS:
         return build_tiny_cnn(dataset.num_classes, input_shape=input_shape, width=TINY_NETWORKS[network])
@@ -148,7 +152,7 @@ def train_classifier(
 
     def train() -> keras.Model:
         keras.utils.set_random_seed(seed)
-        model = _build(profile, network, dataset)
+        model = build_network(profile, network, dataset)
         model.compile(
             optimizer=keras.optimizers.Adam(profile.backbone_learning_rate),
             loss="sparse_categorical_crossentropy",

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from .branches import build_branch
+from .distillation import Distillation, label_accuracy
 from .models import top1_accuracy
 from .sampler import CurriculumSampler, curriculum_dataset
 from .seeds import stream_seed
@@ -111,11 +112,13 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return found
 
 
-def _compile(model: keras.Model, run: BranchRun, steps_per_execution: int) -> None:
+def _compile(
+    model: keras.Model, run: BranchRun, steps_per_execution: int, distillation: Distillation | None = None
+) -> None:
     model.compile(
         optimizer=make_optimizer(run.optimizer, run.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss="sparse_categorical_crossentropy" if distillation is None else distillation.loss(),
+        metrics=["accuracy" if distillation is None else label_accuracy()],
         # One call of the compiled train function runs a whole epoch: the branch's steps are short, so a
         # per-call overhead would otherwise dominate (benchmarks/README.md). It must be the epoch, or a
         # divisor of it: Keras runs every call to its full count, so 16 steps a call made 320-batch "epochs"
@@ -132,14 +135,18 @@ _COMPILED_LIMIT = 4
 
 
 def _compiled_branch(
-    run: BranchRun, feature_shape: tuple[int, ...], num_classes: int, steps_per_execution: int
+    run: BranchRun,
+    feature_shape: tuple[int, ...],
+    num_classes: int,
+    steps_per_execution: int,
+    distillation: Distillation | None = None,
 ) -> keras.Model:
     """A compiled branch in exactly the state a fresh ``initial_branch`` + ``_compile`` would be in."""
     fresh = initial_branch(feature_shape, num_classes, run.init_seed)
-    key = (tuple(feature_shape), num_classes, run.optimizer, steps_per_execution)
+    key = (tuple(feature_shape), num_classes, run.optimizer, steps_per_execution, distillation)
     model = _COMPILED.get(key)
     if model is None:
-        _compile(fresh, run, steps_per_execution)
+        _compile(fresh, run, steps_per_execution, distillation)
         if len(_COMPILED) >= _COMPILED_LIMIT:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = fresh
@@ -164,6 +171,7 @@ def train_branch(
     num_classes: int,
     frozen_backbone: keras.Model | None = None,
     predict: dict[str, np.ndarray] | None = None,
+    distillation: Distillation | None = None,
     verbose: int = 0,
 ) -> BranchTrainingResult:
     """Train a fresh branch on ``train`` with ``sampler``'s batches; report accuracy on ``evaluate``.
@@ -172,19 +180,25 @@ def train_branch(
     ``feature_modes.ShardedFeatures`` on disk), or images when ``frozen_backbone`` (a model from images to
     that layer's features, ``feature_modes.cut_backbone``) is given: the backbone mode.
     ``predict`` names inputs whose softmax outputs under the final weights are returned (``probabilities``),
-    what an exit policy needs at inference.
+    what an exit policy needs at inference. With ``distillation``, the branch also learns from the final
+    exit: ``train`` and ``val`` then hold packed targets (``distillation.pack_targets``), ``evaluate`` labels.
     """
     x_train, y_train = train
     if sampler.num_samples != len(x_train):
         raise ValueError(f"the sampler orders {sampler.num_samples} samples but train has {len(x_train)}")
+    if any((np.ndim(y) == 2) != (distillation is not None) for y in (y_train, val[1])):
+        raise ValueError(
+            "train and val targets must be packed [label, final-exit logits] rows "
+            "(distillation.pack_targets) exactly when training with distillation, and plain labels otherwise"
+        )
     if frozen_backbone is None:
-        model = _compiled_branch(run, x_train.shape[1:], num_classes, sampler.batches_per_epoch)
+        model = _compiled_branch(run, x_train.shape[1:], num_classes, sampler.batches_per_epoch, distillation)
     else:
         frozen_backbone.trainable = False
         images = keras.Input(x_train.shape[1:])
         branch = initial_branch(tuple(frozen_backbone.output.shape[1:]), num_classes, run.init_seed)
         model = keras.Model(images, branch(frozen_backbone(images, training=False)))
-        _compile(model, run, sampler.batches_per_epoch)
+        _compile(model, run, sampler.batches_per_epoch, distillation)
     seed_dropout(model, run.dropout_seed)
     plateau = keras.callbacks.ReduceLROnPlateau(
         monitor="val_accuracy", mode="max", factor=run.plateau_factor, patience=run.plateau_patience

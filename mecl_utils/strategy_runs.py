@@ -1,0 +1,431 @@
+"""The paper's open questions (Sec. V) as resumable experiments: distilled exits, end-to-end, layer-wise.
+
+Bakhtiarnia, Zhang & Iosifidis (2021) close by asking whether curriculum learning still helps when the exits
+are trained otherwise than classifier-wise. Two experiments answer that here, each with vanilla and with
+curriculum training and paired repetitions, their rows in the same resumable results store as Table IV's:
+
+1. ``distillation_specs``: per case, a classifier-wise branch that also learns from the final exit
+   (``distillation``). It reuses the case's Table IV choices (optimizer, learning rate, teacher, pacing): no
+   search of its own, so it asks whether curriculum *as chosen for plain branches* still helps. Its
+   repetitions have the Table IV repetitions' seeds, so every distilled run pairs with the plain runs of its
+   repetition (same initial weights, same batches). These rows have the stage ``distillation``.
+2. ``run_network_strategies``: per (backbone, data set), each repetition trains the whole network four ways
+   (``NETWORK_STRATEGIES``): ``plain`` (every early-exit weight 0: the network trained alone, the reference
+   for the final exit), end to end with equal and with SDN weights, and layer-wise (``strategies``).
+   Curriculum orders the whole network's training data by a teacher's losses; vanilla draws its batches
+   through the same sampler (λ ≡ 1). The strategies and both methods of one repetition share their seeds.
+
+Network runs train the backbone, the most expensive work there is, so they run in a setting of their own
+(a profile with fewer images or epochs, stated where it is used); a pacing function there is given directly,
+because the Table III presets count batches of branch runs thousands of batches long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .cache import array_fingerprint, cache_key, cache_path, cached_arrays
+from .data import Dataset, Splits
+from .distillation import Distillation, final_exit_logits
+from .engine import Engine
+from .experiments import OUTPUT_SPLITS, Case, CaseData, RunSpec, run_specs
+from .features import branch_layer
+from .pacing import Pacing, parameters, preset
+from .prepare import load_splits, prepare_networks
+from .profiles import Profile
+from .results import ResultsStore, paired_p
+from .sampler import sampler_for_method
+from .seeds import stream_seed
+from .strategies import exit_accuracies, train_end_to_end, train_layer_wise
+from .teachers import classifier_parts, losses_parts, network_batch_size, teacher_losses, trained_backbone
+
+__all__ = [
+    "NETWORK_STRATEGIES",
+    "STRATEGY_METHODS",
+    "NetworkRun",
+    "distillation_specs",
+    "distillation_table",
+    "network_outputs",
+    "network_setting",
+    "run_distillation",
+    "run_network_strategies",
+    "strategy_table",
+    "stretched_pacing",
+    "with_final_logits",
+]
+
+NETWORK_STRATEGIES = ("plain", "end_to_end_equal", "end_to_end_sdn", "layer_wise")
+STRATEGY_METHODS = ("vanilla", "curriculum")
+NETWORK_RUNS_VERSION = 1  # part of every network run's identity: bump when what a run trains changes
+_WEIGHTING = {"end_to_end_equal": "equal", "end_to_end_sdn": "sdn"}
+
+
+def distillation_specs(
+    profile: Profile, case: Case, store: ResultsStore, distillation: Distillation
+) -> list[RunSpec]:
+    """The distilled runs of ``case``: every repetition × (vanilla, curriculum), with Table IV's choices.
+
+    The case's Table IV repetitions must be in ``store`` (they hold the choices): a ValueError says so.
+    """
+    frame = store.frame()
+    rows = frame[
+        (frame.get("stage") == "repetition")
+        & (frame.get("backbone") == case.backbone)
+        & (frame.get("dataset") == case.dataset)
+        & (frame.get("branch") == case.branch)
+    ] if len(frame) else frame  # fmt: skip
+    curriculum = rows[rows["method"] == "curriculum"] if len(rows) else rows
+    if not len(curriculum):
+        raise ValueError(
+            f"no Table IV repetitions of {case.label} in {store.path}: run the protocol first "
+            "(python -m mecl_utils run), whose choices the distilled runs reuse"
+        )
+    chosen = curriculum.iloc[0]
+    optimizer, learning_rate = str(chosen["optimizer"]), float(chosen["learning_rate"])
+    teacher, pacing = str(chosen["teacher"]), str(chosen["pacing"])
+    return [
+        RunSpec(
+            "distillation",
+            case,
+            method,
+            optimizer,
+            learning_rate,
+            teacher if method == "curriculum" else None,
+            pacing if method == "curriculum" else None,
+            repetition,
+            "test",
+            distillation=distillation,
+        )
+        for repetition in range(profile.repetitions)
+        for method in STRATEGY_METHODS
+    ]
+
+
+def with_final_logits(
+    profile: Profile, case: Case, data: CaseData, *, data_dir: str | None = None
+) -> CaseData:
+    """``data`` with its backbone's final-exit logits on train and val (cached), what distilled runs read."""
+    dataset, splits = load_splits(profile, case.dataset, data_dir)
+    backbone = trained_backbone(profile, case.backbone, dataset, splits, seed=profile.seed)
+    logits = final_exit_logits(
+        backbone, data.identity["backbone"], {"train": splits.train, "val": splits.val}
+    )
+    return dataclasses.replace(data, final_logits=logits)
+
+
+def run_distillation(
+    profile: Profile,
+    case: Case,
+    data: CaseData,
+    store: ResultsStore,
+    distillation: Distillation,
+    *,
+    engine: Engine | None = None,
+    on_run: Callable[[RunSpec, bool], None] | None = None,
+) -> list[str]:
+    """The distilled runs of ``case`` (``distillation_specs``) trained and stored; finished ones skipped.
+
+    ``data`` is the case's ``CaseData`` from ``prepare.prepare_case``; the final exit's logits are added here.
+    """
+    if data.final_logits is None:
+        data = with_final_logits(profile, case, data)
+    specs = distillation_specs(profile, case, store, distillation)
+    return run_specs(specs, profile, data, store, on_run=on_run, engine=engine)
+
+
+def distillation_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per case: plain and distilled branches' test accuracy (%, mean and std) with each method, paired tests.
+
+    ``curriculum p (distilled)`` tests distilled curriculum against distilled vanilla; ``distillation p
+    (vanilla)`` distilled vanilla against plain vanilla. Pairs are repetitions (shared seeds); only
+    repetitions that have all four runs count.
+    """
+    stages = {"repetition": "plain", "distillation": "distilled"}
+    rows = results[results["stage"].isin(list(stages)) & results["method"].isin(list(STRATEGY_METHODS))]
+    if not (rows["stage"] == "distillation").any():
+        raise ValueError("no distilled runs yet: run run_distillation first")
+    table = []
+    for (backbone, dataset, branch), group in rows.groupby(["backbone", "dataset", "branch"], sort=False):
+        labels = group["stage"].map(stages) + " " + group["method"]
+        accuracy = (
+            group.assign(group=labels).pivot_table(index="repetition", columns="group", values="accuracy")
+            * 100
+        ).dropna()
+        if accuracy.shape[1] < 4:
+            continue
+        entry = {"backbone": backbone, "dataset": dataset, "branch": branch, "repetitions": len(accuracy)}
+        for name in accuracy.columns:
+            entry[f"{name} mean"] = accuracy[name].mean()
+            entry[f"{name} std"] = accuracy[name].std(ddof=1) if len(accuracy) > 1 else np.nan
+        entry["curriculum p (distilled)"] = paired_p(
+            accuracy["distilled vanilla"], accuracy["distilled curriculum"]
+        )
+        entry["curriculum p (plain)"] = paired_p(accuracy["plain vanilla"], accuracy["plain curriculum"])
+        entry["distillation p (vanilla)"] = paired_p(accuracy["plain vanilla"], accuracy["distilled vanilla"])
+        table.append(entry)
+    return pd.DataFrame(table)
+
+
+def network_setting(
+    profile: Profile, images: int, epochs: int, repetitions: int, *, data_dir: str | None = None
+) -> Profile:
+    """The smaller setting of ``profile`` for whole-network runs.
+
+    At most ``images`` training images, ``epochs`` epochs and at most ``repetitions`` repetitions; 0 keeps
+    the profile's own value.
+    """
+    for name, value in (("images", images), ("epochs", epochs), ("repetitions", repetitions)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                f"network {name} must be a whole number >= 0 (0: the profile's own), got {value!r}"
+            )
+    available = min(len(load_splits(profile, name, data_dir)[1].train) for name in profile.datasets)
+    return profile.replace(
+        n_train=images if 0 < images < available else profile.n_train,
+        backbone_epochs=epochs or profile.backbone_epochs,
+        repetitions=min(repetitions, profile.repetitions) if repetitions else profile.repetitions,
+    )
+
+
+def run_batches(profile: Profile, dataset_name: str, batch_size: int, epochs: int, data_dir=None) -> int:
+    """How many batches a run of ``epochs`` epochs over the profile's training split draws."""
+    train = len(load_splits(profile, dataset_name, data_dir)[1].train)
+    return epochs * math.ceil(train / batch_size)
+
+
+def stretched_pacing(
+    profile: Profile, networks: Profile, name: str, *, data_dir: str | None = None
+) -> Pacing:
+    """The Table III preset ``name`` stretched from the profile's branch runs to ``networks``' network runs.
+
+    Its step length δ scales with the number of batches, so it reaches the whole training set at the same
+    fraction of a network run as of a branch run.
+    """
+    pacing = preset(name)
+    if not hasattr(pacing, "delta"):
+        raise ValueError(f"{name} has no step length to stretch: give a FEP or SSP preset")
+    dataset, backbone = profile.datasets[0], profile.backbones[0]
+    branch = run_batches(profile, dataset, profile.branch_batch_size, profile.branch_epochs, data_dir)
+    network = run_batches(networks, dataset, network_batch_size(backbone), networks.backbone_epochs, data_dir)
+    return dataclasses.replace(pacing, delta=pacing.delta * network / branch)
+
+
+@dataclass(frozen=True)
+class NetworkRun:
+    """One network trained one way: (backbone, data set, strategy, method, repetition)."""
+
+    backbone: str
+    dataset: str
+    strategy: str
+    method: str
+    repetition: int
+    teacher: str | None  # curriculum only
+    pacing: Pacing | None  # curriculum only
+
+    def seeds(self, profile: Profile) -> dict[str, int]:
+        """Shared by every strategy and both methods of one repetition; apart from Table IV's streams."""
+        group = f"{self.backbone}/{self.dataset}"
+        return {
+            stream: stream_seed(
+                profile.seed, "network strategy", group, "repetition", self.repetition, stream
+            )
+            for stream in ("network", "init", "sampling", "order")
+        }
+
+
+def _layers(run: NetworkRun, profile: Profile) -> list[str]:
+    return [branch_layer(run.backbone, run.dataset, number) for number in profile.branch_numbers]
+
+
+def network_identity(run: NetworkRun, profile: Profile, dataset: Dataset, splits: Splits) -> dict:
+    """Exactly what determines a network run's result (compare ``experiments.run_identity``)."""
+    seeds = run.seeds(profile)
+    curriculum = run.method == "curriculum"
+    return {
+        "version": NETWORK_RUNS_VERSION,
+        "strategy": run.strategy,
+        "method": run.method,
+        "network": classifier_parts(
+            profile, run.backbone, dataset, splits, seed=seeds["network"], epochs=profile.backbone_epochs
+        ),
+        "layers": _layers(run, profile),
+        "split_index": {name: array_fingerprint(getattr(splits, name).index) for name in OUTPUT_SPLITS},
+        "teacher": cache_key(
+            losses_parts(profile, run.teacher, run.backbone, dataset, splits, profile.seed)
+        ) if curriculum else None,
+        "pacing": parameters(run.pacing) if curriculum else None,
+        "sampler": {"class_balance": profile.class_balance if curriculum else None,
+                    "vanilla_sampling": None if curriculum else profile.vanilla_sampling},
+        "seeds": {**seeds, "order": seeds["order"] if curriculum else None},
+    }  # fmt: skip
+
+
+def network_run_id(run: NetworkRun, profile: Profile, dataset: Dataset, splits: Splits) -> str:
+    payload = json.dumps(network_identity(run, profile, dataset, splits), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def train_network_run(
+    profile: Profile, dataset: Dataset, splits: Splits, losses: np.ndarray | None, run: NetworkRun
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Train one network run, writing nothing: its result row and every exit's outputs per split."""
+    seeds = run.seeds(profile)
+    sampler = sampler_for_method(
+        run.method,
+        losses if run.method == "curriculum" else np.zeros(len(splits.train)),
+        network_batch_size(run.backbone),
+        run.pacing if run.method == "curriculum" else None,
+        seed=seeds["sampling"],
+        order_seed=seeds["order"],
+        labels=splits.train.y,
+        balance=profile.class_balance,
+        vanilla_sampling=profile.vanilla_sampling,
+    )
+    layers = _layers(run, profile)
+    common = {"seed": seeds["network"], "init_seed": seeds["init"], "sampler": sampler}
+    start = time.perf_counter()
+    if run.strategy == "layer_wise":
+        multi = train_layer_wise(profile, run.backbone, dataset, splits, layers, **common)
+    else:
+        weighting = _WEIGHTING.get(run.strategy, tuple(0.0 for _ in layers))
+        multi, _ = train_end_to_end(
+            profile, run.backbone, dataset, splits, layers, weighting=weighting, **common
+        )
+    seconds = time.perf_counter() - start
+    names = [f"exit{number}" for number in range(1, len(layers) + 1)] + ["final"]
+    row = {
+        "stage": "network_strategy",
+        "backbone": run.backbone,
+        "dataset": run.dataset,
+        "strategy": run.strategy,
+        "method": run.method,
+        "repetition": run.repetition,
+        "teacher": run.teacher or "",
+        "pacing": json.dumps(parameters(run.pacing)) if run.pacing else "",
+        "layers": json.dumps(layers),
+        "n_train": len(splits.train),
+        "epochs": profile.backbone_epochs,
+        "seconds": round(seconds, 3),
+        "profile": profile.name,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "mecl_version": __version__,
+    }
+    outputs = {}
+    for split in OUTPUT_SPLITS:
+        probabilities, accuracies = exit_accuracies(multi, getattr(splits, split))
+        for name, values, accuracy in zip(names, probabilities, accuracies, strict=True):
+            outputs[f"{split}_{name}"] = values.astype(np.float32)
+            if split != "hparam":
+                row[f"{split}_accuracy_{name}"] = accuracy
+    return row, outputs
+
+
+def network_outputs(run_id: str) -> dict[str, np.ndarray]:
+    """A network run's softmax outputs by "<split>_<exit>" (``test_exit1``, ``val_final``...): N × classes."""
+    path = cache_path("network_outputs", cache_key({"version": 1, "run_id": run_id}), ".npz")
+    if not path.is_file():
+        raise KeyError(f"no outputs cached for network run {run_id} ({path})")
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def run_network_strategies(
+    profile: Profile,
+    backbone: str,
+    dataset_name: str,
+    store: ResultsStore,
+    *,
+    teacher: str,
+    pacing: Pacing,
+    strategies: tuple[str, ...] = NETWORK_STRATEGIES,
+    data_dir: str | None = None,
+    engine: Engine | None = None,
+    on_run: Callable[[NetworkRun, bool], None] | None = None,
+) -> list[str]:
+    """Every repetition × strategy × method of ``backbone`` on ``dataset_name``; finished runs are skipped.
+
+    The curriculum runs order the training data by ``teacher``'s losses (trained and scored through
+    ``prepare.prepare_networks``) and pace it with ``pacing``. Runs train as Ray tasks on ``engine`` (default:
+    an embedded instance) and the driver stores each row as it arrives. Returns the run_ids in grid order.
+    """
+    unknown = sorted(set(strategies) - set(NETWORK_STRATEGIES))
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; valid: {', '.join(NETWORK_STRATEGIES)}")
+    if teacher not in profile.teachers:
+        raise ValueError(f"teacher {teacher!r} is not one of the profile's teachers {profile.teachers}")
+    if not isinstance(pacing, Pacing):
+        raise TypeError(f"pacing must be a pacing function (e.g. pacing.FixedExponential), got {pacing!r}")
+    dataset, splits = load_splits(profile, dataset_name, data_dir)
+    with contextlib.ExitStack() as stack:
+        engine = engine if engine is not None else stack.enter_context(Engine())
+        prepare_networks(profile, backbone, dataset, splits, seed=profile.seed, engine=engine)
+        losses = teacher_losses(profile, teacher, backbone, dataset, splits, seed=profile.seed)
+        runs = [
+            NetworkRun(backbone, dataset_name, strategy, method, repetition,
+                       *((teacher, pacing) if method == "curriculum" else (None, None)))
+            for repetition in range(profile.repetitions)
+            for strategy in strategies
+            for method in STRATEGY_METHODS
+        ]  # fmt: skip
+        run_ids = {run: network_run_id(run, profile, dataset, splits) for run in runs}
+        done = [run for run in runs if run_ids[run] in store]
+        for run in done:
+            if on_run is not None:
+                on_run(run, True)
+        missing = [run for run in runs if run not in done]
+        for run, (row, outputs) in engine.map(train_network_run, missing, profile, dataset, splits, losses):
+            parts = {"version": 1, "run_id": run_ids[run]}
+            cached_arrays("network_outputs", parts, lambda outputs=outputs: outputs)
+            store.append({"run_id": run_ids[run], **row})
+            if on_run is not None:
+                on_run(run, False)
+    return [run_ids[run] for run in runs]
+
+
+def strategy_table(results: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Per strategy and method: each exit's accuracy on ``split`` (mean and std over repetitions, in %).
+
+    Beside each curriculum row, the paired t-test p-value against vanilla of the same strategy (the two
+    share every seed of a repetition); ``final vs plain``: the final exit's mean difference to the plain
+    network's under the same method, the trade-off the paper warns about.
+    """
+    rows = results[results.get("stage") == "network_strategy"] if len(results) else results
+    if not len(rows):
+        raise ValueError("no network strategy rows yet: run run_network_strategies first")
+    columns = sorted(c for c in rows.columns if c.startswith(f"{split}_accuracy_"))
+    exits = [c.removeprefix(f"{split}_accuracy_") for c in columns]
+    exits = sorted(exits, key=lambda name: (name == "final", name))
+    table = []
+    for (backbone, dataset, strategy, method), group in rows.groupby(
+        ["backbone", "dataset", "strategy", "method"], sort=False
+    ):
+        entry = {"backbone": backbone, "dataset": dataset, "strategy": strategy, "method": method}
+        for name in exits:
+            values = group[f"{split}_accuracy_{name}"] * 100
+            entry[f"{name} mean"] = values.mean()
+            entry[f"{name} std"] = values.std(ddof=1) if len(values) > 1 else np.nan
+            if method == "curriculum":
+                vanilla = rows[(rows["strategy"] == strategy) & (rows["method"] == "vanilla")
+                               & (rows["backbone"] == backbone) & (rows["dataset"] == dataset)]  # fmt: skip
+                column = f"{split}_accuracy_{name}"
+                entry[f"{name} p"] = paired_p(
+                    vanilla.set_index("repetition")[column], group.set_index("repetition")[column]
+                )
+        plain = rows[(rows["strategy"] == "plain") & (rows["method"] == method)
+                     & (rows["backbone"] == backbone) & (rows["dataset"] == dataset)]  # fmt: skip
+        entry["final vs plain"] = (group[f"{split}_accuracy_final"].mean() - plain[
+            f"{split}_accuracy_final"].mean()) * 100 if len(plain) else np.nan  # fmt: skip
+        entry["repetitions"] = group["repetition"].nunique()
+        table.append(entry)
+    return pd.DataFrame(table)

@@ -1,0 +1,124 @@
+"""Tests for mecl_utils.strategies: end-to-end and layer-wise training on the smoke profile's tiny CNN."""
+
+import numpy as np
+import pytest
+
+from mecl_utils import strategies
+from mecl_utils.pacing import preset
+from mecl_utils.profiles import get_profile
+from mecl_utils.sampler import sampler_for_method
+from mecl_utils.teachers import train_classifier
+
+PROFILE = get_profile("smoke").replace(backbone_epochs=2)
+LAYERS = ("block1_out", "block2_out")
+SEED, INIT_SEED = 11, 12
+
+
+def weights_of(layers):
+    return [w for layer in layers for w in layer.get_weights()]
+
+
+def assert_bit_identical(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_end_to_end_with_zero_exit_weights_is_plain_backbone_training(smoke_digits, tmp_path, monkeypatch):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
+    plain = train_classifier(PROFILE, "tiny_cnn", *smoke_digits, seed=SEED)
+    multi, weights = strategies.train_end_to_end(
+        PROFILE, "tiny_cnn", *smoke_digits, LAYERS, weighting=(0.0, 0.0), seed=SEED, init_seed=INIT_SEED
+    )
+    assert weights == [(0.0, 0.0)] * PROFILE.backbone_epochs
+    assert_bit_identical(weights_of(multi.classifier.layers), weights_of(plain.layers))
+
+
+@pytest.mark.slow
+def test_end_to_end_with_equal_weights_trains_the_backbone_differently(smoke_digits):
+    runs = [
+        strategies.train_end_to_end(
+            PROFILE, "tiny_cnn", *smoke_digits, LAYERS, weighting=w, seed=SEED, init_seed=INIT_SEED, epochs=1
+        )[0]
+        for w in ((0.0, 0.0), "equal")
+    ]
+    first_conv = [run.classifier.get_layer("block1_conv").get_weights()[0] for run in runs]
+    assert not np.array_equal(*first_conv)
+
+
+@pytest.mark.slow
+def test_layer_wise_training_leaves_frozen_parts_bit_identical(smoke_digits):
+    snapshots = {}
+
+    def snapshot(stage, multi):
+        names = [layer.name for layer in multi.classifier.layers]
+        first_part = multi.classifier.layers[: names.index("block1_out") + 1]
+        snapshots[stage] = (
+            weights_of(first_part),
+            weights_of([multi.branches[0]]),
+            weights_of(multi.classifier.layers),
+        )
+
+    multi = strategies.train_layer_wise(
+        PROFILE,
+        "tiny_cnn",
+        *smoke_digits,
+        LAYERS,
+        seed=SEED,
+        init_seed=INIT_SEED,
+        epochs=1,
+        on_stage=snapshot,
+    )
+    assert sorted(snapshots) == [1, 2, 3]
+    for later in (2, 3):  # the first part and branch 1, BatchNorm statistics included, never change again
+        assert_bit_identical(snapshots[later][0], snapshots[1][0])
+        assert_bit_identical(snapshots[later][1], snapshots[1][1])
+    # ...while stages 2 and 3 did train the rest of the network
+    assert not np.array_equal(snapshots[1][2][-1], snapshots[3][2][-1])  # the head's bias
+    conv2 = multi.classifier.get_layer("block2_conv").get_weights()[0]
+    assert not np.array_equal(conv2, snapshots[1][2][len(snapshots[1][0])])
+    assert all(layer.trainable for layer in multi.classifier.layers)  # flags restored (tiny CNN: all)
+
+
+@pytest.mark.slow
+def test_a_curriculum_sampler_feeds_end_to_end_training(smoke_digits):
+    dataset, splits = smoke_digits
+    losses = np.random.default_rng(0).random(len(splits.train))
+    sampler = sampler_for_method("curriculum", losses, 32, preset("FEP(100)"), seed=3)
+    multi, _ = strategies.train_end_to_end(
+        PROFILE, "tiny_cnn", dataset, splits, LAYERS, weighting="sdn", seed=SEED, init_seed=INIT_SEED,
+        sampler=sampler, epochs=1,
+    )  # fmt: skip
+    outputs, accuracies = strategies.exit_accuracies(multi, splits.val)
+    assert [o.shape for o in outputs] == [(len(splits.val), dataset.num_classes)] * 3
+    assert all(0 <= a <= 1 for a in accuracies)
+
+
+def test_equal_weighting_weighs_every_early_exit_one():
+    assert strategies.exit_weights("equal", (0.2, 0.6), 0, 5) == (1.0, 1.0)
+
+
+def test_sdn_weights_grow_linearly_from_a_hundredth_to_the_exit_depth():
+    depths = (0.2, 0.6)
+    assert strategies.exit_weights("sdn", depths, 0, 5) == pytest.approx((0.01, 0.01))
+    assert strategies.exit_weights("sdn", depths, 2, 5) == pytest.approx((0.105, 0.305))
+    assert strategies.exit_weights("sdn", depths, 4, 5) == pytest.approx(depths)
+
+
+def test_relative_depths_follow_the_layer_order():
+    from mecl_utils.models import build_tiny_cnn
+
+    model = build_tiny_cnn(10, input_shape=(8, 8, 1))
+    first, second = strategies.relative_depths(model, LAYERS)
+    assert 0 < first < second < 1
+
+
+@pytest.mark.parametrize(
+    ("weighting", "message"),
+    [("linear", "unknown exit weighting"), ((1.0,), "one weight"), ((1.0, -1), ">= 0")],
+)
+def test_bad_weightings_are_rejected(weighting, message):
+    with pytest.raises(ValueError, match=message):
+        strategies.exit_weights(weighting, (0.2, 0.6), 0, 5)
