@@ -12,8 +12,8 @@ build it splits the work into the stages of the method:
   teacher trained while its losses are computed) is counted once. The two train side by side
   (``prepare.prepare_networks``), so "networks" gives the wall time of both together;
 - features: the same, for the cached branch-layer features;
-- branch grid: from the first run's start to the last run's end in the results file (runs overlap when they
-  train in parallel workers);
+- branch grid, distilled branches, whole-network strategies: from the first run's start to the last run's
+  end in the results file, per kind of run (runs overlap when they train in parallel workers);
 - rendering: Jupyter Book turning the executed chapters into HTML.
 
     .venv/bin/python benchmarks/book_build.py --profile smoke
@@ -126,16 +126,27 @@ def stages(cache: Path, profile: str) -> dict[str, float]:
             intervals["teachers"].append(span)
         elif kind == "features":
             intervals["features"].append(span)
-    finished = pd.to_datetime(results["finished"]).map(pd.Timestamp.timestamp)
-    grid = float(finished.max() - (finished - results["seconds"]).min())
+    stage = results.get("stage", pd.Series("", index=results.index))
+    groups = {
+        "branch grid": results[stage.isin(["vanilla_search", "curriculum_search", "repetition"])],
+        "distilled branches": results[stage == "distillation"],
+        "whole-network strategies": results[stage == "network_strategy"],
+    }
+    spans = {f"{name} ({len(rows)} runs)": _span(rows) for name, rows in groups.items() if len(rows)}
     return {
         "data": float(results["data_seconds"].max()),
         "backbone fine-tune": union_seconds(intervals["backbone"]),
         "teachers": union_seconds(intervals["teachers"]),
         "networks (both, wall)": union_seconds(intervals["backbone"] + intervals["teachers"]),
         "features": union_seconds(intervals["features"], intervals["backbone"] + intervals["teachers"]),
-        f"branch grid ({len(results)} runs)": grid,
+        **spans,
     }
+
+
+def _span(rows: pd.DataFrame) -> float:
+    """From the first run's start to the last run's end (runs overlap when they train side by side)."""
+    finished = pd.to_datetime(rows["finished"]).map(pd.Timestamp.timestamp)
+    return float(finished.max() - (finished - rows["seconds"]).min())
 
 
 def report(name: str, result: dict) -> None:

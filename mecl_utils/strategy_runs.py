@@ -131,15 +131,17 @@ def run_distillation(
     store: ResultsStore,
     distillation: Distillation,
     *,
+    data_dir: str | None = None,
     engine: Engine | None = None,
     on_run: Callable[[RunSpec, bool], None] | None = None,
 ) -> list[str]:
     """The distilled runs of ``case`` (``distillation_specs``) trained and stored; finished ones skipped.
 
-    ``data`` is the case's ``CaseData`` from ``prepare.prepare_case``; the final exit's logits are added here.
+    ``data`` is the case's ``CaseData`` from ``prepare.prepare_case`` (with the same ``data_dir``); the
+    final exit's logits are added here.
     """
     if data.final_logits is None:
-        data = with_final_logits(profile, case, data)
+        data = with_final_logits(profile, case, data, data_dir=data_dir)
     specs = distillation_specs(profile, case, store, distillation)
     return run_specs(specs, profile, data, store, on_run=on_run, engine=engine)
 
