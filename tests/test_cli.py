@@ -45,7 +45,10 @@ def test_smoke_protocol_end_to_end_writes_table_iv(smoke_cache, monkeypatch, cap
     main(["run", "--profile", "smoke"])
     results = smoke_cache / "results" / "smoke.csv"
     runs = pd.read_csv(results)
-    assert len(runs) == 32 and runs["run_id"].is_unique
+    assert runs["run_id"].is_unique
+    # The book's strategies chapter adds its own stages to the same store when it builds first.
+    protocol = runs[runs["stage"].isin(["vanilla_search", "curriculum_search", "repetition"])]
+    assert len(protocol) == 32
     table = pd.read_csv(smoke_cache / "results" / "smoke-table-iv.csv")
     assert table["branch"].tolist() == [1, 2]
     assert (table["repetitions"] == 2).all()
