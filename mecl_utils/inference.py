@@ -29,7 +29,7 @@ from .features import branch_layer
 from .models import top1_accuracy
 from .prepare import load_splits
 from .profiles import Profile
-from .strategy_runs import network_outputs
+from .strategy_runs import exit_keys, network_outputs
 from .teachers import PREDICT_BATCH_SIZE, backbone_key, trained_backbone
 
 __all__ = [
@@ -163,7 +163,7 @@ def strategy_exit_network(
     if rows.empty:
         raise ValueError(f"no {strategy!r} network runs for this profile's backbone yet: run them first")
     layer_names, path_costs, full, splits = _exit_costs(profile, data_dir)
-    names = [f"exit{number}" for number in range(1, len(layer_names) + 1)] + ["final"]
+    names = exit_keys(len(layer_names))
     outputs = {}
     for _, row in rows.iterrows():
         stored = network_outputs(row["run_id"])

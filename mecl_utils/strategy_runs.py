@@ -56,6 +56,7 @@ __all__ = [
     "NetworkRun",
     "distillation_specs",
     "distillation_table",
+    "exit_keys",
     "network_outputs",
     "network_setting",
     "run_distillation",
@@ -305,7 +306,7 @@ def train_network_run(
             profile, run.backbone, dataset, splits, layers, weighting=weighting, **common
         )
     seconds = time.perf_counter() - start
-    names = [f"exit{number}" for number in range(1, len(layers) + 1)] + ["final"]
+    names = exit_keys(len(layers))
     row = {
         "stage": "network_strategy",
         "backbone": run.backbone,
@@ -331,6 +332,11 @@ def train_network_run(
             if split != "hparam":
                 row[f"{split}_accuracy_{name}"] = accuracy
     return row, outputs
+
+
+def exit_keys(early_exits: int) -> list[str]:
+    """How a network run names its exits in rows and outputs: ``exit1``, ..., then ``final``."""
+    return [f"exit{number}" for number in range(1, early_exits + 1)] + ["final"]
 
 
 def network_outputs(run_id: str) -> dict[str, np.ndarray]:

@@ -80,22 +80,20 @@ PACING = FixedExponential(s=0.25, r=2.0, delta=10)
 STRATEGIES = ("plain", "layer_wise")  # one of each trainer (test_strategies covers the weightings): 8 runs
 
 
+def run_networks(store, engine):
+    return strategy_runs.run_network_strategies(
+        NETWORKS, "tiny_cnn", "digits", store, teacher="tiny_cnn_wide", pacing=PACING, engine=engine,
+        strategies=STRATEGIES,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def network_store(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MECL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         store = ResultsStore(tmp_path_factory.mktemp("networks") / "runs.csv")
         with Engine(0) as engine:
-            run_ids = strategy_runs.run_network_strategies(
-                NETWORKS,
-                "tiny_cnn",
-                "digits",
-                store,
-                teacher="tiny_cnn_wide",
-                pacing=PACING,
-                engine=engine,
-                strategies=STRATEGIES,
-            )
+            run_ids = run_networks(store, engine)
         yield store, run_ids
 
 
@@ -115,16 +113,7 @@ def test_every_strategy_method_and_repetition_is_one_row(network_store):
 def test_network_runs_resume_without_training(network_store, count_fits):
     store, run_ids = network_store
     with Engine(0) as engine:
-        again = strategy_runs.run_network_strategies(
-            NETWORKS,
-            "tiny_cnn",
-            "digits",
-            store,
-            teacher="tiny_cnn_wide",
-            pacing=PACING,
-            engine=engine,
-            strategies=STRATEGIES,
-        )
+        again = run_networks(store, engine)
     assert again == run_ids and count_fits == []
 
 
