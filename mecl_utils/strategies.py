@@ -70,24 +70,43 @@ def build_multi_exit_network(
     ``seed``, so that everything it draws afterwards (head, dropout masks, shuffling) is what it would draw
     without branches.
     """
+    # The shapes come from an unseeded throwaway copy: building it before the seeded ones disturbs nothing.
+    shapes = _branch_shapes(_unseeded(profile, network, dataset, layers))
+    return _seeded(profile, network, dataset, layers, shapes, seed, init_seed)
+
+
+def _unseeded(profile: Profile, network: str, dataset: Dataset, layers: Sequence[str]) -> MultiExit:
     if not layers:
         raise ValueError("a multi-exit network needs at least one branch layer")
-    # The shapes come from an unseeded throwaway copy: building it before the seeded ones disturbs nothing.
-    probe = build_network(profile, network, dataset)
-    shapes = [tuple(get_layer(probe, name).output.shape[1:]) for name in layers]
-    del probe
-    keras.utils.set_random_seed(init_seed)
-    branches = tuple(
+    classifier = build_network(profile, network, dataset)
+    shapes = [tuple(get_layer(classifier, name).output.shape[1:]) for name in layers]
+    branches = [
         build_branch(shape, dataset.num_classes, name=f"branch{number}")
         for number, shape in enumerate(shapes, start=1)
-    )
+    ]
+    return _attach(classifier, branches, layers)
+
+
+def _branch_shapes(multi: MultiExit) -> list[tuple[int, ...]]:
+    return [tuple(branch.input.shape[1:]) for branch in multi.branches]
+
+
+def _seeded(profile, network, dataset, layers, shapes, seed: int, init_seed: int) -> MultiExit:
+    keras.utils.set_random_seed(init_seed)
+    branches = [
+        build_branch(shape, dataset.num_classes, name=f"branch{number}")
+        for number, shape in enumerate(shapes, start=1)
+    ]
     keras.utils.set_random_seed(seed)
-    classifier = build_network(profile, network, dataset)
+    return _attach(build_network(profile, network, dataset), branches, layers)
+
+
+def _attach(classifier: keras.Model, branches: Sequence[keras.Model], layers: Sequence[str]) -> MultiExit:
     exits = [
         branch(get_layer(classifier, name).output) for branch, name in zip(branches, layers, strict=True)
     ]
     model = keras.Model(classifier.inputs, [*exits, classifier.output], name=f"{classifier.name}_multi_exit")
-    return MultiExit(model, classifier, branches, tuple(layers))
+    return MultiExit(model, classifier, tuple(branches), tuple(layers))
 
 
 def relative_depths(classifier: keras.Model, layers: Sequence[str]) -> tuple[float, ...]:
@@ -143,18 +162,8 @@ class _WeightedCrossEntropy(keras.losses.Loss):
         return loss if self.weight is None else self.weight * loss
 
 
-def _fit(
-    model: keras.Model,
-    losses: list,
-    profile: Profile,
-    network: str,
-    splits: Splits,
-    sampler: CurriculumSampler | None,
-    epochs: int,
-    callbacks: list,
-    verbose: int,
-):
-    """Compile and fit as ``teachers.train_classifier`` does; every output reads the same labels."""
+def _compile(model: keras.Model, losses: list, profile: Profile, sampler: CurriculumSampler | None) -> None:
+    """Compile as ``teachers.train_classifier`` does, with one loss per output."""
     outputs = len(model.outputs)
     model.compile(
         optimizer=keras.optimizers.Adam(profile.backbone_learning_rate),
@@ -162,6 +171,19 @@ def _fit(
         metrics=[["accuracy"]] * outputs if outputs > 1 else ["accuracy"],
         steps_per_execution=STEPS_PER_EXECUTION if sampler is None else sampler.batches_per_epoch,
     )
+
+
+def _fit(
+    model: keras.Model,
+    network: str,
+    splits: Splits,
+    sampler: CurriculumSampler | None,
+    epochs: int,
+    callbacks: list,
+    verbose: int,
+):
+    """Fit as ``teachers.train_classifier`` does; every output reads the same labels."""
+    outputs = len(model.outputs)
 
     def targets(y):
         return tuple([y] * outputs) if outputs > 1 else y
@@ -194,6 +216,67 @@ def _fit(
     )
 
 
+@dataclass(frozen=True, eq=False)
+class _Trainer:
+    """A multi-exit network compiled for one strategy: the models it fits and the exits' weight variables."""
+
+    multi: MultiExit
+    models: tuple[keras.Model, ...]  # end-to-end: the whole network; layer-wise: one per stage
+    exit_weights: tuple[keras.Variable, ...]
+
+
+# Compiled networks kept between the runs of this process (compare ``training._COMPILED``), by everything
+# their traced functions depend on. Tracing Keras' train function of a multi-exit MobileNet takes 20-30 s
+# on one thread, as long as the book's two epochs then take (benchmarks/README.md). A run copies its freshly
+# seeded weights into one, trains, and copies them back: what it returns is its own network.
+_COMPILED: dict[tuple, _Trainer] = {}
+_COMPILED_LIMIT = 2
+
+
+def _trainer(
+    kind: str, profile: Profile, network: str, dataset: Dataset, layers: Sequence[str], sampler
+) -> _Trainer:
+    steps = None if sampler is None else sampler.batches_per_epoch
+    key = (kind, profile, network, dataset.name, dataset.num_classes, tuple(layers), steps)
+    if key in _COMPILED:
+        return _COMPILED[key]
+    multi = _unseeded(profile, network, dataset, layers)
+    variables = tuple(
+        keras.Variable(0.0, trainable=False, name=f"exit{n}_weight") for n in range(1, len(layers) + 1)
+    )
+    if kind == "end_to_end":
+        losses = [_WeightedCrossEntropy(v, f"exit{n}") for n, v in enumerate(variables, start=1)]
+        _compile(multi.model, [*losses, _WeightedCrossEntropy(None, "final")], profile, sampler)
+        models = (multi.model,)
+    else:
+        stages = [
+            keras.Model(multi.classifier.inputs, branch(get_layer(multi.classifier, name).output))
+            for branch, name in zip(multi.branches, layers, strict=True)
+        ]
+        models = (*stages, multi.classifier)
+        for stage, model in enumerate(models, start=1):
+            name = "final" if model is multi.classifier else f"exit{stage}"
+            _compile(model, [_WeightedCrossEntropy(None, name)], profile, sampler)
+    if len(_COMPILED) >= _COMPILED_LIMIT:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[key] = trainer = _Trainer(multi, models, variables)
+    return trainer
+
+
+def _copy_state(target: MultiExit, source: MultiExit) -> None:
+    """Weights, BatchNormalization statistics and dropout seed states (all in ``.variables``)."""
+    for variable, value in zip(target.model.variables, source.model.variables, strict=True):
+        variable.assign(value)
+
+
+def _reset_optimizers(trainer: _Trainer, profile: Profile) -> None:
+    """Each compiled model's optimizer back to a new one's state."""
+    for model in trainer.models:
+        for variable in model.optimizer.variables:
+            variable.assign(keras.ops.zeros_like(variable))
+        model.optimizer.learning_rate = profile.backbone_learning_rate
+
+
 def train_end_to_end(
     profile: Profile,
     network: str,
@@ -214,16 +297,15 @@ def train_end_to_end(
     backbone's.
     """
     epochs = profile.backbone_epochs if epochs is None else epochs
-    multi = build_multi_exit_network(profile, network, dataset, layers, seed=seed, init_seed=init_seed)
+    trainer = _trainer("end_to_end", profile, network, dataset, layers, sampler)
+    multi = _seeded(profile, network, dataset, layers, _branch_shapes(trainer.multi), seed, init_seed)
     depths = relative_depths(multi.classifier, layers)
     exit_weights(weighting, depths, 0, epochs)  # a bad weighting fails before any training
-    variables = [
-        keras.Variable(0.0, trainable=False, name=f"exit{n}_weight") for n in range(1, len(layers) + 1)
-    ]
-    losses = [_WeightedCrossEntropy(v, f"exit{n}") for n, v in enumerate(variables, start=1)]
-    schedule = _ExitWeightSchedule(variables, weighting, depths, epochs)
-    losses.append(_WeightedCrossEntropy(None, "final"))
-    _fit(multi.model, losses, profile, network, splits, sampler, epochs, [schedule], verbose)
+    _copy_state(trainer.multi, multi)
+    _reset_optimizers(trainer, profile)
+    schedule = _ExitWeightSchedule(trainer.exit_weights, weighting, depths, epochs)
+    _fit(trainer.models[0], network, splits, sampler, epochs, [schedule], verbose)
+    _copy_state(multi, trainer.multi)
     return multi, schedule.history
 
 
@@ -249,32 +331,34 @@ def train_layer_wise(
     called after each stage.
     """
     epochs = profile.backbone_epochs if epochs is None else epochs
-    multi = build_multi_exit_network(profile, network, dataset, layers, seed=seed, init_seed=init_seed)
-    classifier = multi.classifier
+    trainer = _trainer("layer_wise", profile, network, dataset, layers, sampler)
+    multi = _seeded(profile, network, dataset, layers, _branch_shapes(trainer.multi), seed, init_seed)
+    _copy_state(trainer.multi, multi)
+    _reset_optimizers(trainer, profile)
+    classifier = trainer.multi.classifier
     trainable = {layer.name: layer.trainable for layer in classifier.layers}
     names = [layer.name for layer in classifier.layers]
-    ends = [names.index(name) for name in layers] + [len(names) - 1]
-    for branch in multi.branches:
+    ends = [names.index(get_layer(classifier, name).name) for name in layers] + [len(names) - 1]
+    for branch in trainer.multi.branches:
         branch.trainable = False
     start = 0
-    for stage, end in enumerate(ends, start=1):
+    for stage, (end, model) in enumerate(zip(ends, trainer.models, strict=True), start=1):
         for index, layer in enumerate(classifier.layers):
             layer.trainable = trainable[layer.name] and start <= index <= end
-        if stage <= len(layers):
-            branch = multi.branches[stage - 1]
+        branch = trainer.multi.branches[stage - 1] if stage <= len(layers) else None
+        if branch is not None:
             branch.trainable = True
-            model = keras.Model(classifier.inputs, branch(get_layer(classifier, layers[stage - 1]).output))
-        else:
-            branch, model = None, classifier
-        loss = _WeightedCrossEntropy(None, f"exit{stage}" if branch else "final")
-        _fit(model, [loss], profile, network, splits, sampler, epochs, [], verbose)
+        _fit(model, network, splits, sampler, epochs, [], verbose)
         if branch is not None:
             branch.trainable = False
+        _copy_state(multi, trainer.multi)
         if on_stage is not None:
             on_stage(stage, multi)
         start = end + 1
     for layer in classifier.layers:  # as the Table I rule left them, for whoever trains it further
         layer.trainable = trainable[layer.name]
+    for branch in trainer.multi.branches:
+        branch.trainable = True
     return multi
 
 
@@ -282,5 +366,5 @@ def exit_accuracies(
     multi: MultiExit, split: Split, *, batch_size: int = 256
 ) -> tuple[tuple[np.ndarray, ...], tuple[float, ...]]:
     """Each exit's softmax outputs on ``split`` (branches first, then the final exit) and their accuracies."""
-    outputs = multi.model.predict(split.x, batch_size=batch_size, verbose=0)
+    outputs = multi.model.predict(split.x, batch_size=batch_size, verbose=0)  # uncompiled: a batch a step
     return tuple(np.asarray(o) for o in outputs), tuple(top1_accuracy(o, split.y) for o in outputs)

@@ -170,7 +170,9 @@ def train_classifier(
             shuffle=True,
             verbose=1 if verbose else 0,
         )
-        return model
+        # Returned uncompiled, as the cache reads it back: a compiled model's predict function runs
+        # STEPS_PER_EXECUTION copies of the network in one graph, tens of seconds of tracing on a CPU.
+        return keras.Model(model.inputs, model.output, name=model.name)
 
     return cached_model("classifier", parts, train)
 

@@ -122,3 +122,37 @@ def test_relative_depths_follow_the_layer_order():
 def test_bad_weightings_are_rejected(weighting, message):
     with pytest.raises(ValueError, match=message):
         strategies.exit_weights(weighting, (0.2, 0.6), 0, 5)
+
+
+@pytest.mark.slow
+def test_a_reused_compiled_network_trains_bit_identically_to_a_fresh_one(smoke_digits, monkeypatch):
+    monkeypatch.setattr(strategies, "_COMPILED", {})
+
+    def run(weighting, seed):
+        return strategies.train_end_to_end(
+            PROFILE, "tiny_cnn", *smoke_digits, LAYERS, weighting=weighting, seed=seed, init_seed=INIT_SEED,
+            epochs=1,
+        )[0]  # fmt: skip
+
+    first = run("equal", SEED)  # traces and keeps the compiled network
+    trained = weights_of([first.model])
+    run((0.0, 0.0), SEED + 1)  # another run through the same compiled network
+    again = run("equal", SEED)
+    assert len(strategies._COMPILED) == 1
+    assert_bit_identical(weights_of([again.model]), trained)
+    assert_bit_identical(weights_of([first.model]), trained)  # what a run returns is its own
+
+
+@pytest.mark.slow
+def test_a_reused_layer_wise_network_trains_bit_identically(smoke_digits, monkeypatch):
+    monkeypatch.setattr(strategies, "_COMPILED", {})
+
+    def run(seed):
+        multi = strategies.train_layer_wise(
+            PROFILE, "tiny_cnn", *smoke_digits, LAYERS, seed=seed, init_seed=INIT_SEED, epochs=1
+        )
+        return weights_of([multi.model])
+
+    first = run(SEED)
+    run(SEED + 1)
+    assert_bit_identical(run(SEED), first)
