@@ -15,6 +15,7 @@ from .plots import MIN_REPETITIONS, mean_std, p_text, paired_repetitions
 from .profiles import Profile
 
 __all__ = [
+    "chance_caveat",
     "distillation_pairs",
     "distillation_reading",
     "format_distillation_table",
@@ -23,6 +24,7 @@ __all__ = [
     "open_questions_reading",
     "strategy_exit_accuracies",
     "strategy_reading",
+    "tested_exits",
 ]
 
 DISTILLATION_GROUPS = ("plain vanilla", "plain curriculum", "distilled vanilla", "distilled curriculum")
@@ -158,20 +160,21 @@ def strategy_exit_accuracies(rows: pd.DataFrame, split: str = "test"):
 def strategy_reading(table: pd.DataFrame, alpha: float) -> str:
     """Per strategy: curriculum against vanilla at every exit; the final exit against the plain network's."""
     exits = _exit_names(table)
-    sentences = []
+    sentences, tests, passed = [], 0, 0
     for strategy, group in table.groupby("strategy", sort=False):
         by_method = group.set_index("method")
         if not {"vanilla", "curriculum"} <= set(by_method.index):
             continue
         vanilla, curriculum = by_method.loc["vanilla"], by_method.loc["curriculum"]
         n = int(curriculum["repetitions"])
+        names = tested_exits(strategy, exits)
         parts = [
             f"{name} {curriculum[f'{name} mean'] - vanilla[f'{name} mean']:+.2f} "
             f"({_p_phrase(curriculum.get(f'{name} p', np.nan))})"
-            for name in exits
+            for name in names
         ]
-        tested = [curriculum.get(f"{name} p", np.nan) for name in exits]
-        clear = [name for name, p in zip(exits, tested, strict=True) if n >= MIN_REPETITIONS and p < alpha]
+        tested = [curriculum.get(f"{name} p", np.nan) for name in names]
+        clear = [name for name, p in zip(names, tested, strict=True) if n >= MIN_REPETITIONS and p < alpha]
         verdict = (
             f"{n} repetitions are too few for the tests to say anything"
             if n < MIN_REPETITIONS
@@ -187,7 +190,28 @@ def strategy_reading(table: pd.DataFrame, alpha: float) -> str:
                 f"vanilla training and {curriculum['final vs plain']:+.2f} with curriculum."
             )
         sentences.append(sentence)
+        if n >= MIN_REPETITIONS:
+            tests += sum(not np.isnan(p) for p in tested)
+            passed += len(clear)
+    if passed:
+        sentences.append(chance_caveat(tests, passed, alpha))
     return "\n\n".join(sentences)
+
+
+def tested_exits(strategy: str, exits: list[str]) -> list[str]:
+    """The exits whose curriculum-vanilla difference means something: the plain network's branches never
+    train (their loss weight is 0), so only its final exit is compared."""
+    return ["final"] if strategy == "plain" else list(exits)
+
+
+def chance_caveat(tests: int, passed: int, alpha: float) -> str:
+    """What ``passed`` of ``tests`` paired tests below ``alpha`` are worth when nothing is there at all."""
+    verb = "falls" if passed == 1 else "fall"
+    return (
+        f"{passed} of these {tests} tests {verb} below {alpha:g}; with no effect anywhere, {tests} tests at "
+        f"that level would do so about {tests * alpha:.1f} times by chance alone. Read them as leads to "
+        "re-test with more repetitions, not as findings."
+    )
 
 
 def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, alpha: float) -> str:
@@ -220,18 +244,29 @@ def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, al
     cells = [
         (row["strategy"], name, row.get(f"{name} p", np.nan))
         for _, row in curriculum.iterrows()
-        for name in exits
+        for name in tested_exits(row["strategy"], exits)
     ]
     beyond = [(s, e) for s, e, p in cells if n >= MIN_REPETITIONS and p < alpha]
     vanilla = strategies[strategies["method"] == "vanilla"].set_index("strategy")
+    by_strategy = curriculum.set_index("strategy")
+
+    def gain(strategy: str, name: str) -> float:
+        return by_strategy.loc[strategy, f"{name} mean"] - vanilla.loc[strategy, f"{name} mean"]
+
     trained = vanilla.drop(index="plain", errors="ignore")
     second = (
         f"*Does curriculum learning help end-to-end or layer-wise training?* Of the {len(cells)} comparisons "
-        f"of curriculum with vanilla (every exit of every way of training), {len(beyond)} are beyond noise "
+        f"of curriculum with vanilla (every trained exit of every way of training), {len(beyond)} "
+        f"{'is' if len(beyond) == 1 else 'are'} beyond noise "
         f"at the {alpha:g} level over {n} repetitions"
     )
     second += (
-        ": " + ", ".join(f"{STRATEGY_NAMES.get(s, s)} at {e}" for s, e in beyond) + "." if beyond else "."
+        ": "
+        + ", ".join(f"{STRATEGY_NAMES.get(s, s)} at {e} ({gain(s, e):+.2f} points)" for s, e in beyond)
+        + ". "
+        + chance_caveat(sum(not np.isnan(p) for *_, p in cells), len(beyond), alpha)
+        if beyond
+        else "."
     )
     if len(trained) and "plain" in vanilla.index:
         low, high = trained["final vs plain"].min(), trained["final vs plain"].max()
