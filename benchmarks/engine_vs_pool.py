@@ -8,7 +8,7 @@ peak resident memory of the whole process tree (driver, Ray's processes or the p
 every 0.2 s; then the time `ray.init` takes, and whether both sides stored identical accuracies.
 
     .venv/bin/python benchmarks/engine_vs_pool.py --data-dir DIR [--before 9c54e1b] [--rounds 2]
-        [--profile book] [--case mobilenet/cifar10/1]
+        [--profile book] [--case mobilenet/cifar10/1 [--case mobilenet/cifar10/2]]
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def tree_rss(process: psutil.Process) -> int:
 def timed_grid(checkout: Path, args, results: Path, env: dict) -> tuple[float, int]:
     """Wall seconds and peak tree RSS (bytes) of one `python -m mecl_utils run` in ``checkout``."""
     command = [sys.executable, "-m", "mecl_utils", "run", "--profile", args.profile]
-    command += ["--results", str(results), "--data-dir", args.data_dir, "--case", args.case]
+    command += ["--results", str(results), "--data-dir", args.data_dir]
+    for case in args.case:
+        command += ["--case", case]
     start, peak = time.perf_counter(), 0
     process = subprocess.Popen(
         command,
@@ -88,10 +90,11 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--before", default="9c54e1b", help="the last commit with workers.RunPool")
     parser.add_argument("--profile", default="book")
-    parser.add_argument("--case", default="mobilenet/cifar10/1")
+    parser.add_argument("--case", action="append", help="repeatable; default mobilenet/cifar10/1")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-warm-up", action="store_true", help="the cache is warm already")
     args = parser.parse_args()
+    args.case = args.case or ["mobilenet/cifar10/1"]
 
     with tempfile.TemporaryDirectory(prefix="mecl-bench-") as scratch:
         scratch = Path(scratch)
@@ -109,7 +112,8 @@ def main() -> None:
         sides = {"ray": ROOT, "pool": before}
         try:
             if not args.skip_warm_up:
-                print(f"warming the cache ({args.profile}, {args.case}): networks, features", flush=True)
+                cases = " ".join(args.case)
+                print(f"warming the cache ({args.profile}, {cases}): networks, features", flush=True)
                 timed_grid(ROOT, args, scratch / "warm.csv", env)
             figures: dict[str, list[tuple[float, int]]] = {side: [] for side in sides}
             order = []

@@ -9,6 +9,7 @@ backbone, trained classifier-wise with curriculum learning. One module per conce
 - ``data``: CIFAR-10/100 and offline digits, with train/validation/hyper-parameter/test splits;
 - ``models``: Table I networks, Table II branch placements, the Fig. 7 branch, multi-exit models;
 - ``engine``: branch runs and networks as Ray tasks, on an embedded local instance or a cluster;
+- ``grid``: the protocol's cases side by side, each case's stages in order;
 - ``reaper``: a watchdog that ends what a killed driver started;
 - ``plan``: a grid before it runs: per case, feature sizes, runs and an estimated time;
 - ``quiet``: TensorFlow's start-up notices kept off the console (``MECL_VERBOSE=1`` shows them).

@@ -39,6 +39,7 @@ __all__ = ["GPU_SHARE", "MAX_RETRIES", "Engine", "default_workers", "loopback_on
 # Four branch runs share a GPU: one branch is far too small to fill one.
 GPU_SHARE = 0.25
 MAX_RETRIES = 3
+SHARED_CASES = 4  # cases whose data stay in the object store (grid.CASES_IN_FLIGHT run side by side)
 # Set in every task's process before TensorFlow loads, on this machine and on a cluster's nodes (oneDNN's
 # kernels need nothing here: importing mecl_utils, which a task does first, switches them on).
 WORKER_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -123,7 +124,9 @@ class Engine:
         self._reaper = None  # the watchdog that ends the embedded instance if this process dies
         self._task = None
         self._gpu_share = 0.0
-        self._shared: tuple[object, object] | None = None  # the case data and its object-store reference
+        self._shared: dict[int, tuple[object, object]] = {}  # id -> (case data, its object-store reference)
+        self._runs: dict = {}  # started branch runs: Ray reference -> (spec, profile, data)
+        self._queued: collections.deque = collections.deque()  # started branch runs, in process
 
     @property
     def in_process(self) -> bool:
@@ -136,8 +139,10 @@ class Engine:
         self.close()
 
     def close(self) -> None:
-        """Forget the shared case data; shut Ray down if this engine started it."""
-        self._shared = None
+        """Forget the shared case data and unfinished runs; shut Ray down if this engine started it."""
+        self._shared.clear()
+        self._runs.clear()
+        self._queued.clear()
         if self._started:
             import ray
 
@@ -158,16 +163,39 @@ class Engine:
 
     def run(self, specs: Iterable, profile, data) -> Iterator[tuple[object, dict]]:
         """(spec, result row) for every ``experiments.RunSpec``, in the order the runs finish."""
+        if self._runs or self._queued:
+            raise RuntimeError("runs started with start_runs are still unfinished: read finished_runs first")
+        self.start_runs(specs, profile, data)
+        yield from self.finished_runs()
+
+    def start_runs(self, specs: Iterable, profile, data) -> None:
+        """Start the branch runs ``specs`` of one case (``data``); ``finished_runs`` yields their rows.
+
+        Runs of several cases may be in flight together (``grid.run_cases``). In process, a run trains when
+        ``finished_runs`` reaches it.
+        """
         specs = list(specs)
-        if self.in_process or not specs:
-            for spec in specs:
-                yield spec, execute(spec, profile, data)
+        if self.in_process:
+            self._queued.extend((spec, profile, data) for spec in specs)
+            return
+        if not specs:
             return
         self._start()
         shared = self._share(data)
-        runs = {self._submit(train_run, spec, profile, shared): spec for spec in specs}
-        for spec, (row, probabilities) in self._gather(runs):
-            keep_outputs(spec.run_id(profile, data), probabilities)  # written here, by the driver
+        for spec in specs:
+            self._runs[self._submit(train_run, spec, profile, shared)] = (spec, profile, data)
+
+    def finished_runs(self) -> Iterator[tuple[object, dict]]:
+        """(spec, result row) of every started run as it finishes, until none is left.
+
+        Runs started while this is being read are waited for too. The runs' branch outputs (repetitions)
+        are written here, by the driver.
+        """
+        while self._queued:
+            spec, profile, data = self._queued.popleft()
+            yield spec, execute(spec, profile, data)
+        for (spec, profile, data), (row, probabilities) in self._gather(self._runs):
+            keep_outputs(spec.run_id(profile, data), probabilities)
             yield spec, row
 
     def map(self, function: Callable, items: Iterable, *common) -> Iterator[tuple[object, object]]:
@@ -203,7 +231,7 @@ class Engine:
         from ray.exceptions import RayTaskError
 
         try:
-            while pending:
+            while pending:  # which may grow while this is read (start_runs)
                 [ready], _ = ray.wait(list(pending), num_returns=1)
                 what = pending.pop(ready)
                 try:
@@ -221,14 +249,17 @@ class Engine:
         finally:
             for ref in pending:  # the caller stopped early, was interrupted, or a task failed
                 ray.cancel(ref, force=True)
+            pending.clear()
 
     def _share(self, data):
-        """``data`` in the object store, put once per case (a new case replaces the last)."""
+        """``data`` in the object store, put once per case (the last few cases are kept)."""
         import ray
 
-        if self._shared is None or self._shared[0] is not data:
-            self._shared = (data, ray.put(data))
-        return self._shared[1]
+        if id(data) not in self._shared:
+            if len(self._shared) >= SHARED_CASES:  # tasks still running keep their own reference alive
+                self._shared.pop(next(iter(self._shared)))
+            self._shared[id(data)] = (data, ray.put(data))
+        return self._shared[id(data)][1]
 
     def _start(self) -> None:
         if self._task is not None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import keras
@@ -55,6 +55,7 @@ __all__ = [
     "CaseData",
     "RunSpec",
     "branch_outputs",
+    "case_stages",
     "cases",
     "run_case",
     "run_identity",
@@ -334,6 +335,53 @@ def _best(store: ResultsStore, run_ids: list[str], keys: tuple[str, ...]) -> dic
     return {"run_id": frame.index[best], **{key: frame.iloc[best][key] for key in keys}}
 
 
+def case_stages(
+    profile: Profile, case: Case, data: CaseData, store: ResultsStore, *, methods: tuple[str, ...] = METHODS
+) -> Iterator[list[RunSpec]]:
+    """The three stages of ``case``, in order: each is yielded once every run of the one before is stored.
+
+    The best vanilla-search run in ``store`` picks the curriculum search's optimizer and learning rate, and
+    the best curriculum-search run picks the repetitions' teacher and pacing.
+    """
+
+    def ids(specs: list[RunSpec]) -> list[str]:
+        return [spec.run_id(profile, data) for spec in specs]
+
+    vanilla = [
+        RunSpec("vanilla_search", case, "vanilla", opt, lr, None, None, 0, "hparam")
+        for opt in profile.optimizers
+        for lr in profile.learning_rates
+    ]
+    yield vanilla
+    chosen = _best(store, ids(vanilla), ("optimizer", "learning_rate"))
+    optimizer, learning_rate = str(chosen["optimizer"]), float(chosen["learning_rate"])
+    curriculum = [
+        RunSpec(
+            "curriculum_search", case, "curriculum", optimizer, learning_rate, teacher, pacing, 0, "hparam"
+        )
+        for teacher in profile.teachers
+        for pacing in profile.pacings
+    ]
+    yield curriculum
+    chosen = _best(store, ids(curriculum), ("teacher", "pacing"))
+    teacher, pacing = str(chosen["teacher"]), str(chosen["pacing"])
+    yield [
+        RunSpec(
+            "repetition",
+            case,
+            method,
+            optimizer,
+            learning_rate,
+            teacher if method in ("curriculum", "anti") else None,
+            pacing if method != "vanilla" else None,
+            repetition,
+            "test",
+        )
+        for repetition in range(profile.repetitions)
+        for method in methods
+    ]
+
+
 def run_case(
     profile: Profile,
     case: Case,
@@ -348,56 +396,10 @@ def run_case(
 
     The runs of a stage are independent: ``engine`` (an ``engine.Engine``) trains them as parallel Ray
     tasks, and each is stored as soon as it finishes. Without one they train one after another here.
+    ``grid.run_cases`` runs several cases side by side.
     """
-
-    def ensure(specs: list[RunSpec]) -> list[str]:
-        return run_specs(specs, profile, data, store, on_run=on_run, engine=engine)
-
-    vanilla = ensure(
-        [
-            RunSpec("vanilla_search", case, "vanilla", opt, lr, None, None, 0, "hparam")
-            for opt in profile.optimizers
-            for lr in profile.learning_rates
-        ]
-    )
-    chosen = _best(store, vanilla, ("optimizer", "learning_rate"))
-    optimizer, learning_rate = str(chosen["optimizer"]), float(chosen["learning_rate"])
-    curriculum = ensure(
-        [
-            RunSpec(
-                "curriculum_search",
-                case,
-                "curriculum",
-                optimizer,
-                learning_rate,
-                teacher,
-                pacing,
-                0,
-                "hparam",
-            )
-            for teacher in profile.teachers
-            for pacing in profile.pacings
-        ]
-    )
-    chosen = _best(store, curriculum, ("teacher", "pacing"))
-    teacher, pacing = str(chosen["teacher"]), str(chosen["pacing"])
-    ensure(
-        [
-            RunSpec(
-                "repetition",
-                case,
-                method,
-                optimizer,
-                learning_rate,
-                teacher if method in ("curriculum", "anti") else None,
-                pacing if method != "vanilla" else None,
-                repetition,
-                "test",
-            )
-            for repetition in range(profile.repetitions)
-            for method in methods
-        ]
-    )
+    for specs in case_stages(profile, case, data, store, methods=methods):
+        run_specs(specs, profile, data, store, on_run=on_run, engine=engine)
 
 
 def run_specs(

@@ -8,8 +8,9 @@ shards on disk, or computed by the cut backbone in every run). Everything heavy 
 comes from (``teachers``, ``features``, ``feature_modes``), so a second call is fast; within one process
 the loaded data set is reused for both branches of a backbone.
 
-``run_grid`` is the whole profile: every case prepared, then its protocol (``experiments.run_case``) run
-with the branch runs as parallel Ray tasks (``engine.Engine``), under one progress bar.
+``run_grid`` is the whole profile: every case prepared and its protocol (``experiments.case_stages``) run,
+with the branch runs as parallel Ray tasks (``engine.Engine``) and cases side by side (``grid``), under one
+progress bar.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .cache import array_fingerprint, cache_key, cache_path, cached_arrays, data
 from .curriculum import METHODS
 from .data import Dataset, Splits, load_dataset, make_splits
 from .engine import Engine
-from .experiments import Case, CaseData, RunSpec, cases, planned_runs, run_case, stale_rows
+from .experiments import Case, CaseData, RunSpec, cases, planned_runs, stale_rows
 from .feature_modes import (
     Budget,
     cached_feature_shards,
@@ -37,6 +38,7 @@ from .feature_modes import (
 )
 from .feature_modes import identity as feature_identity
 from .features import SPLIT_NAMES, branch_layer, cached_features
+from .grid import run_cases
 from .models import get_layer
 from .profiles import Profile
 from .results import ResultsStore
@@ -337,8 +339,8 @@ def run_grid(
 
     ``engine``: where the runs train (an ``engine.Engine``, e.g. one on a Ray cluster); without one, an
     embedded Ray instance with ``workers`` CPUs (None: one per core; 0: no Ray, all in this process).
-    Returns the run_ids of the grid (stage by stage; within a stage, as runs finish) and the data sources
-    the cases read.
+    Cases run side by side (``grid.run_cases``). Returns the run_ids of the grid (as runs finish, finished
+    ones first within each stage) and the data sources the cases read.
 
     Rows that older training code stored are never reused (their run_ids cannot match); the first time the
     grid trains a run while the store holds such rows, one line says so.
@@ -352,23 +354,34 @@ def run_grid(
     with contextlib.ExitStack() as stack:
         engine = engine if engine is not None else stack.enter_context(Engine(workers))
         bar = stack.enter_context(tqdm(total=total, unit="run", desc=f"{profile.name} ({engine.describe()})"))
-        for case in selected:
-            bar.set_postfix_str(f"{case.label}: preparing")
+
+        def prepare(case: Case) -> CaseData:
             data = prepare_case(profile, case, data_dir=data_dir, engine=engine, verbose=verbose)
             sources.add(data.info["data_source"])
+            return data
 
-            def advance(spec: RunSpec, skipped: bool, data: CaseData = data) -> None:
-                nonlocal said
-                if stale and not skipped and not said:
-                    bar.write(
-                        f"{stale} runs in {store.path} were stored by older training code: they are not "
-                        f"reused, and this grid trains its runs anew (training version {TRAINING_VERSION})."
-                    )
-                    said = True
-                run_ids.append(spec.run_id(profile, data))
-                done = " (done before)" if skipped else ""
-                bar.set_postfix_str(f"{spec.case.label}: {spec.stage} {spec.method}{done}")
-                bar.update()
+        def advance(spec: RunSpec, run_id: str, skipped: bool) -> None:
+            nonlocal said
+            if stale and not skipped and not said:
+                bar.write(
+                    f"{stale} runs in {store.path} were stored by older training code: they are not "
+                    f"reused, and this grid trains its runs anew (training version {TRAINING_VERSION})."
+                )
+                said = True
+            run_ids.append(run_id)
+            done = " (done before)" if skipped else ""
+            bar.set_postfix_str(f"{spec.case.label}: {spec.stage} {spec.method}{done}")
+            bar.update()
 
-            run_case(profile, case, data, store, methods=methods, on_run=advance, engine=engine)
+        run_cases(
+            profile,
+            selected,
+            prepare,
+            store,
+            engine=engine,
+            methods=methods,
+            memory_bytes=Budget.of_this_machine().memory_bytes,
+            on_run=advance,
+            on_prepare=lambda case: bar.set_postfix_str(f"{case.label}: preparing"),
+        )
     return run_ids, sources
