@@ -405,7 +405,8 @@ def strategy_table(results: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Per strategy and method: each exit's accuracy on ``split`` (mean and std over repetitions, in %).
 
     Beside each curriculum row, the paired t-test p-value against vanilla of the same strategy (the two
-    share every seed of a repetition); ``final vs plain``: the final exit's mean difference to the plain
+    share every seed of a repetition), at every exit that trains (the plain network's final exit only: its
+    branches have loss weight 0); ``final vs plain``: the final exit's mean difference to the plain
     network's under the same method, the trade-off the paper warns about.
     """
     rows = results[results.get("stage") == "network_strategy"] if len(results) else results
@@ -423,7 +424,7 @@ def strategy_table(results: pd.DataFrame, split: str = "test") -> pd.DataFrame:
             values = group[f"{split}_accuracy_{name}"] * 100
             entry[f"{name} mean"] = values.mean()
             entry[f"{name} std"] = values.std(ddof=1) if len(values) > 1 else np.nan
-            if method == "curriculum":
+            if method == "curriculum" and (strategy != "plain" or name == "final"):  # plain: untrained exits
                 vanilla = rows[(rows["strategy"] == strategy) & (rows["method"] == "vanilla")
                                & (rows["backbone"] == backbone) & (rows["dataset"] == dataset)]  # fmt: skip
                 column = f"{split}_accuracy_{name}"

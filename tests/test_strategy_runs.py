@@ -146,6 +146,7 @@ def test_the_strategy_table_has_a_row_per_strategy_and_method(network_store):
     assert list(table["repetitions"].unique()) == [2]
     plain = table[table["strategy"] == "plain"]
     assert plain["final vs plain"].tolist() == [0.0, 0.0]
+    assert plain[["exit1 p", "exit2 p"]].isna().all().all()  # its branches never train: nothing to test
     p_values = table.loc[table["method"] == "curriculum", "final p"].dropna()
     assert p_values.between(0, 1).all()
     assert table.loc[table["method"] == "vanilla", "final p"].isna().all()  # no test against itself
