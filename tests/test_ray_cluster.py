@@ -102,6 +102,9 @@ def _start_grid(tmp_path: Path, cache: Path) -> tuple[subprocess.Popen, Path]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job has
+        # As in a terminal, whatever started this suite: a shell's background job ignores SIGINT, and
+        # Python started with SIGINT ignored never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while not (results.exists() and len(ResultsStore(results)) >= 2):
