@@ -33,9 +33,11 @@ __all__ = [
     "backbone_model",
     "build_classifier",
     "build_tiny_cnn",
+    "copy_variables",
     "get_layer",
     "mobilenet_weights_path",
     "network_spec",
+    "reset_optimizer",
     "top1_accuracy",
 ]
 
@@ -198,6 +200,20 @@ def accuracy(model: keras.Model, x, y, *, batch_size: int = 256) -> float:
 def top1_accuracy(probabilities, y) -> float:
     """The fraction of rows of ``probabilities`` whose largest entry is at the integer label ``y``."""
     return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(y)))
+
+
+def copy_variables(target: keras.Model, source: keras.Model) -> None:
+    """``source``'s state into ``target`` of the same architecture: weights, BatchNormalization statistics
+    and dropout seed states (all in ``.variables``)."""
+    for variable, value in zip(target.variables, source.variables, strict=True):
+        variable.assign(value)
+
+
+def reset_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float) -> None:
+    """A compiled model's optimizer back to a new one's state, at ``learning_rate``."""
+    for variable in optimizer.variables:
+        variable.assign(keras.ops.zeros_like(variable))
+    optimizer.learning_rate = learning_rate
 
 
 def backbone_model(classifier: keras.Model) -> keras.Model:

@@ -31,7 +31,7 @@ import numpy as np
 
 from .branches import build_branch
 from .data import Dataset, Split, Splits
-from .models import get_layer, top1_accuracy
+from .models import copy_variables, get_layer, reset_optimizer, top1_accuracy
 from .profiles import Profile
 from .sampler import CurriculumSampler, curriculum_dataset
 from .teachers import STEPS_PER_EXECUTION, build_network, network_batch_size
@@ -262,18 +262,9 @@ def _trainer(
     return trainer
 
 
-def _copy_state(target: MultiExit, source: MultiExit) -> None:
-    """Weights, BatchNormalization statistics and dropout seed states (all in ``.variables``)."""
-    for variable, value in zip(target.model.variables, source.model.variables, strict=True):
-        variable.assign(value)
-
-
 def _reset_optimizers(trainer: _Trainer, profile: Profile) -> None:
-    """Each compiled model's optimizer back to a new one's state."""
     for model in trainer.models:
-        for variable in model.optimizer.variables:
-            variable.assign(keras.ops.zeros_like(variable))
-        model.optimizer.learning_rate = profile.backbone_learning_rate
+        reset_optimizer(model.optimizer, profile.backbone_learning_rate)
 
 
 def train_end_to_end(
@@ -300,11 +291,11 @@ def train_end_to_end(
     multi = _seeded(profile, network, dataset, layers, _branch_shapes(trainer.multi), seed, init_seed)
     depths = relative_depths(multi.classifier, layers)
     exit_weights(weighting, depths, 0, epochs)  # a bad weighting fails before any training
-    _copy_state(trainer.multi, multi)
+    copy_variables(trainer.multi.model, multi.model)
     _reset_optimizers(trainer, profile)
     schedule = _ExitWeightSchedule(trainer.exit_weights, weighting, depths, epochs)
     _fit(trainer.models[0], network, splits, sampler, epochs, [schedule], verbose)
-    _copy_state(multi, trainer.multi)
+    copy_variables(multi.model, trainer.multi.model)
     return multi, schedule.history
 
 
@@ -332,7 +323,7 @@ def train_layer_wise(
     epochs = profile.backbone_epochs if epochs is None else epochs
     trainer = _trainer("layer_wise", profile, network, dataset, layers, sampler)
     multi = _seeded(profile, network, dataset, layers, _branch_shapes(trainer.multi), seed, init_seed)
-    _copy_state(trainer.multi, multi)
+    copy_variables(trainer.multi.model, multi.model)
     _reset_optimizers(trainer, profile)
     classifier = trainer.multi.classifier
     trainable = {layer.name: layer.trainable for layer in classifier.layers}
@@ -350,14 +341,15 @@ def train_layer_wise(
         _fit(model, network, splits, sampler, epochs, [], verbose)
         if branch is not None:
             branch.trainable = False
-        _copy_state(multi, trainer.multi)
         if on_stage is not None:
+            copy_variables(multi.model, trainer.multi.model)
             on_stage(stage, multi)
         start = end + 1
     for layer in classifier.layers:  # as the Table I rule left them, for whoever trains it further
         layer.trainable = trainable[layer.name]
     for branch in trainer.multi.branches:
         branch.trainable = True
+    copy_variables(multi.model, trainer.multi.model)
     return multi
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .branches import build_branch
 from .distillation import Distillation, label_accuracy
-from .models import top1_accuracy
+from .models import copy_variables, reset_optimizer, top1_accuracy
 from .sampler import CurriculumSampler, curriculum_dataset
 from .seeds import stream_seed
 
@@ -151,13 +151,8 @@ def _compiled_branch(
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = fresh
         return fresh
-    # Weights and the dropout layers' seed states (both in .variables; train_branch then reseeds dropout),
-    # then a new optimizer's state.
-    for variable, value in zip(model.variables, fresh.variables, strict=True):
-        variable.assign(value)
-    for variable in model.optimizer.variables:
-        variable.assign(keras.ops.zeros_like(variable))
-    model.optimizer.learning_rate = run.learning_rate
+    copy_variables(model, fresh)  # train_branch then reseeds dropout
+    reset_optimizer(model.optimizer, run.learning_rate)
     return model
 
 
