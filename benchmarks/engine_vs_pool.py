@@ -69,6 +69,14 @@ def accuracies(path: Path) -> dict:
     return dict(zip(frame["run_id"], frame["accuracy"], strict=True))
 
 
+def run_seconds(path: Path) -> float:
+    """The summed training seconds of a grid's runs, as the workers measured them."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    return float(frame["seconds"].sum()) if "seconds" in frame else float("nan")
+
+
 def ray_init_seconds(env: dict, tries: int = 3) -> list[float]:
     code = (
         "import time; from mecl_utils.engine import Engine\n"
@@ -123,8 +131,11 @@ def main() -> None:
                 results = scratch / f"{side}-{index}.csv"
                 seconds, peak = timed_grid(sides[side], args, results, env)
                 figures[side].append((seconds, peak))
+                # Summed run seconds over (workers x wall) says whether time went to the runs themselves or
+                # to the gaps between them (start-up, scheduling, preparing a case).
                 print(
-                    f"  {side:4s} run {index + 1}: {seconds:6.1f} s, peak tree RSS {peak / 2**30:.2f} GiB",
+                    f"  {side:4s} run {index + 1}: {seconds:6.1f} s, runs {run_seconds(results):7.1f} s "
+                    f"summed, peak tree RSS {peak / 2**30:.2f} GiB",
                     flush=True,
                 )
             same = accuracies(scratch / f"{order[0]}-0.csv") == accuracies(scratch / f"{order[1]}-1.csv")

@@ -107,29 +107,71 @@ def prepare_networks(
 
     Returns the roles trained now ("backbone" or a teacher's name); the cached ones are skipped.
     """
-    missing = [
-        role
-        for role in network_roles(profile, backbone_network)
-        if not all(
-            _is_cached(*entry) for entry in _outputs(profile, role, backbone_network, dataset, splits, seed)
-        )
+    wanted = [(backbone_network, dataset, splits)]
+    trained = _train_networks(profile, wanted, seed=seed, workers=workers, engine=engine, verbose=verbose)
+    return [role for _, _, role in trained]
+
+
+def prepare_grid_networks(
+    profile: Profile,
+    selected: list[Case],
+    *,
+    data_dir: str | os.PathLike | None = None,
+    engine: Engine | None = None,
+    verbose: bool = False,
+) -> list[tuple[str, str, str]]:
+    """Every network the ``selected`` cases need, trained side by side before the first case opens.
+
+    A case's own preparation trains only its backbone's networks, so the networks of the cases behind it
+    would wait, one or two cases at a time, while a cluster's other workers idle. A teacher shared by
+    several backbones trains once. Returns (backbone network, dataset, role) of each network trained now.
+    """
+    datasets = dict.fromkeys(case.dataset for case in selected)
+    loaded = {
+        name: load_splits(profile, name, None if data_dir is None else str(data_dir)) for name in datasets
+    }
+    wanted = [
+        (backbone, *loaded[name])
+        for backbone, name in dict.fromkeys((c.backbone, c.dataset) for c in selected)
     ]
-    if not missing:
-        return missing
+    return _train_networks(profile, wanted, seed=profile.seed, engine=engine, verbose=verbose)
+
+
+def _train_networks(
+    profile: Profile,
+    wanted: list[tuple[str, Dataset, Splits]],
+    *,
+    seed: int,
+    workers: int | None = None,
+    engine: Engine | None = None,
+    verbose: bool = False,
+) -> list[tuple[str, str, str]]:
+    """Train the networks of each (backbone network, dataset, splits) that the cache lacks, each once."""
+    datasets = {dataset.name: (dataset, splits) for _, dataset, splits in wanted}
+    missing: dict[tuple, tuple[str, str, str]] = {}
+    for backbone_network, dataset, splits in wanted:
+        for role in network_roles(profile, backbone_network):
+            outputs = _outputs(profile, role, backbone_network, dataset, splits, seed)
+            if not all(_is_cached(*entry) for entry in outputs):
+                where = tuple(cache_path(kind, cache_key(parts), suffix) for kind, parts, suffix in outputs)
+                missing.setdefault(where, (backbone_network, dataset.name, role))  # a shared teacher: once
+    jobs = list(missing.values())
+    if not jobs:
+        return jobs
     with contextlib.ExitStack() as stack:
         engine = engine if engine is not None else stack.enter_context(Engine(workers))
         if engine.in_process:
-            for role in missing:
-                _prepare_network(profile, backbone_network, dataset, splits, seed, role, verbose)
-            return missing
-        together = " side by side" if len(missing) > 1 else ""
+            for job in jobs:
+                _prepare_job(profile, datasets, seed, job, verbose)
+            return jobs
+        what = _describe(jobs, single_case=len(wanted) == 1, several_datasets=len(datasets) > 1)
+        together = " side by side" if len(jobs) > 1 else ""
         progress = stack.enter_context(
-            tqdm(total=len(missing), unit="network", desc=f"training {', '.join(missing)}{together}")
+            tqdm(total=len(jobs), unit="network", desc=f"training {what}{together}")
         )
-        common = (profile, backbone_network, dataset, splits, seed)
-        for _ in engine.map(_prepare_network, missing, *common):
+        for _ in engine.map(_prepare_job, jobs, profile, datasets, seed):
             progress.update()
-    return missing
+    return jobs
 
 
 def network_roles(profile: Profile, backbone_network: str) -> tuple[str, ...]:
@@ -144,7 +186,7 @@ def network_roles(profile: Profile, backbone_network: str) -> tuple[str, ...]:
 def _outputs(
     profile: Profile, role: str, backbone_network: str, dataset: Dataset, splits: Splits, seed: int
 ) -> list[tuple[str, dict, str]]:
-    """(cache kind, key parts, suffix) of what ``_prepare_network`` computes for ``role``."""
+    """(cache kind, key parts, suffix) of what ``_prepare_job`` computes for ``role``."""
     teacher = _as_teacher(role)
     network, net_seed, epochs = teacher_recipe(profile, teacher, backbone_network, seed)
     classifier = classifier_parts(profile, network, dataset, splits, seed=net_seed, epochs=epochs)
@@ -171,16 +213,31 @@ def _is_cached(kind: str, parts: dict, suffix: str) -> bool:
     return cache_path(kind, cache_key(parts), suffix).is_file()
 
 
-def _prepare_network(
+def _describe(jobs: list[tuple[str, str, str]], *, single_case: bool, several_datasets: bool) -> str:
+    """What a progress bar says it trains: the roles of one case's networks, else the networks by name."""
+    if single_case:
+        return ", ".join(role for _, _, role in jobs)
+    if len(jobs) > 4:
+        return f"{len(jobs)} networks"
+    names = [backbone if role == "backbone" else f"{role} teacher" for backbone, _, role in jobs]
+    if several_datasets:
+        names = [f"{name} ({dataset})" for name, (_, dataset, _) in zip(names, jobs, strict=True)]
+    return ", ".join(names)
+
+
+def _prepare_job(
     profile: Profile,
-    backbone_network: str,
-    dataset: Dataset,
-    splits: Splits,
+    datasets: dict[str, tuple[Dataset, Splits]],
     seed: int,
-    role: str,
+    job: tuple[str, str, str],
     verbose: bool = False,
 ) -> None:
-    """Train ``role``'s network (the backbone, or a teacher by name) and compute the losses it scores."""
+    """Train ``job``'s network, (backbone network, dataset name, role), and compute the losses it scores.
+
+    The role is "backbone" or a teacher's name.
+    """
+    backbone_network, dataset_name, role = job
+    dataset, splits = datasets[dataset_name]
     teacher = _as_teacher(role)
     trained_teacher(profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose)
     if _scores(profile, role, backbone_network):
@@ -339,7 +396,8 @@ def run_grid(
 
     ``engine``: where the runs train (an ``engine.Engine``, e.g. one on a Ray cluster); without one, an
     embedded Ray instance with ``workers`` CPUs (None: one per core; 0: no Ray, all in this process).
-    Cases run side by side (``grid.run_cases``). Returns the run_ids of the grid (as runs finish, finished
+    Every network the cases need trains first, side by side (``prepare_grid_networks``), then the cases
+    run side by side (``grid.run_cases``). Returns the run_ids of the grid (as runs finish, finished
     ones first within each stage) and the data sources the cases read.
 
     Rows that older training code stored are never reused (their run_ids cannot match); the first time the
@@ -354,6 +412,8 @@ def run_grid(
     with contextlib.ExitStack() as stack:
         engine = engine if engine is not None else stack.enter_context(Engine(workers))
         bar = stack.enter_context(tqdm(total=total, unit="run", desc=f"{profile.name} ({engine.describe()})"))
+        bar.set_postfix_str("networks")
+        prepare_grid_networks(profile, selected, data_dir=data_dir, engine=engine, verbose=verbose)
 
         def prepare(case: Case) -> CaseData:
             data = prepare_case(profile, case, data_dir=data_dir, engine=engine, verbose=verbose)

@@ -6,10 +6,11 @@ import sys
 
 import pytest
 
-from mecl_utils import features, teachers
+from mecl_utils import features, prepare, teachers
 from mecl_utils.cache import cache_key, cache_path
+from mecl_utils.engine import Engine
 from mecl_utils.experiments import Case
-from mecl_utils.prepare import network_roles, prepare_case, prepare_networks
+from mecl_utils.prepare import network_roles, prepare_case, prepare_grid_networks, prepare_networks
 from mecl_utils.profiles import get_profile
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
@@ -47,6 +48,21 @@ def test_only_the_network_missing_from_the_cache_trains_again(cache_root, smoke_
     parts = teachers.classifier_parts(PROFILE, network, *smoke_digits, seed=seed, epochs=epochs)
     cache_path("classifier", cache_key(parts), ".keras").unlink()
     assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == ["tiny_cnn_wide"]
+
+
+def test_a_grid_trains_every_missing_network_once_before_its_cases(cache_root, monkeypatch):
+    trained = []
+    monkeypatch.setattr(prepare, "_prepare_job", lambda profile, datasets, seed, job, *_: trained.append(job))
+    profile = PROFILE.replace(teachers=("self", "inceptionv3", "efficientnetb7"))
+    selected = [Case(backbone, "digits", n) for backbone in ("densenet201", "inceptionv3") for n in (1, 2)]
+    with Engine(0) as engine:
+        prepare_grid_networks(profile, selected, engine=engine)
+    assert trained == [  # two branches share a backbone, two backbones their teacher
+        ("densenet201", "digits", "backbone"),
+        ("densenet201", "digits", "inceptionv3"),
+        ("densenet201", "digits", "efficientnetb7"),
+        ("inceptionv3", "digits", "backbone"),
+    ]
 
 
 def test_a_self_taught_paper_case_trains_no_second_network():
