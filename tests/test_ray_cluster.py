@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mecl_utils.__main__ import default_results_path
 from mecl_utils.engine import Engine, loopback_only
 from mecl_utils.prepare import run_grid
 from mecl_utils.profiles import get_profile
@@ -45,14 +46,18 @@ def cluster(monkeypatch, smoke_cache):
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory, smoke_cache):
-    """The smoke grid on the embedded local instance: what the cluster must reproduce."""
+def local_run(smoke_cache):
+    """The smoke grid on the embedded local instance: what the cluster must reproduce.
+
+    Read back from the session's smoke results where the book build or the command-line test ran the grid
+    already (on the embedded instance as well), else trained here.
+    """
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MECL_CACHE_DIR", str(smoke_cache))
-        store = ResultsStore(tmp_path_factory.mktemp("local") / "runs.csv")
+        store = ResultsStore(default_results_path("smoke"))
         with Engine(2) as engine:
             run_ids, _ = run_grid(SMOKE, store, engine=engine)
-    return run_ids, _accuracies(store)
+    return run_ids, store.frame().set_index("run_id").loc[run_ids, "accuracy"].to_dict()
 
 
 def test_the_smoke_grid_on_two_nodes_matches_a_local_run(cluster, local_run, tmp_path):
