@@ -50,6 +50,8 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE_CHOICES = ("auto", "smoke", "book", "paper")
+# Seconds a chapter's kernel may take to start: papermill's 60 s ran out on a 2-core machine busy training.
+KERNEL_START_TIMEOUT = 300
 
 
 class NotebookExecutionError(PapermillExecutionError):
@@ -309,6 +311,7 @@ def execute_notebook(
                 progress_bar={"desc": progress or path.stem, "leave": False, "disable": None},
                 kernel_manager_class=QuietKernelManager,
                 config=config,
+                start_timeout=KERNEL_START_TIMEOUT,
             )
         except PapermillExecutionError as err:
             raise NotebookExecutionError(path, output_path, err, str(kernel_log)) from err
