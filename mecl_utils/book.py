@@ -50,7 +50,8 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE_CHOICES = ("auto", "smoke", "book", "paper")
-# Seconds a chapter's kernel may take to start: papermill's 60 s ran out on a 2-core machine busy training.
+# Seconds a chapter's kernel may take to start: papermill's 60 s ran out when two book builds and a
+# training grid shared this 2-core machine.
 KERNEL_START_TIMEOUT = 300
 
 
