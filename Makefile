@@ -39,7 +39,7 @@ format: env
 	$(VENV)/bin/ruff format .
 
 test: lint
-	MPLBACKEND=Agg $(PY) -m pytest
+	MPLBACKEND=Agg $(PY) -m pytest -n 2 --dist loadgroup
 
 # MathJax 3 from npm lets the equations render without a network; without npm the book uses the CDN.
 MATHJAX := .cache/mathjax/node_modules/mathjax/es5/tex-mml-chtml.js

@@ -9,6 +9,19 @@ from pathlib import Path
 import keras
 import pytest
 
+# The session fixtures that train the smoke grid and build the book: every test using one runs on the
+# same pytest-xdist worker, so that both happen once per suite.
+SHARED_SMOKE_FIXTURES = {"smoke_cache", "built_book"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    """Groups for ``make test``'s ``-n 2 --dist loadgroup``: a module's tests run on one worker (its module
+    fixtures are built once), and the tests sharing the smoke cache or the book on one worker too."""
+    for item in items:
+        shares_smoke = SHARED_SMOKE_FIXTURES & set(item.fixturenames)
+        item.add_marker(pytest.mark.xdist_group("smoke" if shares_smoke else item.module.__name__))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
