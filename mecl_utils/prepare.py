@@ -152,8 +152,8 @@ def _train_networks(
     for backbone_network, dataset, splits in wanted:
         for role in network_roles(profile, backbone_network):
             outputs = _outputs(profile, role, backbone_network, dataset, splits, seed)
-            if not all(_is_cached(*entry) for entry in outputs):
-                where = tuple(cache_path(kind, cache_key(parts), suffix) for kind, parts, suffix in outputs)
+            where = tuple(cache_path(kind, cache_key(parts), suffix) for kind, parts, suffix in outputs)
+            if not all(path.is_file() for path in where):
                 missing.setdefault(where, (backbone_network, dataset.name, role))  # a shared teacher: once
     jobs = list(missing.values())
     if not jobs:
@@ -207,10 +207,6 @@ def _scores(profile: Profile, role: str, backbone_network: str) -> bool:
     if role == "backbone":
         return any(is_self_taught(teacher, backbone_network) for teacher in profile.teachers)
     return role in profile.teachers
-
-
-def _is_cached(kind: str, parts: dict, suffix: str) -> bool:
-    return cache_path(kind, cache_key(parts), suffix).is_file()
 
 
 def _describe(jobs: list[tuple[str, str, str]], *, single_case: bool, several_datasets: bool) -> str:
