@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from importlib import metadata
 from pathlib import Path
 
@@ -241,6 +242,11 @@ def resolve_profile(requested: str, data_dir: str | None = None) -> tuple[str, s
 class QuietKernelManager(AsyncKernelManager):
     """A chapter's kernel on local IPC sockets (no TCP port to warn about), its own stderr in a log file.
 
+    Each kernel's sockets get a prefix of their own under the temporary folder. jupyter_client's default,
+    ``kernel-ipc`` in the kernel's working folder, lets two kernels started at once in one chapter folder
+    (two test workers, two terminals) take the same socket files; one client then reads the other kernel's
+    messages and fails with "Invalid Signature".
+
     What a kernel writes to its file descriptor 2 never reaches the notebook: TensorFlow's C++ notices,
     ipykernel's shutdown messages. It goes to ``stderr_path`` (appended), so the console shows the runner's
     lines only; cell errors still reach the notebook and the runner's error message.
@@ -251,6 +257,12 @@ class QuietKernelManager(AsyncKernelManager):
     @default("transport")
     def _transport_default(self) -> str:
         return "ipc"
+
+    @default("ip")
+    def _ip_default(self) -> str:
+        if self.transport != "ipc":
+            return super()._ip_default()
+        return os.path.join(tempfile.gettempdir(), f"mecl-kernel-{uuid.uuid4().hex[:12]}")
 
     async def start_kernel(self, **kw) -> None:
         if not self.stderr_path:

@@ -1,5 +1,7 @@
 """The notebook runner: parameters read safely, overrides checked, profile chosen, notebooks executed."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -7,6 +9,7 @@ import pytest
 
 from mecl_utils.book import (
     NotebookExecutionError,
+    QuietKernelManager,
     execute_notebook,
     notebook_parameters,
     resolve_profile,
@@ -149,6 +152,33 @@ def test_a_failing_cell_raises_naming_the_notebook(tmp_path):
     notebook = write_notebook(tmp_path, "n: int = 1", body="1 / 0", name="broken.md")
     with pytest.raises(NotebookExecutionError, match=r"notebook .*broken\.md failed .*ZeroDivisionError"):
         execute_notebook(notebook, tmp_path / "out.ipynb", {})
+
+
+@pytest.mark.slow
+def test_two_notebooks_started_at_once_in_one_folder_both_run(tmp_path):
+    # Both kernels once took the socket files kernel-ipc-1..5 of the shared folder ("Invalid Signature").
+    runs = []
+    for name in ("first", "second"):
+        notebook = write_notebook(tmp_path, "n: int = 1", body=f"print('{name}')", name=f"{name}.md")
+        output = tmp_path / f"{name}.ipynb"
+        command = [sys.executable, "-m", "mecl_utils.book", "run", str(notebook), str(output)]
+        runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        logs = [run.communicate(timeout=120)[0] for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+    assert [run.returncode for run in runs] == [0, 0], logs
+    for name in ("first", "second"):
+        executed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
+        assert executed.cells[-1].outputs[0].text == f"{name}\n"
+    assert not list(tmp_path.glob("kernel-ipc-*"))
+
+
+def test_each_kernel_gets_its_own_socket_prefix_outside_the_notebook_folder():
+    first, second = QuietKernelManager(kernel_name="python3"), QuietKernelManager(kernel_name="python3")
+    assert first.ip != second.ip
+    assert Path(first.ip).is_absolute() and Path(second.ip).is_absolute()
 
 
 def test_run_command_rejects_an_unknown_parameter_before_executing(tmp_path, capsys):
