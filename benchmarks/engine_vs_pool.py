@@ -5,10 +5,16 @@ Each side is the real command line, `python -m mecl_utils run`, on the same case
 differs is how the branch runs reach the CPU cores: Ray tasks (this checkout) or `workers.RunPool` (the
 commit before Ray, checked out into a temporary git worktree). For each run it prints the wall time and the
 peak resident memory of the whole process tree (driver, Ray's processes or the pool's workers), sampled
-every 0.2 s; then the time `ray.init` takes, and whether both sides stored identical accuracies.
+every 0.2 s, the summed seconds of the runs' training (as the workers timed it), and what is left of the
+wall time once the workers' share of those is taken off (start-up, scheduling, preparing the cases): this
+machine's speed swings up to threefold within minutes, which moves the runs' seconds but hardly that rest.
+Then the time `ray.init` takes, and whether the sides stored identical accuracies.
+
+``--nice0`` adds a third side: Ray with its workers at niceness 0 (``RAY_worker_niceness=0``) instead of
+Ray's default 15, the pool's workers' niceness.
 
     .venv/bin/python benchmarks/engine_vs_pool.py --data-dir DIR [--before 9c54e1b] [--rounds 2]
-        [--profile book] [--case mobilenet/cifar10/1 [--case mobilenet/cifar10/2]]
+        [--profile book] [--case mobilenet/cifar10/1 [--case mobilenet/cifar10/2]] [--nice0]
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ def tree_rss(process: psutil.Process) -> int:
         except psutil.Error:
             pass
     return total
+
+
+WORKERS = 2  # the embedded instance's CPUs and the pool's processes on this machine
 
 
 def timed_grid(checkout: Path, args, results: Path, env: dict) -> tuple[float, int]:
@@ -101,6 +110,7 @@ def main() -> None:
     parser.add_argument("--case", action="append", help="repeatable; default mobilenet/cifar10/1")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-warm-up", action="store_true", help="the cache is warm already")
+    parser.add_argument("--nice0", action="store_true", help="add Ray with its workers at niceness 0")
     args = parser.parse_args()
     args.case = args.case or ["mobilenet/cifar10/1"]
 
@@ -114,10 +124,14 @@ def main() -> None:
             capture_output=True,
         )
         env = {**os.environ, "MECL_CACHE_DIR": os.environ.get("MECL_CACHE_DIR", str(scratch / "cache"))}
+        env["MECL_WORKERS"] = str(WORKERS)
         shared_weights = ROOT.parent / "shared" / "data"  # the worktree has no ../shared beside it
         if "MECL_WEIGHTS_DIR" not in env and shared_weights.is_dir():
             env["MECL_WEIGHTS_DIR"] = str(shared_weights)
         sides = {"ray": ROOT, "pool": before}
+        if args.nice0:
+            sides["ray-nice0"] = ROOT
+        side_env = {side: env for side in sides} | {"ray-nice0": {**env, "RAY_worker_niceness": "0"}}
         try:
             if not args.skip_warm_up:
                 cases = " ".join(args.case)
@@ -126,25 +140,25 @@ def main() -> None:
             figures: dict[str, list[tuple[float, int]]] = {side: [] for side in sides}
             order = []
             for number in range(args.rounds):
-                order += list(sides) if number % 2 == 0 else list(sides)[::-1]  # ray pool pool ray ...
+                order += list(sides) if number % 2 == 0 else list(sides)[::-1]  # ray pool | pool ray ...
             for index, side in enumerate(order):
                 results = scratch / f"{side}-{index}.csv"
-                seconds, peak = timed_grid(sides[side], args, results, env)
+                seconds, peak = timed_grid(sides[side], args, results, env=side_env[side])
                 figures[side].append((seconds, peak))
-                # Summed run seconds over (workers x wall) says whether time went to the runs themselves or
-                # to the gaps between them (start-up, scheduling, preparing a case).
+                in_runs = run_seconds(results)
+                outside = seconds - in_runs / WORKERS
                 print(
-                    f"  {side:4s} run {index + 1}: {seconds:6.1f} s, runs {run_seconds(results):7.1f} s "
-                    f"summed, peak tree RSS {peak / 2**30:.2f} GiB",
+                    f"  {side:9s} run {index + 1}: {seconds:6.1f} s, runs {in_runs:7.1f} s summed, "
+                    f"outside runs {outside:5.1f} s, peak tree RSS {peak / 2**30:.2f} GiB",
                     flush=True,
                 )
-            same = accuracies(scratch / f"{order[0]}-0.csv") == accuracies(scratch / f"{order[1]}-1.csv")
-            print(f"identical accuracies on both sides: {same}")
+            stored = [accuracies(scratch / f"{side}-{index}.csv") for index, side in enumerate(order)]
+            print(f"identical accuracies on every side: {all(one == stored[0] for one in stored)}")
             for side, rows in figures.items():
                 times = [seconds for seconds, _ in rows]
                 peak = max(peak for _, peak in rows)
                 print(
-                    f"{side:4s}: median {statistics.median(times):.1f} s over {len(times)} grids; "
+                    f"{side:9s}: median {statistics.median(times):.1f} s over {len(times)} grids; "
                     f"peak tree RSS {peak / 2**30:.2f} GiB"
                 )
             inits = ray_init_seconds(env)
