@@ -16,6 +16,8 @@ stores it at once and an interrupted grid loses only the runs in flight.
 - A task whose worker process or node dies is retried (``MAX_RETRIES``); a run's row is stored once, when
   its task returns to the driver.
 - Ray's own start-up output stays out of the console unless ``$MECL_VERBOSE`` is set.
+- The embedded instance's workers run at this process's niceness, not at Ray's default of 15: its own
+  daemons and the driver then no longer preempt the training at every wake-up (``benchmarks/README.md``).
 - Whatever the embedded instance started ends with this process, even one killed by SIGKILL
   (``reaper``).
 
@@ -43,6 +45,8 @@ SHARED_CASES = 4  # cases whose data stay in the object store (grid.CASES_IN_FLI
 # Set in every task's process before TensorFlow loads, on this machine and on a cluster's nodes (oneDNN's
 # kernels need nothing here: importing mecl_utils, which a task does first, switches them on).
 WORKER_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+# For the embedded instance's raylet, which starts the workers (a value set by the user is kept).
+EMBEDDED_ENVIRONMENT = {"RAY_worker_niceness": "0"}
 # Without it Ray binds the embedded instance to the machine's network address (checked with Ray 2.60).
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
@@ -279,7 +283,7 @@ class Engine:
                 # Inherited (Ray's processes start during init) rather than a runtime environment, which
                 # would start a second set of workers: 164/158 s instead of 168/169 s for a book grid.
                 self._reaper = reaper.watch()
-                with loopback_only(), _environment(WORKER_ENVIRONMENT):
+                with loopback_only(), _environment(WORKER_ENVIRONMENT | EMBEDDED_ENVIRONMENT):
                     ray.init(address="local", num_cpus=self.workers, **settings)  # new, never a running one
             self._started = True
         self._gpu_share = GPU_SHARE if ray.cluster_resources().get("GPU", 0) else 0.0

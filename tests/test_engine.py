@@ -4,6 +4,8 @@ Every Ray instance here listens on 127.0.0.1 only and is shut down by the test t
 calls `ray stop`, which would end every Ray process on the machine.
 """
 
+import os
+
 import pytest
 
 from mecl_utils.engine import Engine, default_workers
@@ -45,6 +47,17 @@ def test_the_embedded_instance_listens_on_loopback_and_ends_with_the_engine():
         engine._start()
         assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
     assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_the_embedded_instance_trains_at_the_callers_niceness_not_rays_15(monkeypatch):
+    import ray
+
+    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    with Engine(1) as engine:
+        engine._start()
+        [(niceness, _)] = ray.get([engine._task.options(num_cpus=1).remote(os.nice, 0)])
+    assert niceness == os.nice(0)
 
 
 @pytest.mark.parametrize("workers", [-1, 1.5, True, "2"])
