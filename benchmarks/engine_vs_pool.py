@@ -130,9 +130,10 @@ def main() -> None:
         if "MECL_WEIGHTS_DIR" not in env and shared_weights.is_dir():
             env["MECL_WEIGHTS_DIR"] = str(shared_weights)
         sides = {"ray": ROOT, "pool": before}
+        side_env = {"ray": env, "pool": env}
         if args.nice15:
             sides["ray-nice15"] = ROOT
-        side_env = {side: env for side in sides} | {"ray-nice15": {**env, "RAY_worker_niceness": "15"}}
+            side_env["ray-nice15"] = {**env, "RAY_worker_niceness": "15"}
         try:
             if not args.skip_warm_up:
                 cases = " ".join(args.case)
