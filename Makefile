@@ -15,6 +15,7 @@ help:
 	@echo "make book   execute the chapters and build the book into $(BOOK_OUT)/html (creates $(VENV))"
 	@echo "            PROFILE=auto|smoke|book|paper (default auto), DATA_DIR=folder holding cifar-10-batches-py/"
 	@echo "            VERBOSE=1 shows every kernel's and worker's own output (TensorFlow start-up notices too)"
+	@echo "            RERUN=1 executes every chapter again, even those unchanged since the last build"
 	@echo "make test   lint + the test suite, offline (creates $(VENV) if missing)"
 	@echo "make format apply ruff formatting and safe fixes"
 	@echo "make reproduce PROFILE=book   run a profile's whole experiment grid and print Table IV"
@@ -47,7 +48,7 @@ $(MATHJAX):
 	-command -v npm >/dev/null && npm install --silent --no-save --prefix .cache/mathjax mathjax@3
 
 book: env $(MATHJAX)
-	$(PY) -m mecl_utils.book build --profile $(PROFILE) --out $(BOOK_OUT) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose)
+	$(PY) -m mecl_utils.book build --profile $(PROFILE) --out $(BOOK_OUT) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose) $(if $(RERUN),--rerun)
 	@echo "Open $(BOOK_OUT)/html/index.html"
 
 reproduce: env

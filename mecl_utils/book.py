@@ -37,7 +37,7 @@ from papermill.exceptions import PapermillExecutionError
 from traitlets import Unicode, default
 from traitlets.config import Config
 
-from . import data, quiet
+from . import chapter_cache, data, quiet
 
 __all__ = [
     "NotebookExecutionError",
@@ -369,10 +369,12 @@ def build_book(
     data_dir: str | None = None,
     out_dir: str | os.PathLike = "_build",
     notebooks: list[str] | None = None,
+    rerun: bool = False,
 ) -> Path:
     """Execute the notebooks of ``_toc.yml`` (or only ``notebooks``, e.g. ["notebooks/pacing"]) and render.
 
-    Returns the folder holding index.html. Raises on the first failing notebook or Sphinx warning.
+    A chapter executed before with the same key (``chapter_cache``) is taken from the cache unless
+    ``rerun``. Returns the folder holding index.html. Raises on the first failing notebook or Sphinx warning.
     """
     start = time.perf_counter()
     name, reason = resolve_profile(profile, data_dir)
@@ -383,21 +385,10 @@ def build_book(
     data_dir = str(Path(data_dir).resolve()) if data_dir else ""
     offered = {"profile": name, "profile_reason": reason, "data_dir": data_dir}
     entries = [entry for entry in toc_files(ROOT / "_toc.yml") if entry.startswith("notebooks/")]
-    record = []
-    for entry in notebooks if notebooks is not None else entries:
-        notebook = _notebook_source(entry, ROOT)
-        stage = time.perf_counter()
-        wanted = {key: value for key, value in offered.items() if key in _declared(notebook)}
-        execute_notebook(
-            notebook,
-            source / f"{entry}.ipynb",
-            wanted,
-            kernel_log=out_dir / "logs" / f"{Path(entry).name}.kernel.log",
-            progress=str(notebook.relative_to(ROOT)),
-        )
-        seconds = time.perf_counter() - stage
-        record.append((entry, wanted.get("profile", ""), seconds))  # "": the chapter takes no profile
-        print(f"executed {notebook.relative_to(ROOT)} in {seconds:.1f} s", flush=True)
+    inputs = chapter_cache.inputs_identity(name, data_dir)
+    record = execute_chapters(
+        notebooks if notebooks is not None else entries, source, offered, out_dir, inputs, rerun=rerun
+    )
     _write_execution_report(source / "book" / "execution.md", name, reason, record)
     stage = time.perf_counter()
     jupyter_book = _jupyter_book_command()
@@ -419,19 +410,60 @@ def build_book(
     return html
 
 
+def execute_chapters(
+    entries: list[str],
+    source: Path,
+    offered: dict[str, object],
+    out_dir: Path,
+    inputs: dict,
+    *,
+    rerun: bool = False,
+) -> list[tuple[str, str, float, str]]:
+    """Each chapter executed into ``source`` (or its kept execution copied there); (entry, profile, seconds,
+    status) per chapter, status "executed" or "kept from <date>" (the seconds are then that execution's)."""
+    record = []
+    for entry in entries:
+        notebook = _notebook_source(entry, ROOT)
+        wanted = {key: value for key, value in offered.items() if key in _declared(notebook)}
+        key = chapter_cache.chapter_key(notebook, wanted, inputs)
+        target = source / f"{entry}.ipynb"
+        found = None if rerun else chapter_cache.kept(key)
+        if found is not None:
+            executed, sidecar = found
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(executed, target)
+            seconds, status = sidecar["seconds"], f"kept from {sidecar['executed']}"
+            print(f"{notebook.relative_to(ROOT)}: unchanged, kept from {sidecar['executed']}", flush=True)
+        else:
+            stage = time.perf_counter()
+            execute_notebook(
+                notebook,
+                target,
+                wanted,
+                kernel_log=out_dir / "logs" / f"{Path(entry).name}.kernel.log",
+                progress=str(notebook.relative_to(ROOT)),
+            )
+            seconds, status = time.perf_counter() - stage, "executed"
+            chapter_cache.keep(key, target, seconds)
+            print(f"executed {notebook.relative_to(ROOT)} in {seconds:.1f} s", flush=True)
+        record.append((entry, wanted.get("profile", ""), seconds, status))  # "": the chapter takes no profile
+    return record
+
+
 def _write_execution_report(
-    path: Path, profile: str, reason: str, record: list[tuple[str, str, float]]
+    path: Path, profile: str, reason: str, record: list[tuple[str, str, float, str]]
 ) -> None:
     """Replace the build's ``book/execution.md`` by the report of this run: chapters, profile, seconds."""
     introduction = path.read_text().split("\n\nThis copy of the page")[0]
     rows = "\n".join(
-        f"| {{doc}}`../{entry}` | {f'`{used}`' if used else '–'} | {seconds:.1f} | executed |"
-        for entry, used, seconds in record
+        f"| {{doc}}`../{entry}` | {f'`{used}`' if used else '–'} | {seconds:.1f} | {status} |"
+        for entry, used, seconds, status in record
     )
     versions = ", ".join(
         f"{package} {metadata.version(package)}" for package in ("keras", "papermill", "jupyter-book")
     )
-    total = sum(seconds for _, _, seconds in record)
+    total = sum(seconds for _, _, seconds, status in record if status == "executed")
+    kept = sum(status != "executed" for *_, status in record)
     path.write_text(
         f"""{introduction}
 
@@ -442,10 +474,21 @@ This build ran on {time.strftime("%Y-%m-%d %H:%M %Z")} with the **{profile}** pr
 |---|---|---|---|
 {rows}
 
-All chapters together: {total:.0f} s. A chapter that fails stops the build, so every chapter listed here ran
-to its end. Times include starting each notebook's kernel (a few seconds, mostly importing TensorFlow).
-"""
+The chapters this build executed took {total:.0f} s together. A chapter that fails stops the build, so
+every chapter listed here ran to its end. Times include starting each notebook's kernel (a few seconds,
+mostly importing TensorFlow).
+{_kept_note(kept, len(record))}"""
     )
+
+
+def _kept_note(kept: int, chapters: int) -> str:
+    if not kept:
+        return ""
+    return f"""
+{kept} of the {chapters} chapters were unchanged since an earlier build (the same text, parameters, package
+code, library versions and data files), so this build kept that build's execution, dated in the table, with
+the seconds it took then. `make book RERUN=1` executes every chapter again.
+"""
 
 
 def _fresh_book_source(source: Path) -> Path:
@@ -497,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ (default: $MECL_DATA_DIR)")
     build.add_argument("--out", default="_build", help="output folder (default: _build)")
     build.add_argument(
+        "--rerun", action="store_true", help="execute every chapter, even those kept from an earlier build"
+    )
+    build.add_argument(
         "--verbose",
         action="store_true",
         help="show each kernel's own stderr (TensorFlow start-up notices) instead of <out>/logs/",
@@ -518,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.verbose:
                 os.environ[quiet.VERBOSE_VARIABLE] = "1"  # kernels inherit it
-            build_book(args.profile, data_dir=args.data_dir, out_dir=args.out)
+            build_book(args.profile, data_dir=args.data_dir, out_dir=args.out, rerun=args.rerun)
     except (PapermillExecutionError, data.DataNotFoundError, ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
