@@ -433,7 +433,7 @@ def execute_chapters(
             target.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(executed, target)
             seconds, status = sidecar["seconds"], f"kept from {sidecar['executed']}"
-            print(f"{notebook.relative_to(ROOT)}: unchanged, kept from {sidecar['executed']}", flush=True)
+            print(f"{notebook.relative_to(ROOT)}: unchanged, {status} (--rerun executes it)", flush=True)
         else:
             stage = time.perf_counter()
             execute_notebook(
