@@ -19,7 +19,7 @@ work into the stages of the method:
 - rendering: Jupyter Book turning the executed chapters into HTML.
 
     .venv/bin/python benchmarks/book_build.py --profile smoke
-    .venv/bin/python benchmarks/book_build.py --profile book --data-dir DIR   # ~21 min cold, ~4 rerun
+    .venv/bin/python benchmarks/book_build.py --profile book --data-dir DIR   # 21-33 min cold, 0.2 warm
 """
 
 from __future__ import annotations
