@@ -88,7 +88,17 @@ def distillation_reading(table: pd.DataFrame, alpha: float) -> str:
             f"{with_:+.2f} points against vanilla ({_p_phrase(row['curriculum p (distilled)'])}, "
             f"{_evidence(row['curriculum p (distilled)'], n, alpha)}); without it, {without:+.2f} points."
         )
+    tests = _tested(table, ("distillation p (vanilla)", "curriculum p (distilled)"))
+    passed = sum(p < alpha for p in tests)
+    if passed:
+        sentences.append(chance_caveat(len(tests), passed, alpha))
     return "\n\n".join(sentences)
+
+
+def _tested(table: pd.DataFrame, columns: tuple[str, ...]) -> list[float]:
+    """The p-values of ``columns`` that a test gave: rows with enough repetitions, no NaN."""
+    enough = table[table["repetitions"] >= MIN_REPETITIONS] if len(table) else table
+    return [float(p) for column in columns for p in enough[column] if not pd.isna(p)]
 
 
 def network_setting_table(profile: Profile, networks: Profile) -> pd.DataFrame:
@@ -206,6 +216,11 @@ def tested_exits(strategy: str, exits: list[str]) -> list[str]:
 
 def chance_caveat(tests: int, passed: int, alpha: float) -> str:
     """What ``passed`` of ``tests`` paired tests below ``alpha`` are worth when nothing is there at all."""
+    if tests == 1:
+        return (
+            f"This one test falls below {alpha:g}; with no effect at all it would do so with probability "
+            f"{alpha:g}. Read it as a lead to re-test with more repetitions, not as a finding."
+        )
     verb = "falls" if passed == 1 else "fall"
     return (
         f"{passed} of these {tests} tests {verb} below {alpha:g}; with no effect anywhere, {tests} tests at "
@@ -232,8 +247,12 @@ def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, al
         "So these runs give no evidence that it does, and with so few repetitions a small true effect would "
         "not show either"
         if not helped
-        else "That is evidence for these cases at this scale only; a small effect elsewhere would not show"
+        else "That holds for these cases at this scale only; a small effect elsewhere would not show"
     )
+    tests = _tested(distilled, ("curriculum p (distilled)",))
+    passed = sum(p < alpha for p in tests)
+    if passed:
+        first += ". " + chance_caveat(len(tests), passed, alpha).removesuffix(".")
     first += (
         ". The curriculum choices were made for plain branches, and the distillation weight and temperature "
         "were fixed rather than searched."

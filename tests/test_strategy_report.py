@@ -49,3 +49,35 @@ def test_the_open_question_names_the_sign_of_what_passed():
     reading = strategy_report.open_questions_reading(distilled, _table(sdn_final_p=0.01), alpha=0.05)
     assert "Of the 4 comparisons" in reading and "1 is beyond noise" in reading
     assert "end to end, SDN at final (-3.00 points)" in reading and "by chance alone" in reading
+
+
+def _distilled(curriculum_p: tuple[float, ...], distillation_p: float = 0.5) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"backbone": "mobilenet", "dataset": "cifar10", "branch": branch, "repetitions": 3,
+         "plain vanilla mean": 60.0, "plain curriculum mean": 61.0,
+         "distilled vanilla mean": 59.0, "distilled curriculum mean": 60.0,
+         "curriculum p (distilled)": p, "distillation p (vanilla)": distillation_p}
+        for branch, p in enumerate(curriculum_p, start=1)
+    ])  # fmt: skip
+
+
+def test_a_passing_distillation_test_comes_with_what_chance_alone_would_give():
+    reading = strategy_report.distillation_reading(_distilled((0.03, 0.6)), alpha=0.05)
+    # two cases, each with a curriculum and a distillation test
+    assert "1 of these 4 tests falls below 0.05" in reading and "about 0.2 times by chance" in reading
+
+
+def test_no_distillation_caveat_where_nothing_passes():
+    reading = strategy_report.distillation_reading(_distilled((0.3, 0.6)), alpha=0.05)
+    assert "by chance alone" not in reading
+
+
+def test_the_distillation_question_weighs_a_pass_against_chance():
+    reading = strategy_report.open_questions_reading(_distilled((0.03, 0.6)), _table(0.5), alpha=0.05)
+    first = reading.split("\n\n")[0]
+    assert "in 1 the paired test" in first and "1 of these 2 tests falls below 0.05" in first
+
+
+def test_a_single_test_is_not_counted_as_one_of_one():
+    caveat = strategy_report.chance_caveat(1, 1, 0.05)
+    assert "of these 1" not in caveat and "probability 0.05" in caveat
