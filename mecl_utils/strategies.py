@@ -181,20 +181,22 @@ def _fit(
     callbacks: list,
     verbose: int,
 ):
-    """Fit as ``teachers.train_classifier`` does; every output reads the same labels."""
+    """Fit as ``teachers.train_classifier`` does, every output reading the same labels, but without its
+    per-epoch validation pass: no callback here reads it and evaluation changes no weight (the tests' plain
+    run still equals ``train_classifier``'s, which validates, to the last bit). Without it the chapter's
+    network runs took about 5 % less wall time (``benchmarks/network_runs.py``, benchmarks/README.md).
+    """
     outputs = len(model.outputs)
 
     def targets(y):
         return tuple([y] * outputs) if outputs > 1 else y
 
-    validation = (splits.val.x, targets(splits.val.y))
     if sampler is None:
         return model.fit(
             splits.train.x,
             targets(splits.train.y),
             batch_size=network_batch_size(network),
             epochs=epochs,
-            validation_data=validation,
             shuffle=True,
             callbacks=callbacks,
             verbose=verbose,
@@ -206,7 +208,6 @@ def _fit(
     batches = curriculum_dataset(splits.train.x, splits.train.y, sampler, epochs=epochs)
     return model.fit(
         batches.map(lambda x, y: (x, targets(y))),
-        validation_data=validation,
         epochs=epochs,
         steps_per_epoch=sampler.batches_per_epoch,
         shuffle=False,
