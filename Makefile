@@ -20,7 +20,7 @@ help:
 	@echo "make format apply ruff formatting and safe fixes"
 	@echo "make reproduce PROFILE=book   run a profile's whole experiment grid and print Table IV"
 	@echo "make bench [DATA_DIR=...]     print the speed benchmarks (benchmarks/README.md), ~10 min"
-	@echo "make bench-book DATA_DIR=...  the book profile's book cold, warm and with RERUN, per stage, 25-37 min"
+	@echo "make bench-book DATA_DIR=...  the book profile's book cold, warm and with RERUN, per stage, 12-37 min"
 
 # The environment is rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml

@@ -19,7 +19,7 @@ work into the stages of the method:
 - rendering: Jupyter Book turning the executed chapters into HTML.
 
     .venv/bin/python benchmarks/book_build.py --profile smoke
-    .venv/bin/python benchmarks/book_build.py --profile book --data-dir DIR   # 21-33 min cold, 0.2 warm
+    .venv/bin/python benchmarks/book_build.py --profile book --data-dir DIR   # 10-33 min cold, 0.1-0.2 warm
 """
 
 from __future__ import annotations
