@@ -437,4 +437,12 @@ def strategy_table(results: pd.DataFrame, split: str = "test") -> pd.DataFrame:
             f"{split}_accuracy_final"].mean()) * 100 if len(plain) else np.nan  # fmt: skip
         entry["repetitions"] = group["repetition"].nunique()
         table.append(entry)
+    # Rows arrive in the order the runs finished; the table reads strategy by strategy, vanilla first.
+    order = {name: index for index, name in enumerate((*NETWORK_STRATEGIES, *STRATEGY_METHODS))}
+
+    def place(entry: dict) -> tuple:
+        rank = [order.get(entry[key], len(order)) for key in ("strategy", "method")]
+        return (entry["backbone"], entry["dataset"], *rank)
+
+    table.sort(key=place)
     return pd.DataFrame(table)

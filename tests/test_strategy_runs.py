@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_experiments import CASE, _data, _profile
 
@@ -158,3 +159,17 @@ def test_unknown_strategies_are_rejected_before_any_work(tmp_path):
             NETWORKS, "tiny_cnn", "digits", ResultsStore(tmp_path / "r.csv"), teacher="self", pacing=PACING,
             strategies=("end_to_end",),
         )  # fmt: skip
+
+
+def test_the_strategy_table_reads_strategy_by_strategy_vanilla_first_whatever_order_runs_finished():
+    rows = pd.DataFrame([
+        {"stage": "network_strategy", "backbone": "mobilenet", "dataset": "cifar10", "strategy": strategy,
+         "method": method, "repetition": repetition, "test_accuracy_exit1": 0.2, "test_accuracy_final": 0.5}
+        for strategy, method in (("layer_wise", "curriculum"), ("plain", "curriculum"),
+                                 ("layer_wise", "vanilla"), ("plain", "vanilla"))
+        for repetition in (0, 1)
+    ])  # fmt: skip
+    table = strategy_runs.strategy_table(rows)
+    assert list(zip(table["strategy"], table["method"], strict=True)) == [
+        ("plain", "vanilla"), ("plain", "curriculum"), ("layer_wise", "vanilla"), ("layer_wise", "curriculum")
+    ]  # fmt: skip
