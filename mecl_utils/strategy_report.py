@@ -88,17 +88,17 @@ def distillation_reading(table: pd.DataFrame, alpha: float) -> str:
             f"{with_:+.2f} points against vanilla ({_p_phrase(row['curriculum p (distilled)'])}, "
             f"{_evidence(row['curriculum p (distilled)'], n, alpha)}); without it, {without:+.2f} points."
         )
-    tests = _tested(table, ("distillation p (vanilla)", "curriculum p (distilled)"))
-    passed = sum(p < alpha for p in tests)
-    if passed:
-        sentences.append(chance_caveat(len(tests), passed, alpha))
-    return "\n\n".join(sentences)
+    caveat = _table_caveat(table, ("distillation p (vanilla)", "curriculum p (distilled)"), alpha)
+    return "\n\n".join([*sentences, caveat] if caveat else sentences)
 
 
-def _tested(table: pd.DataFrame, columns: tuple[str, ...]) -> list[float]:
-    """The p-values of ``columns`` that a test gave: rows with enough repetitions, no NaN."""
+def _table_caveat(table: pd.DataFrame, columns: tuple[str, ...], alpha: float) -> str:
+    """``chance_caveat`` over the p-values of ``columns`` (rows with enough repetitions, no NaN); "" when
+    none falls below ``alpha``."""
     enough = table[table["repetitions"] >= MIN_REPETITIONS] if len(table) else table
-    return [float(p) for column in columns for p in enough[column] if not pd.isna(p)]
+    tests = [float(p) for column in columns for p in enough[column] if not pd.isna(p)]
+    passed = sum(p < alpha for p in tests)
+    return chance_caveat(len(tests), passed, alpha) if passed else ""
 
 
 def network_setting_table(profile: Profile, networks: Profile) -> pd.DataFrame:
@@ -249,10 +249,9 @@ def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, al
         if not helped
         else "That holds for these cases at this scale only; a small effect elsewhere would not show"
     )
-    tests = _tested(distilled, ("curriculum p (distilled)",))
-    passed = sum(p < alpha for p in tests)
-    if passed:
-        first += ". " + chance_caveat(len(tests), passed, alpha).removesuffix(".")
+    caveat = _table_caveat(distilled, ("curriculum p (distilled)",), alpha)
+    if caveat:
+        first += ". " + caveat.removesuffix(".")
     first += (
         ". The curriculum choices were made for plain branches, and the distillation weight and temperature "
         "were fixed rather than searched."
