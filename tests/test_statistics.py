@@ -1,0 +1,89 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mecl_utils.statistics import (
+    compare_with_baseline,
+    holm,
+    interval_text,
+    paired_difference,
+    passes,
+    reading,
+)
+
+
+def test_paired_difference_matches_a_hand_computation():
+    vanilla = pd.Series([70.0, 72.0, 71.0], index=[0, 1, 2])
+    curriculum = pd.Series([71.0, 75.0, 73.0], index=[0, 1, 2])  # differences 1, 3, 2
+    d = paired_difference(vanilla, curriculum)
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # sd of (1, 3, 2) is 1
+    assert (d.n, d.mean, d.sd) == (3, 2.0, 1.0)
+    assert d.low == pytest.approx(2.0 - half) and d.high == pytest.approx(2.0 + half)
+    assert d.p == pytest.approx(stats.ttest_rel([71, 75, 73], [70, 72, 71]).pvalue)
+
+
+def test_paired_difference_pairs_by_repetition_not_by_position():
+    vanilla = pd.Series([70.0, 80.0, 90.0], index=[0, 1, 2])
+    other = pd.Series([91.0, 71.0, 81.0], index=[2, 0, 1])  # +1 for every repetition, listed out of order
+    d = paired_difference(vanilla, other)
+    assert d.mean == pytest.approx(1.0) and d.sd == pytest.approx(0.0, abs=1e-12)
+
+
+def test_differences_that_do_not_vary_have_no_p_value():
+    d = paired_difference(pd.Series([0.1, 0.2, 0.3]), pd.Series([0.1, 0.2, 0.3]) + 0.7)
+    assert math.isnan(d.p) and d.low == pytest.approx(0.7) and d.high == pytest.approx(0.7)
+
+
+def test_one_pair_has_a_mean_but_no_interval():
+    d = paired_difference(pd.Series([1.0, np.nan]), pd.Series([2.0, 5.0]))
+    assert d.n == 1 and d.mean == 1.0 and math.isnan(d.low) and math.isnan(d.p)
+
+
+def test_holm_adjusts_step_down_and_keeps_nan():
+    adjusted = holm([0.01, np.nan, 0.04, 0.03])
+    # sorted 0.01, 0.03, 0.04 with m = 3: 0.03, 0.06, then max(0.06, 0.04) = 0.06
+    np.testing.assert_allclose(adjusted, [0.03, np.nan, 0.06, 0.06])
+
+
+def test_passes_needs_enough_repetitions_and_a_small_p():
+    assert passes(0.01, 3) and not passes(0.01, 2) and not passes(0.05, 5) and not passes(np.nan, 5)
+
+
+def test_compare_with_baseline_corrects_only_the_secondary_comparisons():
+    rng = np.random.default_rng(0)
+    vanilla = rng.normal(70, 1, 5)
+    wide = pd.DataFrame(
+        {
+            "vanilla": vanilla,
+            "curriculum": vanilla + rng.normal(1, 1, 5),
+            "anti": vanilla + rng.normal(0.5, 1, 5),
+            "random": vanilla + rng.normal(2, 1, 5),
+        }
+    )
+    table = compare_with_baseline(wide)
+    assert list(table.index) == ["curriculum", "anti", "random"]
+    assert table.loc["curriculum", "p adjusted"] == table.loc["curriculum", "p"]
+    np.testing.assert_allclose(
+        table.loc[["anti", "random"], "p adjusted"], holm(table.loc[["anti", "random"], "p"])
+    )
+
+
+def test_interval_text_signs_both_ends():
+    assert interval_text(-0.414, 2.3) == "[-0.41, +2.30] points"
+
+
+def test_a_non_significant_reading_gives_the_interval_and_never_says_no_effect():
+    d = paired_difference(pd.Series([70.0, 72.0, 71.0]), pd.Series([72.0, 71.0, 73.0]))
+    text = reading(d)
+    assert text.startswith("not distinguishable with 3 repetitions")
+    assert interval_text(d.low, d.high) in text
+    assert "no effect" not in text and "within noise" not in text
+
+
+def test_a_significant_reading_names_the_level_and_the_interval():
+    d = paired_difference(pd.Series([70.0, 72.0, 71.0, 70.5]), pd.Series([72.0, 74.1, 72.9, 72.6]))
+    text = reading(d)
+    assert text.startswith("distinguishable from noise at the 0.05 level") and "95 % interval" in text
