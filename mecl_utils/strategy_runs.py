@@ -68,7 +68,9 @@ __all__ = [
 
 NETWORK_STRATEGIES = ("plain", "end_to_end_equal", "end_to_end_sdn", "layer_wise")
 STRATEGY_METHODS = ("vanilla", "curriculum")
-NETWORK_RUNS_VERSION = 1  # part of every network run's identity: bump when what a run trains changes
+# Part of every network run's identity: bump when what a run trains changes. 2: "sdn" weights follow Kaya et
+# al.'s schedule, min(C_i, 0.01 + e·C_i/E) with C_i the compute share before exit i (were: relative depth).
+NETWORK_RUNS_VERSION = 2
 _WEIGHTING = {"end_to_end_equal": "equal", "end_to_end_sdn": "sdn"}
 
 

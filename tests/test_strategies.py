@@ -100,19 +100,22 @@ def test_equal_weighting_weighs_every_early_exit_one():
     assert strategies.exit_weights("equal", (0.2, 0.6), 0, 5) == (1.0, 1.0)
 
 
-def test_sdn_weights_grow_linearly_from_a_hundredth_to_the_exit_depth():
-    depths = (0.2, 0.6)
-    assert strategies.exit_weights("sdn", depths, 0, 5) == pytest.approx((0.01, 0.01))
-    assert strategies.exit_weights("sdn", depths, 2, 5) == pytest.approx((0.105, 0.305))
-    assert strategies.exit_weights("sdn", depths, 4, 5) == pytest.approx(depths)
+def test_sdn_weights_follow_shallow_deep_networks_schedule_from_their_first_epoch():
+    # Kaya et al.'s training code: min(C_i, 0.01 + e·C_i/E) in epoch e = 1..E (ours counts from 0).
+    shares, epochs = (0.25, 0.6), 4
+    by_hand = [(0.0725, 0.16), (0.135, 0.31), (0.1975, 0.46), (0.25, 0.6)]  # the last: capped at C_i
+    for epoch, expected in enumerate(by_hand):
+        assert strategies.exit_weights("sdn", shares, epoch, epochs) == pytest.approx(expected)
 
 
-def test_relative_depths_follow_the_layer_order():
-    from mecl_utils.models import build_tiny_cnn
+def test_compute_shares_are_the_macs_before_each_exit_over_the_classifiers():
+    import keras
 
-    model = build_tiny_cnn(10, input_shape=(8, 8, 1))
-    first, second = strategies.relative_depths(model, LAYERS)
-    assert 0 < first < second < 1
+    inputs = keras.Input((4,))
+    a = keras.layers.Dense(3, name="a")(inputs)  # 4·3 = 12 MACs
+    b = keras.layers.Dense(5, name="b")(a)  # 3·5 = 15
+    classifier = keras.Model(inputs, keras.layers.Dense(2, name="out")(b))  # 5·2 = 10: 37 in all
+    assert strategies.compute_shares(classifier, ("a", "b")) == pytest.approx((12 / 37, 27 / 37))
 
 
 @pytest.mark.parametrize(
