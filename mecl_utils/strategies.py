@@ -5,8 +5,9 @@ two other strategies, and Sec. V asks whether curriculum learning helps them too
 
 - *end-to-end*: backbone and exits train together on one loss, the final exit's cross-entropy plus each
   early exit's, weighted (``exit_weights``). "equal" weighs every exit 1. "sdn" is Shallow-Deep Networks'
-  scheme (Kaya, Hong & Dumitras, 2019): an early exit's weight grows linearly over the epochs from 0.01 to
-  its relative depth in the backbone (our reading of their "position"), the final exit weighing 1 throughout;
+  schedule (Kaya, Hong & Dumitras, 2019, as their training code computes it): in epoch e = 1, ..., E early
+  exit i weighs min(C_i, 0.01 + e·C_i/E), where C_i is the share of the classifier's compute done before
+  exit i (``compute_shares``: multiply-accumulates, ``costs``); the final exit weighs 1 throughout;
 - *layer-wise*: the network up to and including exit 1 is trained, then frozen; then the part up to and
   including exit 2; and so on to the final exit (``train_layer_wise``). Frozen layers, BatchNormalization's
   moving statistics included, never change again.
@@ -16,9 +17,11 @@ and a fresh head, or a fresh tiny CNN) with fresh Fig. 7 branches, and follow it
 backbone's learning rate and epochs, the Table I batch size and frozen layers). The training data arrive
 either as shuffled epochs, exactly as ``teachers.train_classifier`` feeds them (``sampler=None``), or through
 a curriculum sampler over the whole network's training data (a layer-wise stage restarts its pacing). With
-every early-exit weight at 0, end-to-end training is plain backbone training to the last bit: the tests hold
-it to that. A process traces each kind of network once and trains every later run in that compiled copy
-(``_COMPILED``): the same weights to the last bit, without 20-30 s of tracing per run.
+every early-exit weight at 0, end-to-end training leaves the classifier bit for bit as training it alone
+from the same seed through the same data would: ``train_classifier``'s network with ``sampler=None``, the
+classifier fitted alone through the same sampler otherwise (the tests hold both to the last bit). A process
+traces each kind of network once and trains every later run in that compiled copy (``_COMPILED``): the same
+weights to the last bit, without 20-30 s of tracing per run.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import keras
 import numpy as np
 
 from .branches import build_branch
+from .costs import total_macs
 from .data import Dataset, Split, Splits
 from .models import copy_variables, get_layer, reset_optimizer, top1_accuracy
 from .profiles import Profile
@@ -40,15 +44,15 @@ __all__ = [
     "WEIGHTINGS",
     "MultiExit",
     "build_multi_exit_network",
+    "compute_shares",
     "exit_accuracies",
     "exit_weights",
-    "relative_depths",
     "train_end_to_end",
     "train_layer_wise",
 ]
 
 WEIGHTINGS = ("equal", "sdn")
-SDN_START = 0.01  # Kaya et al.'s starting weight of every early exit
+SDN_START = 0.01  # Kaya et al.'s offset of every early exit's weight
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,42 +112,50 @@ def _attach(classifier: keras.Model, branches: Sequence[keras.Model], layers: Se
     return MultiExit(model, classifier, tuple(branches), tuple(layers))
 
 
-def relative_depths(classifier: keras.Model, layers: Sequence[str]) -> tuple[float, ...]:
-    """Where each layer sits in the classifier, as a fraction of its layers (Keras' topological order)."""
-    names = [layer.name for layer in classifier.layers]
-    return tuple((names.index(get_layer(classifier, name).name) + 1) / len(names) for name in layers)
+def compute_shares(classifier: keras.Model, layers: Sequence[str]) -> tuple[float, ...]:
+    """SDN's C_i: the share of ``classifier``'s MACs (``costs.total_macs``) done before each layer's exit.
+
+    The MACs before an exit are those of the part of the classifier that the layer's output needs, what
+    ``costs.exit_costs(classifier, layer).backbone.macs`` counts; counted here on that part as a model of its
+    own, because ``exit_costs`` without a branch builds one, which would draw from the seeded random state.
+    """
+    total = total_macs(classifier)
+    parts = [keras.Model(classifier.inputs, get_layer(classifier, name).output) for name in layers]
+    return tuple(total_macs(part) / total for part in parts)
 
 
 def exit_weights(
-    weighting: str | Sequence[float], depths: Sequence[float], epoch: int, epochs: int
+    weighting: str | Sequence[float], shares: Sequence[float], epoch: int, epochs: int
 ) -> tuple[float, ...]:
-    """The loss weight of each early exit in epoch ``epoch`` (from 0) of ``epochs``; the final exit's is 1.
+    """The loss weight of each early exit in epoch ``epoch`` of ``epochs``; the final exit's is 1.
 
-    ``weighting``: "equal", "sdn" (module docstring), or one constant weight per early exit.
+    ``epoch`` counts from 0, as Keras' callbacks do; SDN counts its epochs e from 1, so "sdn" reads
+    e = ``epoch`` + 1: min(C_i, 0.01 + (``epoch`` + 1)·C_i/``epochs``), C_i being ``shares`` (module
+    docstring). ``weighting``: "equal", "sdn", or one constant weight per early exit.
     """
     if isinstance(weighting, str):
         if weighting == "equal":
-            return tuple(1.0 for _ in depths)
+            return tuple(1.0 for _ in shares)
         if weighting == "sdn":
-            progress = 1.0 if epochs == 1 else epoch / (epochs - 1)
-            return tuple(SDN_START + (depth - SDN_START) * progress for depth in depths)
+            e = epoch + 1
+            return tuple(min(share, SDN_START + e * share / epochs) for share in shares)
         raise ValueError(f"unknown exit weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}, or numbers")
     weights = tuple(float(w) for w in weighting)
-    if len(weights) != len(depths) or any(not w >= 0 for w in weights):
-        raise ValueError(f"give one weight >= 0 per early exit ({len(depths)}), got {tuple(weighting)}")
+    if len(weights) != len(shares) or any(not w >= 0 for w in weights):
+        raise ValueError(f"give one weight >= 0 per early exit ({len(shares)}), got {tuple(weighting)}")
     return weights
 
 
 class _ExitWeightSchedule(keras.callbacks.Callback):
     """Sets the early exits' loss weights (Keras variables the compiled loss reads) at each epoch's start."""
 
-    def __init__(self, variables, weighting, depths, epochs):
+    def __init__(self, variables, weighting, shares, epochs):
         super().__init__()
-        self.variables, self.weighting, self.depths, self.epochs = variables, weighting, depths, epochs
+        self.variables, self.weighting, self.shares, self.epochs = variables, weighting, shares, epochs
         self.history: list[tuple[float, ...]] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        weights = exit_weights(self.weighting, self.depths, epoch, self.epochs)
+        weights = exit_weights(self.weighting, self.shares, epoch, self.epochs)  # epoch: from 0
         for variable, weight in zip(self.variables, weights, strict=True):
             variable.assign(weight)
         self.history.append(weights)
@@ -290,11 +302,11 @@ def train_end_to_end(
     epochs = profile.backbone_epochs if epochs is None else epochs
     trainer = _trainer("end_to_end", profile, network, dataset, layers, sampler)
     multi = _seeded(profile, network, dataset, layers, _branch_shapes(trainer.multi), seed, init_seed)
-    depths = relative_depths(multi.classifier, layers)
-    exit_weights(weighting, depths, 0, epochs)  # a bad weighting fails before any training
+    shares = compute_shares(multi.classifier, layers)
+    exit_weights(weighting, shares, 0, epochs)  # a bad weighting fails before any training
     copy_variables(trainer.multi.model, multi.model)
     _reset_optimizers(trainer, profile)
-    schedule = _ExitWeightSchedule(trainer.exit_weights, weighting, depths, epochs)
+    schedule = _ExitWeightSchedule(trainer.exit_weights, weighting, shares, epochs)
     _fit(trainer.models[0], network, splits, sampler, epochs, [schedule], verbose)
     copy_variables(multi.model, trainer.multi.model)
     return multi, schedule.history

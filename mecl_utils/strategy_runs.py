@@ -10,10 +10,13 @@ curriculum training and paired repetitions, their rows in the same resumable res
    repetitions have the Table IV repetitions' seeds, so every distilled run pairs with the plain runs of its
    repetition (same initial weights, same batches). These rows have the stage ``distillation``.
 2. ``run_network_strategies``: per (backbone, data set), each repetition trains the whole network four ways
-   (``NETWORK_STRATEGIES``): ``plain`` (every early-exit weight 0: the network trained alone, the reference
-   for the final exit), end to end with equal and with SDN weights, and layer-wise (``strategies``).
-   Curriculum orders the whole network's training data by a teacher's losses; vanilla draws its batches
-   through the same sampler (λ ≡ 1). The strategies and both methods of one repetition share their seeds.
+   (``NETWORK_STRATEGIES``): ``plain`` (every early-exit weight 0: the classifier as if trained alone, the
+   reference for the final exit), end to end with equal and with SDN weights, and layer-wise
+   (``strategies``). Curriculum orders the whole network's training data by a teacher's losses; vanilla
+   draws its batches through the same sampler (λ ≡ 1). The strategies and both methods of one repetition
+   share their seeds. So plain is not the Table IV backbone: it trains in the network setting below, its
+   batches drawn by the vanilla sampler (``network_sampler``) rather than Keras' shuffled epochs, from the
+   repetition's "network" seed (``NetworkRun.seeds``) rather than the profile's.
 
 Network runs train the backbone, the most expensive work there is, so they run in a setting of their own
 (a profile with fewer images or epochs, stated where it is used); a pacing function there is given directly,
@@ -45,9 +48,9 @@ from .pacing import Pacing, parameters, preset
 from .prepare import load_splits, prepare_networks
 from .profiles import Profile
 from .results import ResultsStore, paired_p
-from .sampler import sampler_for_method
+from .sampler import CurriculumSampler, sampler_for_method
 from .seeds import stream_seed
-from .strategies import exit_accuracies, train_end_to_end, train_layer_wise
+from .strategies import MultiExit, exit_accuracies, train_end_to_end, train_layer_wise
 from .teachers import classifier_parts, losses_parts, network_batch_size, teacher_losses, trained_backbone
 
 __all__ = [
@@ -58,17 +61,21 @@ __all__ = [
     "distillation_table",
     "exit_keys",
     "network_outputs",
+    "network_sampler",
     "network_setting",
     "run_distillation",
     "run_network_strategies",
     "strategy_table",
     "stretched_pacing",
+    "train_network",
     "with_final_logits",
 ]
 
 NETWORK_STRATEGIES = ("plain", "end_to_end_equal", "end_to_end_sdn", "layer_wise")
 STRATEGY_METHODS = ("vanilla", "curriculum")
-NETWORK_RUNS_VERSION = 1  # part of every network run's identity: bump when what a run trains changes
+# Part of every network run's identity: bump when what a run trains changes. 2: "sdn" weights follow Kaya et
+# al.'s schedule, min(C_i, 0.01 + e·C_i/E) with C_i the compute share before exit i (were: relative depth).
+NETWORK_RUNS_VERSION = 2
 _WEIGHTING = {"end_to_end_equal": "equal", "end_to_end_sdn": "sdn"}
 
 
@@ -279,32 +286,60 @@ def network_run_id(run: NetworkRun, profile: Profile, dataset: Dataset, splits: 
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
-def train_network_run(
-    profile: Profile, dataset: Dataset, splits: Splits, losses: np.ndarray | None, run: NetworkRun
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Train one network run, writing nothing: its result row and every exit's outputs per split."""
+def network_sampler(
+    profile: Profile, splits: Splits, losses: np.ndarray | None, run: NetworkRun
+) -> CurriculumSampler:
+    """The sampler ``run`` draws its batches from, seeded by its repetition's "sampling" stream.
+
+    Curriculum: the training data ordered by the teacher's ``losses``, paced by ``run.pacing``. Vanilla (every
+    strategy, plain included): the profile's ``vanilla_sampling``, "paced" meaning each batch drawn at random
+    from the whole training split (λ ≡ 1); ``losses`` is not read.
+    """
     seeds = run.seeds(profile)
-    sampler = sampler_for_method(
+    curriculum = run.method == "curriculum"
+    return sampler_for_method(
         run.method,
-        losses if run.method == "curriculum" else np.zeros(len(splits.train)),
+        losses if curriculum else np.zeros(len(splits.train)),
         network_batch_size(run.backbone),
-        run.pacing if run.method == "curriculum" else None,
+        run.pacing if curriculum else None,
         seed=seeds["sampling"],
         order_seed=seeds["order"],
         labels=splits.train.y,
         balance=profile.class_balance,
         vanilla_sampling=profile.vanilla_sampling,
     )
+
+
+def train_network(
+    profile: Profile, dataset: Dataset, splits: Splits, losses: np.ndarray | None, run: NetworkRun
+) -> MultiExit:
+    """``run``'s network trained on ``splits.train`` for ``profile.backbone_epochs``, through
+    ``network_sampler``, from its repetition's "network" and "init" seeds (``NetworkRun.seeds``).
+
+    Plain is end-to-end training with every early-exit weight 0: its classifier ends bit for bit as the
+    classifier trained alone on its own loss through the same sampler from the same seed (a test checks it).
+    """
+    seeds = run.seeds(profile)
     layers = _layers(run, profile)
-    common = {"seed": seeds["network"], "init_seed": seeds["init"], "sampler": sampler}
-    start = time.perf_counter()
+    common = {
+        "seed": seeds["network"],
+        "init_seed": seeds["init"],
+        "sampler": network_sampler(profile, splits, losses, run),
+    }
     if run.strategy == "layer_wise":
-        multi = train_layer_wise(profile, run.backbone, dataset, splits, layers, **common)
-    else:
-        weighting = _WEIGHTING.get(run.strategy, tuple(0.0 for _ in layers))
-        multi, _ = train_end_to_end(
-            profile, run.backbone, dataset, splits, layers, weighting=weighting, **common
-        )
+        return train_layer_wise(profile, run.backbone, dataset, splits, layers, **common)
+    weighting = _WEIGHTING.get(run.strategy, tuple(0.0 for _ in layers))
+    return train_end_to_end(profile, run.backbone, dataset, splits, layers, weighting=weighting, **common)[0]
+
+
+def train_network_run(
+    profile: Profile, dataset: Dataset, splits: Splits, losses: np.ndarray | None, run: NetworkRun
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Train one network run (``train_network``), writing nothing: its result row and every exit's outputs
+    per split."""
+    layers = _layers(run, profile)
+    start = time.perf_counter()
+    multi = train_network(profile, dataset, splits, losses, run)
     seconds = time.perf_counter() - start
     names = exit_keys(len(layers))
     row = {

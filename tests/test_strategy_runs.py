@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +12,12 @@ from mecl_utils import strategy_runs
 from mecl_utils.distillation import Distillation
 from mecl_utils.engine import Engine
 from mecl_utils.experiments import run_case
-from mecl_utils.pacing import FixedExponential
+from mecl_utils.pacing import FULL, FixedExponential
+from mecl_utils.prepare import load_splits
 from mecl_utils.profiles import get_profile
 from mecl_utils.results import ResultsStore
+from mecl_utils.sampler import curriculum_dataset
+from mecl_utils.teachers import build_network
 
 DISTILLATION = Distillation(0.5, 4.0)
 
@@ -126,8 +130,6 @@ def test_network_outputs_are_kept_per_split_and_exit(network_store):
     assert sorted(outputs) == sorted(
         f"{s}_{e}" for s in ("val", "hparam", "test") for e in ("exit1", "exit2", "final")
     )
-    from mecl_utils.prepare import load_splits
-
     _, splits = load_splits(NETWORKS, "digits")
     accuracy = np.mean(outputs["test_final"].argmax(axis=1) == splits.test.y)
     assert accuracy == pytest.approx(row["test_accuracy_final"])
@@ -146,11 +148,32 @@ def test_the_strategy_table_has_a_row_per_strategy_and_method(network_store):
     assert len(table) == 4
     assert list(table["repetitions"].unique()) == [2]
     plain = table[table["strategy"] == "plain"]
-    assert plain["final vs plain"].tolist() == [0.0, 0.0]
     assert plain[["exit1 p", "exit2 p"]].isna().all().all()  # its branches never train: nothing to test
     p_values = table.loc[table["method"] == "curriculum", "final p"].dropna()
     assert p_values.between(0, 1).all()
     assert table.loc[table["method"] == "vanilla", "final p"].isna().all()  # no test against itself
+
+
+@pytest.mark.slow
+def test_the_chapters_plain_run_is_its_classifier_trained_alone_through_the_vanilla_sampler(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
+    profile = strategy_runs.network_setting(get_profile("smoke"), 500, 2, 1)  # as the chapter builds it
+    dataset, splits = load_splits(profile, "digits")
+    run = strategy_runs.NetworkRun("tiny_cnn", "digits", "plain", "vanilla", 0, None, None)
+    plain = strategy_runs.train_network(profile, dataset, splits, None, run)
+    sampler = strategy_runs.network_sampler(profile, splits, None, run)
+    assert sampler.pacing == FULL  # each batch drawn at random from the whole training split
+    keras.utils.set_random_seed(run.seeds(profile)["network"])
+    alone = build_network(profile, "tiny_cnn", dataset)  # no branches, its own loss
+    alone.compile(keras.optimizers.Adam(profile.backbone_learning_rate), "sparse_categorical_crossentropy")
+    batches = curriculum_dataset(splits.train.x, splits.train.y, sampler, epochs=2)
+    alone.fit(batches, epochs=2, steps_per_epoch=sampler.batches_per_epoch, shuffle=False, verbose=0)
+    trained, expected = plain.classifier.get_weights(), alone.get_weights()
+    assert len(trained) == len(expected)
+    for a, b in zip(trained, expected, strict=True):
+        np.testing.assert_array_equal(a, b)  # bit for bit
 
 
 def test_unknown_strategies_are_rejected_before_any_work(tmp_path):
@@ -173,3 +196,19 @@ def test_the_strategy_table_reads_strategy_by_strategy_vanilla_first_whatever_or
     assert list(zip(table["strategy"], table["method"], strict=True)) == [
         ("plain", "vanilla"), ("plain", "curriculum"), ("layer_wise", "vanilla"), ("layer_wise", "curriculum")
     ]  # fmt: skip
+
+
+def test_final_vs_plain_is_the_final_exits_mean_minus_the_plain_networks_under_the_same_method():
+    finals = {  # test accuracy of the final exit in repetitions 0 and 1
+        ("plain", "vanilla"): (0.5, 0.6), ("plain", "curriculum"): (0.4, 0.5),
+        ("end_to_end_equal", "vanilla"): (0.7, 0.8), ("end_to_end_equal", "curriculum"): (0.3, 0.4),
+    }  # fmt: skip
+    rows = pd.DataFrame([
+        {"stage": "network_strategy", "backbone": "mobilenet", "dataset": "cifar10", "strategy": strategy,
+         "method": method, "repetition": repetition, "test_accuracy_final": accuracy}
+        for (strategy, method), accuracies in finals.items()
+        for repetition, accuracy in enumerate(accuracies)
+    ])  # fmt: skip
+    table = strategy_runs.strategy_table(rows).set_index(["strategy", "method"])["final vs plain"]
+    assert table["end_to_end_equal", "vanilla"] == pytest.approx(75 - 55)
+    assert table["end_to_end_equal", "curriculum"] == pytest.approx(35 - 45)
