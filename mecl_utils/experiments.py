@@ -204,8 +204,15 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
 
 
 def keep_outputs(run_id: str, probabilities: dict[str, np.ndarray] | None) -> None:
-    """Cache a repetition's outputs (``branch_outputs``); a search run has none."""
+    """Cache a repetition's outputs (``branch_outputs``), replacing any kept there before; a search has none.
+
+    Outputs are written before their row is stored (``run_specs``, ``grid.run_cases``), so a run stopped in
+    between leaves outputs without a row. Its run_id is then not in the store, so it trains again, and the
+    retrained run writes its own outputs over the ones left behind: outputs under a stored run_id are
+    always those of the run that stored the row, never a reused older copy.
+    """
     if probabilities is not None:
+        cache_path("branch_outputs", cache_key(_outputs_parts(run_id)), ".npz").unlink(missing_ok=True)
         cached_arrays("branch_outputs", _outputs_parts(run_id), lambda: probabilities)
 
 

@@ -191,3 +191,11 @@ def test_stale_rows_are_those_of_another_training_version():
     )
     assert experiments.stale_rows(frame).tolist() == [True, False, True]
     assert experiments.stale_rows(pd.DataFrame({"run_id": ["old"]})).tolist() == [True]
+
+
+def test_a_retrained_run_replaces_outputs_left_by_a_run_whose_row_was_lost(tmp_path, monkeypatch):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
+    experiments.keep_outputs("lost-row", {"test": np.zeros((2, 3), "float32")})  # stored no row
+    retrained = {"test": np.ones((2, 3), "float32")}
+    experiments.keep_outputs("lost-row", retrained)
+    np.testing.assert_array_equal(experiments.branch_outputs("lost-row")["test"], retrained["test"])
