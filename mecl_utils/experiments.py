@@ -140,7 +140,8 @@ def run_identity(spec: RunSpec, profile: Profile, data: CaseData) -> dict:
     """
     seeds = spec.seeds(profile)
     vanilla = spec.method == "vanilla"
-    ordered = not vanilla or profile.vanilla_sampling == "epochs"  # the base order matters
+    # A reported run's outputs on every OUTPUT_SPLITS split are kept under its run_id (keep_outputs).
+    splits = ("train", "val", spec.eval_split, *(OUTPUT_SPLITS if spec.seed_group == "repetition" else ()))
     # Only distilled runs carry the key, so every other run keeps the identity it had before distillation.
     distilled = (
         {} if spec.distillation is None else {"distillation": _distillation_identity(spec.distillation)}
@@ -152,9 +153,7 @@ def run_identity(spec: RunSpec, profile: Profile, data: CaseData) -> dict:
             "backbone": data.identity["backbone"],
             "features": data.identity["features"],
             "layer": data.layer,
-            "split_index": {
-                name: data.identity["split_index"][name] for name in ("train", "val", spec.eval_split)
-            },
+            "split_index": {name: data.identity["split_index"][name] for name in splits},
         },
         "eval_split": spec.eval_split,
         "method": spec.method,
@@ -162,7 +161,7 @@ def run_identity(spec: RunSpec, profile: Profile, data: CaseData) -> dict:
         "pacing": None if vanilla else parameters(preset(spec.pacing)),
         "sampler": {
             "batch_size": profile.branch_batch_size,
-            "class_balance": profile.class_balance if ordered else None,
+            "class_balance": profile.class_balance,  # regroups the order every method's batches draw from
             "vanilla_sampling": profile.vanilla_sampling if vanilla else None,
         },
         "optimizer": spec.optimizer,
@@ -204,8 +203,15 @@ def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0
 
 
 def keep_outputs(run_id: str, probabilities: dict[str, np.ndarray] | None) -> None:
-    """Cache a repetition's outputs (``branch_outputs``); a search run has none."""
+    """Cache a repetition's outputs (``branch_outputs``), replacing any kept there before; a search has none.
+
+    Outputs are written before their row is stored (``run_specs``, ``grid.run_cases``), so a run stopped in
+    between leaves outputs without a row. Its run_id is then not in the store, so it trains again, and the
+    retrained run writes its own outputs over the ones left behind: outputs under a stored run_id are
+    always those of the run that stored the row, never a reused older copy.
+    """
     if probabilities is not None:
+        cache_path("branch_outputs", cache_key(_outputs_parts(run_id)), ".npz").unlink(missing_ok=True)
         cached_arrays("branch_outputs", _outputs_parts(run_id), lambda: probabilities)
 
 

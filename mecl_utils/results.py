@@ -7,7 +7,9 @@ We add what the paper does not report: a paired t-test of each method against va
 (the methods of one repetition share their initial weights, so the pairs are natural).
 
 The store is a CSV rewritten atomically (temporary file + ``os.replace``) after each run, so a killed run
-loses at most the run in flight and a re-run skips every finished ``run_id``. ``PAPER_TABLE_IV`` holds the
+loses at most the run in flight and a re-run skips every finished ``run_id``. Each write holds a lock on the
+file across processes and reads the file again first, so two writers (a notebook and the command line) keep
+each other's rows. ``PAPER_TABLE_IV`` holds the
 paper's own numbers, cited, so the book can show both tables side by side.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 from scipy import stats
 
 __all__ = ["PAPER_TABLE_IV", "ResultsStore", "paired_p", "paper_table_iv", "table_iv"]
@@ -27,11 +30,33 @@ METHOD_COLUMNS = {"vanilla": "Vanilla", "curriculum": "Curriculum", "anti": "Ant
 
 
 class ResultsStore:
-    """Rows of finished runs in one CSV file, keyed by ``run_id``."""
+    """Rows of finished runs in one CSV file, keyed by ``run_id``; several processes may write it at once.
+
+    ``append`` holds a lock on ``<file>.lock`` (``filelock``: across processes), reads the file afresh, adds
+    its row and replaces the file atomically, so no writer drops another's rows. Every read (``in``,
+    ``len``, ``frame``) reads the file again when it changed since this store last read it, so a row another
+    process appended counts as finished here too.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._frame = self._read()
+        self._lock_path = self.path.with_name(f"{self.path.name}.lock")
+        self._frame, self._seen = pd.DataFrame(), None
+        self._refresh()
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        """What changes whenever the file is replaced: its inode, modification time and size."""
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return status.st_ino, status.st_mtime_ns, status.st_size
+
+    def _refresh(self) -> None:
+        signature = self._signature()
+        if signature is None or signature != self._seen:
+            # Stated before reading: should the file change in between, the next look reads it again.
+            self._frame, self._seen = self._read(), signature
 
     def _read(self) -> pd.DataFrame:
         if not self.path.exists():
@@ -48,32 +73,39 @@ class ResultsStore:
         return frame
 
     def __contains__(self, run_id: str) -> bool:
+        self._refresh()
         return bool(len(self._frame)) and run_id in set(self._frame["run_id"])
 
     def __len__(self) -> int:
+        self._refresh()
         return len(self._frame)
 
     def frame(self) -> pd.DataFrame:
+        self._refresh()
         return self._frame.copy()
 
     def append(self, row: dict) -> None:
-        """Add one finished run and rewrite the file atomically."""
+        """Add one finished run: under the lock, read the file again, add the row, rewrite it atomically."""
         if "run_id" not in row:
             raise ValueError("a result row needs a run_id")
-        if row["run_id"] in self:
-            raise ValueError(f"run {row['run_id']} is already in {self.path}")
-        self._frame = pd.concat([self._frame, pd.DataFrame([row])], ignore_index=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w", newline="") as file:
-                self._frame.to_csv(file, index=False)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with FileLock(self._lock_path):
+            self._frame, self._seen = pd.DataFrame(), None
+            self._refresh()  # the rows other processes appended since this store last read the file
+            if len(self._frame) and row["run_id"] in set(self._frame["run_id"]):
+                raise ValueError(f"run {row['run_id']} is already in {self.path}")
+            frame = pd.concat([self._frame, pd.DataFrame([row])], ignore_index=True)
+            handle, temporary = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+            try:
+                with os.fdopen(handle, "w", newline="") as file:
+                    frame.to_csv(file, index=False)
+                os.replace(temporary, self.path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+            self._frame, self._seen = frame, self._signature()
 
 
 CASE = ["backbone", "dataset", "branch"]

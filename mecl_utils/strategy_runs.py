@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -42,7 +43,7 @@ from .cache import array_fingerprint, cache_key, cache_path, cached_arrays
 from .data import Dataset, Splits
 from .distillation import Distillation, final_exit_logits
 from .engine import Engine
-from .experiments import OUTPUT_SPLITS, Case, CaseData, RunSpec, run_specs
+from .experiments import OUTPUT_SPLITS, Case, CaseData, RunSpec, case_stages, run_specs
 from .features import branch_layer
 from .pacing import Pacing, parameters, preset
 from .prepare import load_splits, prepare_networks
@@ -80,43 +81,26 @@ _WEIGHTING = {"end_to_end_equal": "equal", "end_to_end_sdn": "sdn"}
 
 
 def distillation_specs(
-    profile: Profile, case: Case, store: ResultsStore, distillation: Distillation
+    profile: Profile, case: Case, data: CaseData, store: ResultsStore, distillation: Distillation
 ) -> list[RunSpec]:
     """The distilled runs of ``case``: every repetition × (vanilla, curriculum), with Table IV's choices.
 
-    The case's Table IV repetitions must be in ``store`` (they hold the choices): a ValueError says so.
+    The choices (optimizer, learning rate, teacher, pacing) are those the case's own searches made today
+    (``experiments.case_stages``): read from the rows of exactly the search runs of this profile, code and
+    data, by run_id, never from another row of the store (an older training version, another grid or
+    profile). Both searches must be in ``store``: a ValueError says so.
     """
-    frame = store.frame()
-    rows = frame[
-        (frame.get("stage") == "repetition")
-        & (frame.get("backbone") == case.backbone)
-        & (frame.get("dataset") == case.dataset)
-        & (frame.get("branch") == case.branch)
-    ] if len(frame) else frame  # fmt: skip
-    curriculum = rows[rows["method"] == "curriculum"] if len(rows) else rows
-    if not len(curriculum):
-        raise ValueError(
-            f"no Table IV repetitions of {case.label} in {store.path}: run the protocol first "
-            "(python -m mecl_utils run), whose choices the distilled runs reuse"
-        )
-    chosen = curriculum.iloc[0]
-    optimizer, learning_rate = str(chosen["optimizer"]), float(chosen["learning_rate"])
-    teacher, pacing = str(chosen["teacher"]), str(chosen["pacing"])
+    stages = case_stages(profile, case, data, store, methods=STRATEGY_METHODS)
+    for searches in itertools.islice(stages, 2):  # the vanilla search, then the curriculum search
+        missing = sum(spec.run_id(profile, data) not in store for spec in searches)
+        if missing:
+            raise ValueError(
+                f"{missing} of the {len(searches)} runs of {case.label}'s {searches[0].stage} of today's "
+                f"grid are not in {store.path}: run the protocol first (python -m mecl_utils run), whose "
+                "choices the distilled runs reuse"
+            )
     return [
-        RunSpec(
-            "distillation",
-            case,
-            method,
-            optimizer,
-            learning_rate,
-            teacher if method == "curriculum" else None,
-            pacing if method == "curriculum" else None,
-            repetition,
-            "test",
-            distillation=distillation,
-        )
-        for repetition in range(profile.repetitions)
-        for method in STRATEGY_METHODS
+        dataclasses.replace(spec, stage="distillation", distillation=distillation) for spec in next(stages)
     ]
 
 
@@ -150,7 +134,7 @@ def run_distillation(
     """
     if data.final_logits is None:
         data = with_final_logits(profile, case, data, data_dir=data_dir)
-    specs = distillation_specs(profile, case, store, distillation)
+    specs = distillation_specs(profile, case, data, store, distillation)
     return run_specs(specs, profile, data, store, on_run=on_run, engine=engine)
 
 

@@ -43,7 +43,8 @@ __all__ = [
 # 3: dropout seeded by its own stream, losses from logits with a seeded tie-break, vanilla through the paced
 # sampler, search seeds disjoint from the repetitions'. 4: repetition runs keep their branch outputs
 # (experiments.branch_outputs), so runs stored without them are trained again, to the same weights.
-TRAINING_VERSION = 4
+# 5: the run identity holds the sampler's class balance for vanilla too, and a reported run's hparam split.
+TRAINING_VERSION = 5
 
 
 @dataclass(frozen=True)

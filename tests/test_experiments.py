@@ -191,3 +191,25 @@ def test_stale_rows_are_those_of_another_training_version():
     )
     assert experiments.stale_rows(frame).tolist() == [True, False, True]
     assert experiments.stale_rows(pd.DataFrame({"run_id": ["old"]})).tolist() == [True]
+
+
+def test_run_ids_follow_the_class_balance_of_paced_vanilla():
+    paced, data = _profile().replace(vanilla_sampling="paced"), _data()
+    vanilla = _spec("vanilla", None, None)
+    assert vanilla.run_id(paced.replace(class_balance=True), data) != vanilla.run_id(paced, data)
+
+
+def test_repetition_run_ids_follow_the_hparam_split_whose_outputs_they_keep():
+    profile, data = _profile(), _data()
+    split_index = {**data.identity["split_index"], "hparam": "other-indices"}
+    other = dataclasses.replace(data, identity={**data.identity, "split_index": split_index})
+    assert _spec().eval_split == "test"
+    assert _spec().run_id(profile, other) != _spec().run_id(profile, data)
+
+
+def test_a_retrained_run_replaces_outputs_left_by_a_run_whose_row_was_lost(tmp_path, monkeypatch):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
+    experiments.keep_outputs("lost-row", {"test": np.zeros((2, 3), "float32")})  # stored no row
+    retrained = {"test": np.ones((2, 3), "float32")}
+    experiments.keep_outputs("lost-row", retrained)
+    np.testing.assert_array_equal(experiments.branch_outputs("lost-row")["test"], retrained["test"])

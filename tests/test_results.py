@@ -1,5 +1,10 @@
 """The results store (atomic, resumable) and Table IV."""
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,7 +31,7 @@ def test_store_refuses_a_duplicate_run(tmp_path):
 
 def test_store_leaves_no_temporary_files(tmp_path):
     ResultsStore(tmp_path / "runs.csv").append({"run_id": "a"})
-    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]
+    assert [p.name for p in tmp_path.iterdir() if p.name != "runs.csv.lock"] == ["runs.csv"]
 
 
 def test_a_foreign_csv_is_rejected_with_a_fix(tmp_path):
@@ -89,3 +94,43 @@ def test_paper_table_iv_has_the_16_cases():
 def test_paired_p_is_undefined_when_the_differences_do_not_vary():
     row = table_iv(_repetitions([0.80, 0.82, 0.81], [0.81, 0.83, 0.82])).iloc[0]
     assert np.isnan(row["Curriculum p"])
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from mecl_utils.results import ResultsStore
+path, name, rows, gate = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+store = ResultsStore(path)  # opened before the other writer appends anything
+Path(f"{gate}-{name}").touch()  # ready
+while not gate.exists():
+    time.sleep(0.01)
+for k in range(rows):
+    store.append({"run_id": f"{name}-{k}", "accuracy": k})
+"""
+
+
+def test_two_processes_appending_at_once_keep_every_row(tmp_path):
+    rows, gate, names = 25, tmp_path / "go", ("notebook", "command")
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path / "runs.csv"), name, str(rows), str(gate)]
+        )
+        for name in names
+    ]
+    # Both open the empty store first (or one fails, and the exit codes below say so).
+    while not all(Path(f"{gate}-{name}").exists() for name in names) and None in [w.poll() for w in writers]:
+        time.sleep(0.01)
+    gate.touch()
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
+    frame = ResultsStore(tmp_path / "runs.csv").frame()
+    assert len(frame) == 2 * rows and frame["run_id"].is_unique
+
+
+def test_a_store_sees_the_rows_another_process_appended(tmp_path):
+    mine = ResultsStore(tmp_path / "runs.csv")
+    mine.append({"run_id": "a"})
+    ResultsStore(tmp_path / "runs.csv").append({"run_id": "b"})  # another writer, with its own copy
+    assert "b" in mine and len(mine) == 2
+    with pytest.raises(ValueError, match="already in"):
+        mine.append({"run_id": "b"})

@@ -1,6 +1,7 @@
 """Tests for mecl_utils.strategy_runs: distilled branch runs and network strategies, stored and resumed."""
 
 import dataclasses
+import itertools
 
 import keras
 import numpy as np
@@ -11,13 +12,14 @@ from test_experiments import CASE, _data, _profile
 from mecl_utils import strategy_runs
 from mecl_utils.distillation import Distillation
 from mecl_utils.engine import Engine
-from mecl_utils.experiments import run_case
+from mecl_utils.experiments import case_stages, run_case
 from mecl_utils.pacing import FULL, FixedExponential
 from mecl_utils.prepare import load_splits
 from mecl_utils.profiles import get_profile
 from mecl_utils.results import ResultsStore
 from mecl_utils.sampler import curriculum_dataset
 from mecl_utils.teachers import build_network
+from mecl_utils.training import TRAINING_VERSION
 
 DISTILLATION = Distillation(0.5, 4.0)
 
@@ -38,7 +40,7 @@ def distilled_data():
 
 
 def test_distilled_runs_reuse_the_table_iv_choices_and_repetition_seeds(table_iv_store):
-    specs = strategy_runs.distillation_specs(_profile(), CASE, table_iv_store, DISTILLATION)
+    specs = strategy_runs.distillation_specs(_profile(), CASE, _data(), table_iv_store, DISTILLATION)
     reps = table_iv_store.frame().query("stage == 'repetition'")
     chosen = reps[reps["method"] == "curriculum"].iloc[0]
     assert [(s.method, s.repetition) for s in specs] == [
@@ -76,8 +78,52 @@ def test_a_distilled_run_differs_from_the_plain_run_it_pairs_with(table_iv_store
 
 
 def test_distillation_needs_the_table_iv_runs_first(tmp_path):
+    empty = ResultsStore(tmp_path / "empty.csv")
     with pytest.raises(ValueError, match="run the protocol first"):
-        strategy_runs.distillation_specs(_profile(), CASE, ResultsStore(tmp_path / "empty.csv"), DISTILLATION)
+        strategy_runs.distillation_specs(_profile(), CASE, _data(), empty, DISTILLATION)
+
+
+# A row of an older training version with other choices, which distilled runs must never read.
+STALE = {
+    "run_id": "stale", "stage": "repetition", "backbone": CASE.backbone, "dataset": CASE.dataset,
+    "branch": CASE.branch, "method": "curriculum", "optimizer": "sgd", "learning_rate": 0.1,
+    "teacher": "self", "pacing": "FEP(100)", "repetition": 0, "accuracy": 0.9,
+    "training_version": TRAINING_VERSION - 1,
+}  # fmt: skip
+# The search runs that win (stage, optimizer, teacher, pacing) in store_today_searches.
+WINNERS = {("vanilla_search", "adam", None, None), ("curriculum_search", "adam", "tiny_cnn_wide", "SSP(300)")}
+
+
+def store_today_searches(store):
+    """Rows for the current grid's two searches of the toy case, the ``WINNERS`` more accurate."""
+    profile, data = _profile(), _data()
+    for searches in itertools.islice(case_stages(profile, CASE, data, store), 2):
+        for spec in searches:
+            won = (spec.stage, spec.optimizer, spec.teacher, spec.pacing) in WINNERS
+            store.append({
+                "run_id": spec.run_id(profile, data), "stage": spec.stage, "method": spec.method,
+                "optimizer": spec.optimizer, "learning_rate": spec.learning_rate,
+                "teacher": spec.teacher or "", "pacing": spec.pacing or "",
+                "accuracy": 0.6 if won else 0.4, "training_version": TRAINING_VERSION,
+            })  # fmt: skip
+
+
+def test_distilled_runs_take_the_choices_of_todays_searches_never_a_stale_row(tmp_path):
+    store = ResultsStore(tmp_path / "runs.csv")
+    store.append(STALE)  # first in the file
+    store_today_searches(store)
+    specs = strategy_runs.distillation_specs(_profile(), CASE, _data(), store, DISTILLATION)
+    curriculum = [spec for spec in specs if spec.method == "curriculum"]
+    assert {(s.optimizer, s.learning_rate, s.teacher, s.pacing) for s in curriculum} == {
+        ("adam", 1e-2, "tiny_cnn_wide", "SSP(300)")
+    }
+
+
+def test_distillation_refuses_a_store_holding_only_stale_rows(tmp_path):
+    store = ResultsStore(tmp_path / "runs.csv")
+    store.append(STALE)
+    with pytest.raises(ValueError, match=r"not in .*: run the protocol first"):
+        strategy_runs.distillation_specs(_profile(), CASE, _data(), store, DISTILLATION)
 
 
 NETWORKS = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1, repetitions=2)
