@@ -13,6 +13,9 @@ comparison is chosen after looking at the means. A test passes (``passes``) when
 ``MIN_REPETITIONS`` pairs and its (corrected) p-value is below ``ALPHA``; a test that does not pass says the
 difference is *not distinguishable* with that many repetitions, and its interval says which differences
 remain possible (``reading``). It never says there is no difference.
+
+Where only published means and standard deviations exist (the paper's own table), no pairing is possible:
+``welch_difference`` gives the unpaired (Welch) difference, its interval and p-value from those summaries.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "paired_difference",
     "passes",
     "reading",
+    "welch_difference",
 ]
 
 ALPHA = 0.05  # a (corrected) p-value below this passes
@@ -120,6 +124,32 @@ def compare_with_baseline(
     frame.loc[secondary, "p adjusted"] = holm(frame.loc[secondary, "p"])
     frame["passes"] = [passes(p, n) for p, n in zip(frame["p adjusted"], frame["n"], strict=True)]
     return frame.set_index("method")
+
+
+def welch_difference(
+    mean: np.ndarray,
+    sd: np.ndarray,
+    n: np.ndarray,
+    baseline_mean: np.ndarray,
+    baseline_sd: np.ndarray,
+    baseline_n: np.ndarray,
+    confidence: float = CONFIDENCE,
+) -> pd.DataFrame:
+    """``mean − baseline_mean`` from summaries alone (one row per element): Welch's unpaired t interval and
+    two-sided p-value, columns ``mean``, ``low``, ``high``, ``p``. Unpaired, so wider than a paired test of
+    the same runs would be whenever the runs of one repetition move together."""
+    mean, sd, n = (np.asarray(x, dtype=float) for x in (mean, sd, n))
+    baseline_mean, baseline_sd, baseline_n = (
+        np.asarray(x, dtype=float) for x in (baseline_mean, baseline_sd, baseline_n)
+    )
+    a, b = sd**2 / n, baseline_sd**2 / baseline_n
+    se = np.sqrt(a + b)
+    df = (a + b) ** 2 / (a**2 / (n - 1) + b**2 / (baseline_n - 1))
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    difference = mean - baseline_mean
+    welch = stats.ttest_ind_from_stats(mean, sd, n, baseline_mean, baseline_sd, baseline_n, equal_var=False)
+    p = welch.pvalue
+    return pd.DataFrame({"mean": difference, "low": difference - half, "high": difference + half, "p": p})
 
 
 def interval_text(low: float, high: float, unit: str = "points", digits: int = 2) -> str:
