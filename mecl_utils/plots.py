@@ -52,7 +52,6 @@ from .results import METHOD_COLUMNS
 from .statistics import (
     ALPHA,
     CONFIDENCE,
-    MIN_REPETITIONS,
     PRIMARY,
     SECONDARY,
     PairedDifference,
@@ -449,12 +448,9 @@ def verdict_sentence(row: pd.Series, alpha: float = ALPHA) -> str:
     sentences = []
     for comparison in verdict["comparisons"]:
         name = PROSE_NAMES[comparison["method"]]
-        interval = interval_text(comparison["low"], comparison["high"])
-        omitted = comparison["pairs"] < MIN_REPETITIONS and interval != "–"  # the reading gives none then
-        where = f" ({CONFIDENCE * 100:.0f} % interval {interval})" if omitted else ""
         sentences.append(
             f"{name[0].upper()}{name[1:]} ({comparison['role']}) minus vanilla is "
-            f"{comparison['difference']:+.2f} points{where}: {comparison['reading']}."
+            f"{comparison['difference']:+.2f} points: {comparison['reading']}."
         )
     return f"{case}: " + " ".join(sentences)
 

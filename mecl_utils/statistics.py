@@ -169,15 +169,17 @@ def reading(
     """What one paired comparison allows a reader to say, as a phrase (no leading capital, no full stop).
 
     ``p`` is the p-value the rule reads (a corrected one for a secondary comparison; ``corrected`` says so);
-    by default the difference's own.
+    by default the difference's own. The interval is given whenever there is one, even where too few
+    repetitions leave the test unread.
     """
     p = difference.p if p is None else p
     interval = interval_text(difference.low, difference.high, unit)
     if difference.n < MIN_REPETITIONS:
-        return (
+        too_few = (
             f"with {difference.n} repetition{'s' if difference.n != 1 else ''} a paired test cannot be read "
             f"(at least {MIN_REPETITIONS} are needed)"
         )
+        return too_few if interval == "–" else f"{too_few}; the interval is {interval}"
     label = "Holm-corrected p" if corrected else "p"
     p_phrase = "undefined: the differences do not vary" if pd.isna(p) else _p_phrase(p)
     if passes(p, difference.n, alpha):

@@ -245,8 +245,11 @@ def test_verdict_sentence_marks_the_secondary_p_values_holm_corrected():
 def test_verdict_sentence_with_two_repetitions_still_gives_the_interval():
     row = table_iv(_repetition_rows(n_reps=2)).iloc[0]
     sentence = plots.verdict_sentence(row)
-    assert f"(95 % interval {interval_text(row['Curriculum low'], row['Curriculum high'])})" in sentence
-    assert "with 2 repetitions a paired test cannot be read" in sentence
+    interval = interval_text(row["Curriculum low"], row["Curriculum high"])
+    assert (
+        f"with 2 repetitions a paired test cannot be read (at least 3 are needed); the interval is {interval}"
+        in sentence
+    )
 
 
 def test_verdict_sentence_when_vanilla_is_best_still_reads_curriculum_first():

@@ -97,3 +97,10 @@ def test_welch_difference_from_summaries_matches_welch_on_the_samples():
     d = welch_difference([a.mean()], [a.std(ddof=1)], [5], [b.mean()], [b.std(ddof=1)], [5]).iloc[0]
     assert d["mean"] == pytest.approx(a.mean() - b.mean())
     assert (d["low"], d["high"], d["p"]) == pytest.approx((low, high, welch.pvalue))
+
+
+def test_too_few_repetitions_still_give_the_interval():
+    d = paired_difference(pd.Series([70.0, 72.0]), pd.Series([71.0, 74.0]))
+    text = reading(d)
+    assert text.startswith("with 2 repetitions a paired test cannot be read (at least 3 are needed)")
+    assert text.endswith(f"; the interval is {interval_text(d.low, d.high)}")
