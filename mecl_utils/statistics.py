@@ -170,7 +170,8 @@ def reading(
 
     ``p`` is the p-value the rule reads (a corrected one for a secondary comparison; ``corrected`` says so);
     by default the difference's own. The interval is given whenever there is one, even where too few
-    repetitions leave the test unread.
+    repetitions leave the test unread (then differences that do not vary are said to be equal instead of
+    given a zero-width interval).
     """
     p = difference.p if p is None else p
     interval = interval_text(difference.low, difference.high, unit)
@@ -179,7 +180,11 @@ def reading(
             f"with {difference.n} repetition{'s' if difference.n != 1 else ''} a paired test cannot be read "
             f"(at least {MIN_REPETITIONS} are needed)"
         )
-        return too_few if interval == "–" else f"{too_few}; the interval is {interval}"
+        if interval == "–":
+            return too_few
+        if difference.low == difference.high:  # the differences do not vary: a zero-width interval
+            return f"{too_few}; the {difference.n} differences are all {difference.mean:+.2f} {unit}"
+        return f"{too_few}; the interval is {interval}"
     label = "Holm-corrected p" if corrected else "p"
     p_phrase = "undefined: the differences do not vary" if pd.isna(p) else _p_phrase(p)
     if passes(p, difference.n, alpha):

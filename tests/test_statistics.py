@@ -104,3 +104,8 @@ def test_too_few_repetitions_still_give_the_interval():
     text = reading(d)
     assert text.startswith("with 2 repetitions a paired test cannot be read (at least 3 are needed)")
     assert text.endswith(f"; the interval is {interval_text(d.low, d.high)}")
+
+
+def test_too_few_repetitions_that_agree_are_not_given_a_zero_width_interval():
+    text = reading(paired_difference(pd.Series([0.1, 0.2]), pd.Series([0.1, 0.2]) + 0.7))
+    assert text.endswith("; the 2 differences are all +0.70 points") and "interval" not in text
