@@ -29,6 +29,7 @@ from .features import branch_layer
 from .models import top1_accuracy
 from .prepare import load_splits
 from .profiles import Profile
+from .statistics import compare_with_baseline
 from .strategy_runs import exit_keys, network_outputs
 from .teachers import PREDICT_BATCH_SIZE, backbone_key, trained_backbone
 
@@ -339,23 +340,23 @@ def budget_summary(budget: pd.DataFrame) -> pd.DataFrame:
 
 
 def auc_tests(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per method: mean area under its accuracy-cost curves (%), its gain over vanilla, paired t-test p."""
-    from scipy import stats
+    """Per method: the mean area under its accuracy-cost curves (%) and its paired comparison with vanilla.
 
+    The comparisons are ``statistics.compare_with_baseline``'s (curriculum primary, anti and random
+    secondary and Holm-corrected): ``minus vanilla (points)``, its 95 % interval (``low``, ``high``),
+    ``pairs``, ``role`` and ``paired p``, the p-value the rule reads. Vanilla's row has no comparison.
+    """
     wide = area_under_curves(curves).pivot(index="repetition", columns="method", values="auc") * 100
-    rows = {}
-    for method in ("vanilla", "curriculum", "anti", "random"):
-        if method not in wide:
-            continue
-        row = {"mean AUC (%)": wide[method].mean(), "minus vanilla (points)": np.nan, "paired p": np.nan}
-        if method != "vanilla" and "vanilla" in wide:
-            pairs = wide[[method, "vanilla"]].dropna()
-            difference = pairs[method] - pairs["vanilla"]
-            row["minus vanilla (points)"] = difference.mean()
-            if len(pairs) > 1 and difference.std(ddof=1) > 0:
-                row["paired p"] = float(stats.ttest_rel(pairs[method], pairs["vanilla"]).pvalue)
-        rows[method] = row
-    return pd.DataFrame(rows).T.assign(repetitions=len(wide))
+    methods = [method for method in ("vanilla", "curriculum", "anti", "random") if method in wide]
+    table = pd.DataFrame({"mean AUC (%)": wide[methods].mean()})
+    columns = {"minus vanilla (points)": "mean", "low": "low", "high": "high", "pairs": "n"}
+    columns.update({"paired p": "p adjusted", "role": "role"})
+    compared = compare_with_baseline(wide) if "vanilla" in wide else pd.DataFrame(columns=[*columns.values()])
+    for column, source in columns.items():
+        table[column] = compared[source].reindex(table.index)
+    if "vanilla" in table.index:
+        table.loc["vanilla", "role"] = "baseline"
+    return table.assign(repetitions=len(wide))
 
 
 def oracle_outcomes(network: ExitNetwork, split: str = "test") -> pd.DataFrame:

@@ -15,11 +15,13 @@ Iosifidis (2021), or draws what lies behind one:
   starred;
 - ``paired_repetitions``: the per-repetition test accuracies behind a Table IV mean ± std, one line per
   repetition, since the four methods of a repetition share their initial weights;
-- ``mean_std``, ``p_text``, ``format_table_iv``, ``style_table_iv``: Table IV as text, best method in bold
+- ``mean_std``, ``p_text``, ``format_table_iv``, ``style_table_iv``: Table IV as text, best mean in bold,
+  each method's difference from vanilla with its 95 % interval and the p-value the book's rule reads
   (``style_table_iv`` folded to fit a page); ``closest_paper_rows``: the paper's rows to compare with;
 - ``machine_table``: the processor, versions and folders of the machine running a page;
-- ``case_verdict``, ``verdict_sentence``: the plain reading of one Table IV row (best method, margin over
-  vanilla, p-value), as a dict and as a sentence;
+- ``case_verdict``, ``verdict_sentence``: the plain reading of one Table IV row (the comparisons with
+  vanilla fixed in advance by ``statistics``: curriculum first, then anti and random Holm-corrected, each
+  with its interval), as a dict and as sentences;
 - ``timing_summary``: measured seconds per stage of the protocol, from a results frame;
 - ``accuracy_cost_curves``, ``exit_histogram``: a multi-exit network's accuracy against cost, and where its
   test samples leave.
@@ -47,11 +49,22 @@ from .experiments import cases, planned_runs
 from .models import NETWORKS
 from .profiles import Profile, get_profile
 from .results import METHOD_COLUMNS
+from .statistics import (
+    ALPHA,
+    CONFIDENCE,
+    PRIMARY,
+    SECONDARY,
+    PairedDifference,
+    interval_text,
+    passes,
+    reading,
+)
 
 __all__ = [
     "accuracy_cost_curves",
     "case_verdict",
     "closest_paper_rows",
+    "difference_text",
     "easy_hard_grid",
     "exit_histogram",
     "format_table_iv",
@@ -60,6 +73,7 @@ __all__ = [
     "loss_histograms",
     "machine_table",
     "mean_std",
+    "p_column",
     "p_text",
     "paired_repetitions",
     "paper_accuracy",
@@ -72,8 +86,6 @@ __all__ = [
 ]
 
 METHOD_COLORS = {"vanilla": "C7", "curriculum": "C0", "anti": "C3", "random": "C2"}
-NOISE_LEVEL = 0.05  # a paired-test p-value at or above this is read as "within noise"
-MIN_REPETITIONS = 3  # below this a paired t-test (1 degree of freedom) is not read at all
 PROSE_NAMES = {
     "Vanilla": "vanilla",
     "Curriculum": "curriculum",
@@ -270,8 +282,34 @@ def p_text(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+SECONDARY_LABELS = tuple(METHOD_COLUMNS[method] for method in SECONDARY)
+TABLE_IV_NOTE = (
+    f"Under each mean: its difference from vanilla in points with the {CONFIDENCE * 100:.0f} % interval "
+    "(Δ), and the paired t-test p-value the book reads. Curriculum against vanilla is the primary "
+    "comparison, read as it is; anti-curriculum and random curriculum are secondary, their p-values "
+    "Holm-corrected."
+)
+
+
+def p_column(label: str) -> str:
+    """The text table's p-value column of a method: secondary ones are marked Holm-corrected."""
+    return f"{label} p (Holm)" if label in SECONDARY_LABELS else f"{label} p"
+
+
+def difference_text(difference: float, low: float, high: float) -> str:
+    """'+1.23 [+0.50, +1.96]': a difference in points and its interval; '–' when there is none."""
+    if difference is None or pd.isna(difference):
+        return "–"
+    interval = interval_text(low, high, unit="").strip()
+    return f"{difference:+.2f}" if interval == "–" else f"{difference:+.2f} {interval}"
+
+
 def format_table_iv(table: pd.DataFrame, *, bold: str = "") -> pd.DataFrame:
-    """Table IV (``results.table_iv`` layout) as strings; the best mean is wrapped in ``bold`` (e.g. '**')."""
+    """Table IV (``results.table_iv`` layout) as strings; the best mean is wrapped in ``bold`` (e.g. '**').
+
+    A method compared with vanilla gets its difference and interval (``<label> Δ``) and the p-value the
+    rule reads (``p_column``); the paper's table, which has neither, gets neither.
+    """
     rows = []
     for _, row in table.iterrows():
         out = {"Backbone": row["backbone"], "Dataset": row["dataset"], "Branch": int(row["branch"])}
@@ -280,8 +318,12 @@ def format_table_iv(table: pd.DataFrame, *, bold: str = "") -> pd.DataFrame:
                 continue
             text = mean_std(row[f"{label} mean"], row[f"{label} std"])
             out[label] = f"{bold}{text}{bold}" if bold and label == row["best"] else text
+            if f"{label} difference" in row:
+                out[f"{label} Δ"] = difference_text(
+                    row[f"{label} difference"], row[f"{label} low"], row[f"{label} high"]
+                )
             if f"{label} p" in row:
-                out[f"{label} p"] = p_text(row[f"{label} p"])
+                out[p_column(label)] = p_text(row[f"{label} p"])
         out.update(Opt=str(row["optimizer"]), LR=f"{float(row['learning_rate']):g}")
         out.update(Teacher=str(row["teacher"]), Pacing=str(row["pacing"]))
         rows.append(out)
@@ -291,17 +333,25 @@ def format_table_iv(table: pd.DataFrame, *, bold: str = "") -> pd.DataFrame:
 def style_table_iv(table: pd.DataFrame):
     """Table IV for a page: a pandas Styler narrow enough for the text column, best method in bold.
 
-    The wide text layout of ``format_table_iv`` (14 columns) is folded for HTML: the case in one cell, each
-    method's p-value under its mean, and the searches' choices in one last cell (optimiser and learning
-    rate, then teacher, then pacing), so the table reads without scrolling sideways.
+    The wide text layout of ``format_table_iv`` is folded for HTML: the case in one cell, each method's
+    difference from vanilla (with its interval) and p-value under its mean, and the searches' choices in
+    one last cell (optimiser and learning rate, then teacher, then pacing), so the table reads without
+    scrolling sideways. A table with p-values carries ``TABLE_IV_NOTE`` as its caption.
     """
     text = format_table_iv(table).astype(str).map(html.escape)
     case = "<br><small>" + text["Dataset"] + " · branch " + text["Branch"] + "</small>"
     folded = pd.DataFrame({"Case": text["Backbone"] + case})
+    tested = False
     for label in METHOD_COLUMNS.values():
         if label in text:
-            p_line = "<br><small>p " + text[f"{label} p"] + "</small>" if f"{label} p" in text else ""
-            folded[label] = text[label] + p_line
+            lines = ""
+            if f"{label} Δ" in text:
+                lines += "<br><small>Δ " + text[f"{label} Δ"] + "</small>"
+            if p_column(label) in text:
+                tested = True
+                holm = " (Holm)" if label in SECONDARY_LABELS else ""
+                lines += f"<br><small>p{holm} " + text[p_column(label)] + "</small>"
+            folded[label] = text[label] + lines
     choices = text["Opt"] + " " + text["LR"] + "<br><small>" + text["Teacher"] + "<br>" + text["Pacing"]
     folded["Choices"] = choices + "</small>"
     best = table["best"].to_numpy()
@@ -313,7 +363,8 @@ def style_table_iv(table: pd.DataFrame):
         {"selector": "td, th", "props": "font-size: 0.85em; padding: 0.2em 0.4em; text-align: left;"},
         {"selector": "td", "props": "white-space: nowrap; vertical-align: top;"},
     ]
-    return folded.style.apply(weight, axis=1).hide(axis="index").set_table_styles(compact)
+    styler = folded.style.apply(weight, axis=1).hide(axis="index").set_table_styles(compact)
+    return styler.set_caption(TABLE_IV_NOTE) if tested else styler
 
 
 def machine_table(results_path: str | os.PathLike) -> pd.DataFrame:
@@ -348,55 +399,60 @@ def closest_paper_rows(paper: pd.DataFrame, ours: pd.DataFrame) -> tuple[pd.Data
     return closest, "MobileNet on CIFAR-10, the paper's set-up closest to this profile"
 
 
-def case_verdict(row: pd.Series, alpha: float = NOISE_LEVEL) -> dict:
-    """The reading of one Table IV row: best method, its margin over vanilla (points), p-value, noise.
+def case_verdict(row: pd.Series, alpha: float = ALPHA) -> dict:
+    """The reading of one Table IV row: its comparisons with vanilla, in the order fixed in advance.
 
-    ``within_noise`` is True when vanilla is best, when p ≥ ``alpha``, or when there are fewer than
-    ``MIN_REPETITIONS`` repetitions (``enough_repetitions`` False): with two, identical differences already
-    give p = 0.
+    ``comparisons`` holds the primary comparison (curriculum) first, then the secondary ones (anti, random;
+    their p-values Holm-corrected by ``results.table_iv``), those the row has: each with the method's
+    label, ``role``, the difference from vanilla in points, its interval (``low``, ``high``), ``pairs``,
+    the p-value the rule reads, whether it ``passes`` at ``alpha`` and its ``reading``. ``best`` is the
+    best mean, for display only: no comparison is chosen by it.
     """
-    best = str(row["best"])
-    gain = float(row[f"{best} mean"] - row["Vanilla mean"])
-    p = float(row.get(f"{best} p", np.nan)) if best != "Vanilla" else np.nan
-    runner_up = max(
-        (label for label in METHOD_COLUMNS.values() if label != best and f"{label} mean" in row),
-        key=lambda label: row[f"{label} mean"],
-    )
-    enough = int(row["repetitions"]) >= MIN_REPETITIONS
-    return {
-        "best": best,
-        "best_mean": float(row[f"{best} mean"]),
-        "gain_over_vanilla": gain,
-        "p": p,
-        "margin_over_runner_up": float(row[f"{best} mean"] - row[f"{runner_up} mean"]),
-        "runner_up": runner_up,
-        "enough_repetitions": enough,
-        "within_noise": best == "Vanilla" or not enough or not p < alpha,
-    }
+    comparisons = []
+    for method in (PRIMARY, *SECONDARY):
+        label = METHOD_COLUMNS[method]
+        if pd.isna(row.get(f"{label} pairs", np.nan)):
+            continue
+        difference = PairedDifference(
+            n=int(row[f"{label} pairs"]),
+            mean=float(row[f"{label} difference"]),
+            sd=np.nan,
+            low=float(row[f"{label} low"]),
+            high=float(row[f"{label} high"]),
+            p=np.nan,
+        )
+        p, secondary = float(row[f"{label} p"]), method in SECONDARY
+        comparisons.append(
+            {
+                "method": label,
+                "role": "secondary" if secondary else "primary",
+                "difference": difference.mean,
+                "low": difference.low,
+                "high": difference.high,
+                "pairs": difference.n,
+                "p": p,
+                "passes": passes(p, difference.n, alpha),
+                "reading": reading(difference, p, alpha, corrected=secondary),
+            }
+        )
+    return {"best": str(row["best"]), "comparisons": comparisons}
 
 
-def verdict_sentence(row: pd.Series, alpha: float = NOISE_LEVEL) -> str:
-    """``case_verdict`` of one Table IV row as one sentence of MyST Markdown, the case in bold."""
+def verdict_sentence(row: pd.Series, alpha: float = ALPHA) -> str:
+    """``case_verdict`` of one Table IV row as MyST Markdown: the case in bold, then one sentence per
+    comparison (primary first), each with its difference, interval and reading."""
     verdict = case_verdict(row, alpha)
     case = f"**{row['backbone']} / {row['dataset']} / branch {int(row['branch'])}**"
-    best, runner_up = PROSE_NAMES[verdict["best"]], PROSE_NAMES[verdict["runner_up"]]
-    if verdict["best"] == "Vanilla":
-        return (
-            f"{case}: vanilla training did best ({verdict['best_mean']:.2f}%), "
-            f"{verdict['margin_over_runner_up']:.2f} points ahead of {runner_up}."
+    if not verdict["comparisons"]:
+        return f"{case}: there are no vanilla runs to compare with."
+    sentences = []
+    for comparison in verdict["comparisons"]:
+        name = PROSE_NAMES[comparison["method"]]
+        sentences.append(
+            f"{name[0].upper()}{name[1:]} ({comparison['role']}) minus vanilla is "
+            f"{comparison['difference']:+.2f} points: {comparison['reading']}."
         )
-    p_phrase = p_text(verdict["p"])
-    p_phrase = p_phrase.replace("<", "< ") if p_phrase.startswith("<") else f"= {p_phrase}"
-    if not verdict["enough_repetitions"]:
-        noise = f"with {int(row['repetitions'])} repetitions the test cannot tell this from noise"
-    elif verdict["within_noise"]:
-        noise = "a difference within noise"
-    else:
-        noise = f"unlikely to be noise alone at the {alpha:g} level"
-    return (
-        f"{case}: {best} did best ({verdict['best_mean']:.2f}%), "
-        f"{verdict['gain_over_vanilla']:+.2f} points over vanilla (paired t-test p {p_phrase}): {noise}."
-    )
+    return f"{case}: " + " ".join(sentences)
 
 
 def timing_summary(results: pd.DataFrame) -> pd.DataFrame:

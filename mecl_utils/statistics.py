@@ -13,6 +13,9 @@ comparison is chosen after looking at the means. A test passes (``passes``) when
 ``MIN_REPETITIONS`` pairs and its (corrected) p-value is below ``ALPHA``; a test that does not pass says the
 difference is *not distinguishable* with that many repetitions, and its interval says which differences
 remain possible (``reading``). It never says there is no difference.
+
+Where only published means and standard deviations exist (the paper's own table), no pairing is possible:
+``welch_difference`` gives the unpaired (Welch) difference, its interval and p-value from those summaries.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "paired_difference",
     "passes",
     "reading",
+    "welch_difference",
 ]
 
 ALPHA = 0.05  # a (corrected) p-value below this passes
@@ -122,6 +126,32 @@ def compare_with_baseline(
     return frame.set_index("method")
 
 
+def welch_difference(
+    mean: np.ndarray,
+    sd: np.ndarray,
+    n: np.ndarray,
+    baseline_mean: np.ndarray,
+    baseline_sd: np.ndarray,
+    baseline_n: np.ndarray,
+    confidence: float = CONFIDENCE,
+) -> pd.DataFrame:
+    """``mean − baseline_mean`` from summaries alone (one row per element): Welch's unpaired t interval and
+    two-sided p-value, columns ``mean``, ``low``, ``high``, ``p``. Unpaired, so wider than a paired test of
+    the same runs would be whenever the runs of one repetition move together."""
+    mean, sd, n = (np.asarray(x, dtype=float) for x in (mean, sd, n))
+    baseline_mean, baseline_sd, baseline_n = (
+        np.asarray(x, dtype=float) for x in (baseline_mean, baseline_sd, baseline_n)
+    )
+    a, b = sd**2 / n, baseline_sd**2 / baseline_n
+    se = np.sqrt(a + b)
+    df = (a + b) ** 2 / (a**2 / (n - 1) + b**2 / (baseline_n - 1))
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    difference = mean - baseline_mean
+    welch = stats.ttest_ind_from_stats(mean, sd, n, baseline_mean, baseline_sd, baseline_n, equal_var=False)
+    p = welch.pvalue
+    return pd.DataFrame({"mean": difference, "low": difference - half, "high": difference + half, "p": p})
+
+
 def interval_text(low: float, high: float, unit: str = "points", digits: int = 2) -> str:
     """'[-0.41, +2.30] points'; '–' when the interval is missing."""
     if pd.isna(low) or pd.isna(high):
@@ -139,15 +169,22 @@ def reading(
     """What one paired comparison allows a reader to say, as a phrase (no leading capital, no full stop).
 
     ``p`` is the p-value the rule reads (a corrected one for a secondary comparison; ``corrected`` says so);
-    by default the difference's own.
+    by default the difference's own. The interval is given whenever there is one, even where too few
+    repetitions leave the test unread (then differences that do not vary are said to be equal instead of
+    given a zero-width interval).
     """
     p = difference.p if p is None else p
     interval = interval_text(difference.low, difference.high, unit)
     if difference.n < MIN_REPETITIONS:
-        return (
+        too_few = (
             f"with {difference.n} repetition{'s' if difference.n != 1 else ''} a paired test cannot be read "
             f"(at least {MIN_REPETITIONS} are needed)"
         )
+        if interval == "–":
+            return too_few
+        if difference.low == difference.high:  # the differences do not vary: a zero-width interval
+            return f"{too_few}; the {difference.n} differences are all {difference.mean:+.2f} {unit}"
+        return f"{too_few}; the interval is {interval}"
     label = "Holm-corrected p" if corrected else "p"
     p_phrase = "undefined: the differences do not vary" if pd.isna(p) else _p_phrase(p)
     if passes(p, difference.n, alpha):

@@ -3,8 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from mecl_utils import inference
+from mecl_utils.results import table_iv
 
 
 def _curves(offsets):
@@ -36,11 +38,60 @@ def test_area_under_curves_is_the_mean_accuracy_over_the_common_range():
     assert (area["cost_low"].iloc[0], area["cost_high"].iloc[0]) == pytest.approx((0.2, 1.0))
 
 
-def test_auc_tests_pair_each_method_with_vanilla():
-    tests = inference.auc_tests(_curves([0.019, 0.02, 0.021]))
+def _flat_curves(accuracy):
+    """Per (method, repetition), an accuracy that does not depend on cost: its AUC is that accuracy."""
+    rows = [
+        {"method": method, "repetition": repetition, "cost": cost, "accuracy": value}
+        for method, values in accuracy.items()
+        for repetition, value in values.items()
+        for cost in (0.2, 1.0)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_auc_tests_pair_each_method_with_vanilla_by_repetition():
+    # Vanilla varies far more across repetitions than curriculum's consistent gain of about 2 points: only
+    # a test that pairs the runs of one repetition can see the gain, and curriculum's runs are listed in
+    # another order than vanilla's, so pairing by position would pair the wrong runs.
+    vanilla = pd.Series([0.50, 0.70, 0.60, 0.80])
+    curriculum = (vanilla + np.array([0.019, 0.021, 0.020, 0.020]))[[3, 0, 2, 1]]
+    assert stats.ttest_ind(curriculum, vanilla, equal_var=False).pvalue > 0.5  # unpaired: nothing seen
+    tests = inference.auc_tests(_flat_curves({"vanilla": vanilla, "curriculum": curriculum}))
     assert tests.loc["curriculum", "minus vanilla (points)"] == pytest.approx(2.0)
-    assert tests.loc["curriculum", "paired p"] < 0.05
-    assert np.isnan(tests.loc["vanilla", "paired p"]) and tests["repetitions"].iloc[0] == 3
+    assert tests.loc["curriculum", "high"] - tests.loc["curriculum", "low"] < 0.5
+    assert tests.loc["curriculum", "paired p"] < 0.001
+    assert np.isnan(tests.loc["vanilla", "paired p"]) and tests["repetitions"].iloc[0] == 4
+
+
+def test_auc_tests_give_no_p_value_when_the_differences_vary_by_rounding_only():
+    vanilla = pd.Series([0.80, 0.82, 0.81])
+    curves = _flat_curves({"vanilla": vanilla, "curriculum": vanilla + 0.01})  # +1 point in every repetition
+    auc = inference.area_under_curves(curves).pivot(index="repetition", columns="method", values="auc")
+    assert 0 < (100 * (auc["curriculum"] - auc["vanilla"])).std() < 1e-12  # up to floating-point rounding
+    tests = inference.auc_tests(curves)
+    assert tests.loc["curriculum", "minus vanilla (points)"] == pytest.approx(1.0)
+    assert np.isnan(tests.loc["curriculum", "paired p"])
+
+
+def test_auc_tests_and_table_iv_read_the_same_p_values():
+    accuracy = {
+        "vanilla": pd.Series([0.80, 0.82, 0.81, 0.79]),
+        "curriculum": pd.Series([0.83, 0.82, 0.84, 0.80]),
+        "anti": pd.Series([0.81, 0.83, 0.82, 0.80]),  # +1 point in every repetition, up to rounding
+        "random": pd.Series([0.80, 0.85, 0.83, 0.81]),
+    }
+    runs = [
+        {"stage": "repetition", "backbone": "tiny_cnn", "dataset": "digits", "branch": 1, "method": method,
+         "repetition": repetition, "accuracy": value, "optimizer": "adam", "learning_rate": 1e-3,
+         "teacher": "self", "pacing": "FEP(100)"}
+        for method, values in accuracy.items()
+        for repetition, value in values.items()
+    ]  # fmt: skip
+    row = table_iv(pd.DataFrame(runs)).iloc[0]
+    tests = inference.auc_tests(_flat_curves(accuracy))
+    for method, label in (("curriculum", "Curriculum"), ("anti", "Anti"), ("random", "Random")):
+        auc, table = tests.loc[method], row[[f"{label} p", f"{label} low", f"{label} high"]]
+        np.testing.assert_allclose(auc[["paired p", "low", "high"]].astype(float), table.astype(float))
 
 
 def test_budget_summary_marks_budgets_no_exit_meets():

@@ -12,6 +12,7 @@ import pytest
 from mecl_utils import plots
 from mecl_utils.profiles import PROFILES
 from mecl_utils.results import paper_table_iv, table_iv
+from mecl_utils.statistics import interval_text
 
 matplotlib.use("Agg")
 
@@ -69,33 +70,61 @@ def test_format_table_iv_on_the_paper_table():
 def test_format_and_style_our_table_with_p_values():
     table = table_iv(_repetition_rows())
     text = plots.format_table_iv(table)
-    assert {"Curriculum p", "Anti p", "Random p"} <= set(text.columns)
+    assert {"Curriculum p", "Anti p (Holm)", "Random p (Holm)"} <= set(text.columns)
     html = plots.style_table_iv(table).to_html()
     assert "font-weight: bold" in html
     assert "<0.001" not in html  # a p-value must not read as the start of an HTML tag
 
 
-def test_case_verdict_reads_the_best_method():
+def test_format_table_iv_gives_each_difference_with_its_interval():
     row = table_iv(_repetition_rows()).iloc[0]
+    text = plots.format_table_iv(row.to_frame().T).iloc[0]
+    low, high = row["Anti low"], row["Anti high"]
+    assert text["Anti Δ"] == f"{row['Anti difference']:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def test_styled_table_iv_says_which_p_values_are_holm_corrected():
+    html = plots.style_table_iv(table_iv(_repetition_rows())).to_html()
+    assert "Holm-corrected" in html and "<small>p (Holm) " in html and "<small>Δ " in html
+    assert "Holm" not in plots.style_table_iv(paper_table_iv()).to_html()  # the paper has no tests
+
+
+def _noisy_rows():
+    """Curriculum ahead of vanilla on average but not consistently; random far ahead in every repetition."""
+    rows = _repetition_rows(cases=((1,),))
+    shifts = {
+        "curriculum": [0.02, -0.015, 0.01],
+        "anti": [0.0, 0.002, -0.001],
+        "random": [0.05, 0.051, 0.049],
+    }
+    vanilla = rows.loc[rows["method"] == "vanilla", "accuracy"].to_numpy()
+    for method, shift in shifts.items():
+        rows.loc[rows["method"] == method, "accuracy"] = vanilla + np.array(shift)
+    return rows
+
+
+def test_case_verdict_reads_curriculum_first_whatever_the_best_mean():
+    row = table_iv(_noisy_rows()).iloc[0]
     verdict = plots.case_verdict(row)
-    assert verdict["best"] == "Random"  # the largest offset in the fixture
-    assert verdict["gain_over_vanilla"] == pytest.approx(3, abs=0.2)
-    assert verdict["runner_up"] == "Anti"
-    assert verdict["enough_repetitions"]
-    assert verdict["within_noise"] == (not verdict["p"] < 0.05)
+    assert verdict["best"] == "Random"  # the best mean, for display only
+    methods = [(c["method"], c["role"]) for c in verdict["comparisons"]]
+    assert methods == [("Curriculum", "primary"), ("Anti", "secondary"), ("Random", "secondary")]
+    primary = verdict["comparisons"][0]
+    assert not primary["passes"] and primary["p"] == row["Curriculum p"]
+    assert (primary["low"], primary["high"]) == (row["Curriculum low"], row["Curriculum high"])
 
 
 def test_case_verdict_reads_the_p_value_at_the_given_level():
     row = table_iv(_repetition_rows()).iloc[0]
-    p = plots.case_verdict(row)["p"]
-    assert plots.case_verdict(row, alpha=p / 2)["within_noise"]
-    assert not plots.case_verdict(row, alpha=min(1.0, p * 2))["within_noise"]
+    p = plots.case_verdict(row)["comparisons"][0]["p"]
+    assert not plots.case_verdict(row, alpha=p / 2)["comparisons"][0]["passes"]
+    assert plots.case_verdict(row, alpha=min(1.0, p * 2))["comparisons"][0]["passes"]
 
 
 def test_case_verdict_does_not_trust_two_repetitions():
     row = table_iv(_repetition_rows(n_reps=2)).iloc[0]
     verdict = plots.case_verdict(row)
-    assert not verdict["enough_repetitions"] and verdict["within_noise"]
+    assert not any(comparison["passes"] for comparison in verdict["comparisons"])
 
 
 @pytest.mark.parametrize("profile", ["smoke", "book", "paper"])
@@ -188,24 +217,46 @@ def test_search_heatmap_stars_only_the_best_setting():
     assert texts == ["25.0", "50.0", "62.5", "87.5 ★"]
 
 
-def test_verdict_sentence_reads_a_consistent_gain_as_beyond_noise():
-    sentence = plots.verdict_sentence(table_iv(_repetition_rows()).iloc[0])
-    assert sentence.startswith("**tiny_cnn / digits / branch 1**: random curriculum did best")
-    assert "points over vanilla (paired t-test p" in sentence
-    assert sentence.endswith("unlikely to be noise alone at the 0.05 level.")
+def test_verdict_sentence_reads_a_consistent_gain_as_distinguishable_with_its_interval():
+    row = table_iv(_repetition_rows()).iloc[0]
+    sentence = plots.verdict_sentence(row)
+    assert sentence.startswith(
+        "**tiny_cnn / digits / branch 1**: Curriculum (primary) minus vanilla is +1.00 points: "
+        "distinguishable from noise at the 0.05 level (p < 0.001; 95 % interval "
+        f"{interval_text(row['Curriculum low'], row['Curriculum high'])})."
+    )
 
 
-def test_verdict_sentence_does_not_trust_two_repetitions():
-    sentence = plots.verdict_sentence(table_iv(_repetition_rows(n_reps=2)).iloc[0])
-    assert sentence.endswith("with 2 repetitions the test cannot tell this from noise.")
+def test_verdict_sentence_words_a_non_significant_primary_with_its_interval_not_as_no_effect():
+    row = table_iv(_noisy_rows()).iloc[0]
+    sentence = plots.verdict_sentence(row)
+    primary = sentence.split(". ")[0]
+    assert "Curriculum (primary)" in primary and "not distinguishable with 3 repetitions" in primary
+    assert f"the interval is {interval_text(row['Curriculum low'], row['Curriculum high'])}" in primary
+    assert "within noise" not in sentence and "no effect" not in sentence
 
 
-def test_verdict_sentence_when_vanilla_is_best_names_the_runner_up():
+def test_verdict_sentence_marks_the_secondary_p_values_holm_corrected():
+    sentence = plots.verdict_sentence(table_iv(_noisy_rows()).iloc[0])
+    random = sentence[sentence.index("Random curriculum (secondary)") :]
+    assert "distinguishable from noise at the 0.05 level (Holm-corrected p" in random
+
+
+def test_verdict_sentence_with_two_repetitions_still_gives_the_interval():
+    row = table_iv(_repetition_rows(n_reps=2)).iloc[0]
+    sentence = plots.verdict_sentence(row)
+    interval = interval_text(row["Curriculum low"], row["Curriculum high"])
+    assert (
+        f"with 2 repetitions a paired test cannot be read (at least 3 are needed); the interval is {interval}"
+        in sentence
+    )
+
+
+def test_verdict_sentence_when_vanilla_is_best_still_reads_curriculum_first():
     rows = _repetition_rows()
     rows.loc[rows["method"] == "vanilla", "accuracy"] += 0.1
     sentence = plots.verdict_sentence(table_iv(rows).iloc[0])
-    assert "vanilla training did best" in sentence
-    assert sentence.endswith("points ahead of random curriculum.")
+    assert sentence.startswith("**tiny_cnn / digits / branch 1**: Curriculum (primary) minus vanilla is -")
 
 
 def test_closest_paper_rows_falls_back_to_mobilenet_on_cifar10():

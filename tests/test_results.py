@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from mecl_utils.results import ResultsStore, paper_table_iv, table_iv
+from mecl_utils.statistics import holm, paired_difference
 
 
 def test_store_appends_and_reloads(tmp_path):
@@ -52,9 +53,15 @@ def _repetitions(vanilla, curriculum):
     return pd.DataFrame(rows)
 
 
+def _out_of_order(frame):
+    """Curriculum's rows listed last repetition first: pairing by row position would pair wrong runs."""
+    curriculum = frame["method"] == "curriculum"
+    return pd.concat([frame[~curriculum], frame[curriculum].iloc[::-1]], ignore_index=True)
+
+
 def test_table_iv_means_stds_best_and_paired_p():
-    vanilla, curriculum = [0.80, 0.82, 0.81], [0.83, 0.84, 0.86]
-    row = table_iv(_repetitions(vanilla, curriculum)).iloc[0]
+    vanilla, curriculum = [0.80, 0.82, 0.81], [0.83, 0.84, 0.86]  # differences 3, 2, 5 by repetition
+    row = table_iv(_out_of_order(_repetitions(vanilla, curriculum))).iloc[0]
     assert row["Vanilla mean"] == pytest.approx(81.0)
     assert row["Curriculum mean"] == pytest.approx(84.333333)
     assert row["Curriculum std"] == pytest.approx(np.std([83, 84, 86], ddof=1))
@@ -62,6 +69,27 @@ def test_table_iv_means_stds_best_and_paired_p():
     assert np.isnan(row["Anti p"])  # identical to vanilla: no test
     assert row["best"] == "Curriculum" and row["repetitions"] == 3
     assert (row["teacher"], row["pacing"]) == ("self", "FEP(100)")
+
+
+def test_table_iv_gives_each_difference_with_its_interval():
+    row = table_iv(_repetitions([0.80, 0.82, 0.81], [0.83, 0.84, 0.86])).iloc[0]
+    expected = paired_difference(pd.Series([80.0, 82.0, 81.0]), pd.Series([83.0, 84.0, 86.0]))
+    assert row["Curriculum difference"] == pytest.approx(expected.mean)
+    assert (row["Curriculum low"], row["Curriculum high"]) == pytest.approx((expected.low, expected.high))
+    assert row["Curriculum pairs"] == 3
+
+
+def test_table_iv_holm_corrects_the_secondary_comparisons_only():
+    frame = _repetitions([0.80, 0.82, 0.81], [0.83, 0.84, 0.86])
+    anti = frame["method"] == "anti"
+    frame.loc[anti, "accuracy"] = frame.loc[anti, "accuracy"] + [0.010, 0.030, 0.015]
+    row = table_iv(frame).iloc[0]
+    raw = [
+        stats.ttest_rel([81, 85, 82.5], [80, 82, 81]).pvalue,  # anti
+        stats.ttest_rel([83, 84, 86], [80, 82, 81]).pvalue,  # random (equal to curriculum here)
+    ]
+    assert (row["Anti p"], row["Random p"]) == pytest.approx(tuple(holm(raw)))
+    assert row["Curriculum p"] == pytest.approx(raw[1])  # the primary comparison, uncorrected
 
 
 def test_table_iv_without_curriculum_takes_the_settings_from_the_methods_run():

@@ -12,6 +12,7 @@ from mecl_utils.statistics import (
     paired_difference,
     passes,
     reading,
+    welch_difference,
 )
 
 
@@ -87,3 +88,24 @@ def test_a_significant_reading_names_the_level_and_the_interval():
     d = paired_difference(pd.Series([70.0, 72.0, 71.0, 70.5]), pd.Series([72.0, 74.1, 72.9, 72.6]))
     text = reading(d)
     assert text.startswith("distinguishable from noise at the 0.05 level") and "95 % interval" in text
+
+
+def test_welch_difference_from_summaries_matches_welch_on_the_samples():
+    a, b = np.array([71.0, 72.5, 70.2, 73.1, 71.9]), np.array([70.1, 70.9, 71.4, 69.8, 70.6])
+    welch = stats.ttest_ind(a, b, equal_var=False)
+    low, high = welch.confidence_interval(0.95)
+    d = welch_difference([a.mean()], [a.std(ddof=1)], [5], [b.mean()], [b.std(ddof=1)], [5]).iloc[0]
+    assert d["mean"] == pytest.approx(a.mean() - b.mean())
+    assert (d["low"], d["high"], d["p"]) == pytest.approx((low, high, welch.pvalue))
+
+
+def test_too_few_repetitions_still_give_the_interval():
+    d = paired_difference(pd.Series([70.0, 72.0]), pd.Series([71.0, 74.0]))
+    text = reading(d)
+    assert text.startswith("with 2 repetitions a paired test cannot be read (at least 3 are needed)")
+    assert text.endswith(f"; the interval is {interval_text(d.low, d.high)}")
+
+
+def test_too_few_repetitions_that_agree_are_not_given_a_zero_width_interval():
+    text = reading(paired_difference(pd.Series([0.1, 0.2]), pd.Series([0.1, 0.2]) + 0.7))
+    assert text.endswith("; the 2 differences are all +0.70 points") and "interval" not in text
