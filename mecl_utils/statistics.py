@@ -32,6 +32,7 @@ __all__ = [
     "SECONDARY",
     "PairedDifference",
     "compare_with_baseline",
+    "difference_reading",
     "holm",
     "interval_text",
     "paired_difference",
@@ -163,3 +164,22 @@ def reading(
 
 def _p_phrase(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def difference_reading(
+    difference: PairedDifference,
+    p: float | None = None,
+    alpha: float = ALPHA,
+    unit: str = "points",
+    corrected: bool = False,
+) -> str:
+    """The mean difference, then its ``reading``: '+1.23 points, not distinguishable with 3 repetitions ...'.
+
+    Where too few repetitions leave the test unread, the interval (if there is one) is still given.
+    """
+    text = reading(difference, p, alpha, unit, corrected)
+    if pd.isna(difference.mean):
+        return text
+    if difference.n < MIN_REPETITIONS and not pd.isna(difference.low):
+        text += f"; the interval is {interval_text(difference.low, difference.high, unit)}"
+    return f"{difference.mean:+.2f} {unit}, {text}"
