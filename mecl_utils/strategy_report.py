@@ -122,10 +122,10 @@ def distillation_reading(table: pd.DataFrame, alpha: float) -> str:
         with_ = _difference(row, "curriculum {} (distilled)")
         without = _difference(row, "curriculum {} (plain)")
         sentences.append(
-            f"**{_case(row)}**: distillation moved vanilla branches by "
-            f"{difference_reading(distillation, corrected, alpha, corrected=True)}. With distillation, "
-            f"curriculum against vanilla is {difference_reading(with_, alpha=alpha)}. Without it (Table IV's "
-            f"comparison on these repetitions), {difference_reading(without, alpha=alpha)}."
+            f"**{_case(row)}**: distilled minus plain vanilla branches, "
+            f"{difference_reading(distillation, corrected, alpha, corrected=True)}. Curriculum minus vanilla "
+            f"among distilled branches, {difference_reading(with_, alpha=alpha)}. Among plain branches "
+            f"(Table IV's comparison on these repetitions), {difference_reading(without, alpha=alpha)}."
         )
     if len(table):
         cases = f"{len(table)} case{'s' if len(table) != 1 else ''}"

@@ -101,8 +101,10 @@ def _distilled(curriculum_shift: tuple[float, ...] = (0.0, 0.0)) -> pd.DataFrame
 
 def test_each_distillation_difference_reads_with_its_interval():
     case = strategy_report.distillation_reading(_distilled((0.0,)), alpha=0.05).split("\n\n")[0]
-    assert case.startswith("**mobilenet / cifar10 / branch 1**: distillation moved vanilla branches by -1.00 "
-                           "points, not distinguishable with 3 repetitions (Holm-corrected p = ")  # fmt: skip
+    assert case.startswith(
+        "**mobilenet / cifar10 / branch 1**: distilled minus plain vanilla branches, -1.00 points, not "
+        "distinguishable with 3 repetitions (Holm-corrected p = "
+    )
     for differences in ([-2, 1, -2], [1, 3, 2], [1, -1, 2]):
         assert f"the interval is {_interval(differences)}" in case
     assert "within noise" not in case
@@ -116,7 +118,8 @@ def test_the_distillation_reading_names_its_families():
 def test_a_passing_distillation_test_comes_with_what_chance_alone_would_give():
     reading = strategy_report.distillation_reading(_distilled((1.0, 0.0)), alpha=0.05)  # 2, 3, 2: p < 0.05
     assert (
-        "With distillation, curriculum against vanilla is +2.33 points, distinguishable from noise" in reading
+        "Curriculum minus vanilla among distilled branches, +2.33 points, distinguishable from noise"
+        in reading
     )
     # two cases, each with two uncorrected curriculum tests (distilled and plain)
     assert "1 of these 4 tests falls below 0.05" in reading and "about 0.2 times by chance" in reading
