@@ -338,9 +338,13 @@ def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, al
     beyond = [(s, e, d) for s, e, d, p in cells if passes(p, d.n, alpha)]
     second = (
         f"*Does curriculum learning help end-to-end or layer-wise training?* Of the {len(cells)} comparisons "
-        f"of curriculum with vanilla (every trained exit of every way of training), {len(beyond)} "
-        f"{'is' if len(beyond) == 1 else 'are'} distinguishable from noise at the {alpha:g} level over {n} "
-        "repetitions after Holm's correction across them"
+        "of curriculum with vanilla (every trained exit of every way of training), "
+    )
+    second += (
+        f"none is read: with {n} repetitions a paired test cannot be (at least {MIN_REPETITIONS} are needed)"
+        if n < MIN_REPETITIONS
+        else f"{len(beyond)} {'is' if len(beyond) == 1 else 'are'} distinguishable from noise at the "
+        f"{alpha:g} level over {n} repetitions after Holm's correction across them"
     )
     second += (
         ": "
@@ -364,17 +368,30 @@ def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, al
             " The trade-off the paper warns about would show as a final exit below the plain network's. With "
             "vanilla training the other ways' final exits differ from the plain network's by "
             + "; ".join(f"{name} {_with_interval(d)}" for name, d, _ in finals)
-            + f". After Holm's correction across the table's {family} final-versus-plain comparisons (both "
+        )
+        pairs = min(d.n for _, d, _ in finals)
+        corrected = (
+            f". After Holm's correction across the table's {family} final-versus-plain comparisons (both "
             "methods), "
         )
-        second += (
-            ", ".join(f"{name} ({d.mean:+.2f} points)" for name, d in passing)
-            + f" {'is' if len(passing) == 1 else 'are'} distinguishable from noise at the {alpha:g} level; "
-            "a negative difference among them is the trade-off, at this scale."
-            if passing
-            else f"none is distinguishable from noise at the {alpha:g} level, so these runs neither show the "
-            "trade-off nor rule out one within those intervals."
-        )
+        if pairs < MIN_REPETITIONS:
+            second += (
+                f". With {pairs} repetitions no test of it is read, so these runs neither show the trade-off "
+                "nor rule out one within those intervals."
+            )
+        elif passing:
+            second += (
+                corrected
+                + ", ".join(f"{name} ({d.mean:+.2f} points)" for name, d in passing)
+                + f" {'is' if len(passing) == 1 else 'are'} distinguishable from noise at the {alpha:g} "
+                "level; a negative difference among them is the trade-off, at this scale."
+            )
+        else:
+            second += (
+                corrected
+                + f"none is distinguishable from noise at the {alpha:g} level, so these runs neither "
+                "show the trade-off nor rule out one within those intervals."
+            )
     second += (
         " These runs are short and small, stated above, and use one teacher and one stretched pacing without "
         "a search of their own; they say nothing about other exit weightings or about the paper's scale."

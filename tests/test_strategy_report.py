@@ -17,8 +17,8 @@ def _interval(differences: list[float]) -> str:
     return interval_text(mean - half, mean + half)
 
 
-def _strategies(sdn_exit1_curriculum: tuple[float, ...] = (0.21, 0.24, 0.225)) -> pd.DataFrame:
-    """Plain and SDN networks, three repetitions, test accuracies per (strategy, method): (exit1, final)."""
+def _strategies(sdn_exit1_curriculum: tuple[float, ...] = (0.21, 0.24, 0.225), repetitions: int = 3):
+    """Plain and SDN networks, up to three repetitions: (exit1, final) test accuracies per strategy/method."""
     runs = {
         ("plain", "vanilla"): ((0.1, 0.1, 0.1), (0.50, 0.52, 0.51)),
         ("plain", "curriculum"): ((0.1, 0.1, 0.1), (0.51, 0.51, 0.53)),  # final: +1, -1, +2 points
@@ -32,7 +32,7 @@ def _strategies(sdn_exit1_curriculum: tuple[float, ...] = (0.21, 0.24, 0.225)) -
         for (strategy, method), values in runs.items()
         for repetition, (exit1, final) in enumerate(zip(*values, strict=True))
     ])  # fmt: skip
-    return strategy_runs.strategy_table(rows)
+    return strategy_runs.strategy_table(rows[rows["repetition"] < repetitions])
 
 
 def test_a_strategy_difference_that_does_not_pass_reads_not_distinguishable_with_its_interval():
@@ -170,3 +170,10 @@ def test_the_strategy_table_shows_curriculums_difference_beside_its_accuracy():
     assert row["final vs plain"].startswith(
         f"-2.33 {_interval([-4, -2, -1]).removesuffix(' points')}, Holm p"
     )
+
+
+def test_the_strategy_question_reads_no_test_with_too_few_repetitions():
+    second = strategy_report.open_questions_reading(_distilled(), _strategies(repetitions=2), alpha=0.05)
+    second = second.split("\n\n")[1]
+    assert "none is read: with 2 repetitions a paired test cannot be (at least 3 are needed)" in second
+    assert "With 2 repetitions no test of it is read, so these runs neither show the trade-off" in second
