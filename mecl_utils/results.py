@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from filelock import FileLock
-from scipy import stats
 
 from .statistics import compare_with_baseline
 
-__all__ = ["PAPER_TABLE_IV", "ResultsStore", "paired_p", "paper_table_iv", "table_iv"]
+__all__ = ["PAPER_TABLE_IV", "ResultsStore", "paper_table_iv", "table_iv"]
 
 METHOD_COLUMNS = {"vanilla": "Vanilla", "curriculum": "Curriculum", "anti": "Anti", "random": "Random"}
 
@@ -167,16 +166,6 @@ def _chosen_settings(group: pd.DataFrame) -> dict:
         rows = group[group["method"].isin(methods)]
         settings[setting] = rows.iloc[0][setting] if len(rows) else ""
     return settings
-
-
-def paired_p(vanilla: pd.Series, other: pd.Series) -> float:
-    """The paired t-test p-value of ``other`` against ``vanilla``, paired by index (the repetition)."""
-    pairs = pd.concat([vanilla, other], axis=1).dropna()
-    differences = pairs.iloc[:, 1] - pairs.iloc[:, 0]
-    # With fewer than two pairs, or differences that do not vary, the t statistic is undefined or infinite.
-    if len(pairs) < 2 or np.isclose(differences.std(ddof=1), 0):
-        return np.nan
-    return float(stats.ttest_rel(pairs.iloc[:, 1], pairs.iloc[:, 0]).pvalue)
 
 
 PAPER_TABLE_IV = Path(__file__).with_name("paper_table_iv.csv")  # the paper's Table IV, transcribed

@@ -35,6 +35,7 @@ __all__ = [
     "SECONDARY",
     "PairedDifference",
     "compare_with_baseline",
+    "difference_reading",
     "holm",
     "interval_text",
     "paired_difference",
@@ -200,3 +201,15 @@ def reading(
 
 def _p_phrase(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def difference_reading(
+    difference: PairedDifference,
+    p: float | None = None,
+    alpha: float = ALPHA,
+    unit: str = "points",
+    corrected: bool = False,
+) -> str:
+    """The mean difference, then its ``reading``: '+1.23 points, not distinguishable with 3 ...'."""
+    text = reading(difference, p, alpha, unit, corrected)
+    return text if pd.isna(difference.mean) else f"{difference.mean:+.2f} {unit}, {text}"

@@ -1,8 +1,16 @@
 """Tables, figures and readings of the strategy experiments (the paper's Sec. V questions, ``strategy_runs``).
 
-Every sentence here is built from computed results, with the strength of the evidence said plainly: a
-paired t-test over fewer than ``plots.MIN_REPETITIONS`` repetitions is not read at all, and a p-value at or
-above the significance level is "within noise", whichever way the means point.
+Every sentence here is built from computed results, with the strength of the evidence said plainly and
+every difference with its 95 % interval: the paired differences and their tests come from the tables
+(``statistics.paired_difference``), and the rule and wording from ``statistics`` (``passes``,
+``difference_reading``): a test over fewer than ``statistics.MIN_REPETITIONS`` repetitions is not read, and
+one that does not pass is "not distinguishable" with that many repetitions, never "no effect".
+
+The comparisons are fixed in advance, as the tables' docstrings say: in the distillation table, curriculum
+against vanilla among distilled branches, one per case, read as it is (with the chance caveat when several
+are read), and distillation's own effect, Holm-corrected across the cases; in the strategy table, curriculum
+against vanilla at every trained exit, one family, Holm-corrected, and the final exit against the plain
+network's, another family, Holm-corrected.
 """
 
 from __future__ import annotations
@@ -11,8 +19,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .plots import MIN_REPETITIONS, mean_std, p_text, paired_repetitions
+from .plots import mean_std, p_text, paired_repetitions
 from .profiles import Profile
+from .statistics import (
+    CONFIDENCE,
+    MIN_REPETITIONS,
+    PairedDifference,
+    difference_reading,
+    interval_text,
+    passes,
+)
 
 __all__ = [
     "chance_caveat",
@@ -36,28 +52,52 @@ STRATEGY_NAMES = {
 }
 
 
-def _evidence(p: float, repetitions: int, alpha: float) -> str:
-    if repetitions < MIN_REPETITIONS or pd.isna(p):
-        return f"{repetitions} repetitions are too few for the test to say anything"
-    if p >= alpha:
-        return "within noise"
-    return f"unlikely to be noise alone at the {alpha:g} level"
+def _difference(row: pd.Series, template: str, mean: str | None = None) -> PairedDifference:
+    """The paired difference a table row holds under ``template`` ('final {}': 'final low', 'final p'...)."""
+    pairs = row.get(template.format("pairs"), row["repetitions"])
+    return PairedDifference(
+        n=int(pairs),
+        mean=row[mean or template.format("difference")],
+        sd=np.nan,  # not kept in the tables, not needed to read them
+        low=row[template.format("low")],
+        high=row[template.format("high")],
+        p=row[template.format("p")],
+    )
 
 
-def _p_phrase(p: float) -> str:
-    text = p_text(p)
-    return f"p {text.replace('<', '< ')}" if text.startswith("<") else f"p = {text}"
+def _difference_cell(row: pd.Series, template: str, mean: str | None = None, corrected: bool = False) -> str:
+    """'+1.23 [-0.50, +2.96], p 0.120' (Holm p where ``corrected``); '–' when there is no difference."""
+    difference = _difference(row, template, mean)
+    if pd.isna(difference.mean):
+        return "–"
+    text = _with_interval(difference, unit="")
+    p = row[template.format("p adjusted")] if corrected else difference.p
+    return text if pd.isna(p) else f"{text}, {'Holm p' if corrected else 'p'} {p_text(p)}"
+
+
+def _with_interval(difference: PairedDifference, unit: str = "points") -> str:
+    """'+1.23 [-0.50, +2.96] points': the mean difference and its interval (where there is one)."""
+    interval = (
+        "" if pd.isna(difference.low) else " " + interval_text(difference.low, difference.high, unit="")
+    )
+    return f"{difference.mean:+.2f}{interval.rstrip()}{' ' + unit if unit else ''}"
+
+
+def _case(row: pd.Series) -> str:
+    return f"{row['backbone']} / {row['dataset']} / branch {int(row['branch'])}"
 
 
 def format_distillation_table(table: pd.DataFrame) -> pd.DataFrame:
-    """``strategy_runs.distillation_table`` as strings: mean ± std per group, the two p-values."""
+    """``strategy_runs.distillation_table`` as strings: mean ± std per group, then curriculum's and
+    distillation's differences in points with their 95 % intervals and p-values (distillation's
+    Holm-corrected across the cases)."""
     out = []
     for _, row in table.iterrows():
-        entry = {"Case": f"{row['backbone']} / {row['dataset']} / branch {int(row['branch'])}"}
+        entry = {"Case": _case(row)}
         for group in DISTILLATION_GROUPS:
             entry[group] = mean_std(row[f"{group} mean"], row[f"{group} std"])
-        entry["curriculum p, distilled"] = p_text(row["curriculum p (distilled)"])
-        entry["distillation p, vanilla"] = p_text(row["distillation p (vanilla)"])
+        entry["curriculum, distilled"] = _difference_cell(row, "curriculum {} (distilled)")
+        entry["distillation, vanilla"] = _difference_cell(row, "distillation {} (vanilla)", corrected=True)
         entry["repetitions"] = int(row["repetitions"])
         out.append(entry)
     return pd.DataFrame(out)
@@ -73,31 +113,41 @@ def distillation_pairs(rows: pd.DataFrame):
 
 
 def distillation_reading(table: pd.DataFrame, alpha: float) -> str:
-    """One sentence per case: distillation's effect on vanilla branches, curriculum's with and without it."""
+    """One paragraph per case: distillation's effect on vanilla branches, curriculum's with and without it,
+    each difference with its interval; then the families and, where an uncorrected test passes, the caveat."""
     sentences = []
     for _, row in table.iterrows():
-        n = int(row["repetitions"])
-        case = f"**{row['backbone']} / {row['dataset']} / branch {int(row['branch'])}**"
-        distilled = row["distilled vanilla mean"] - row["plain vanilla mean"]
-        with_ = row["distilled curriculum mean"] - row["distilled vanilla mean"]
-        without = row["plain curriculum mean"] - row["plain vanilla mean"]
+        distillation = _difference(row, "distillation {} (vanilla)")
+        corrected = row["distillation p adjusted (vanilla)"]
+        with_ = _difference(row, "curriculum {} (distilled)")
+        without = _difference(row, "curriculum {} (plain)")
         sentences.append(
-            f"{case}: distillation moved vanilla branches by {distilled:+.2f} points "
-            f"({_p_phrase(row['distillation p (vanilla)'])}, "
-            f"{_evidence(row['distillation p (vanilla)'], n, alpha)}). With distillation, curriculum is "
-            f"{with_:+.2f} points against vanilla ({_p_phrase(row['curriculum p (distilled)'])}, "
-            f"{_evidence(row['curriculum p (distilled)'], n, alpha)}); without it, {without:+.2f} points."
+            f"**{_case(row)}**: distilled minus plain vanilla branches, "
+            f"{difference_reading(distillation, corrected, alpha, corrected=True)}. Curriculum minus vanilla "
+            f"among distilled branches, {difference_reading(with_, alpha=alpha)}. Among plain branches "
+            f"(Table IV's comparison on these repetitions), {difference_reading(without, alpha=alpha)}."
         )
-    caveat = _table_caveat(table, ("distillation p (vanilla)", "curriculum p (distilled)"), alpha)
+    if len(table):
+        cases = f"{len(table)} case{'s' if len(table) != 1 else ''}"
+        sentences.append(
+            f"Distillation's p-values are Holm-corrected across the table's {cases}; curriculum's, with "
+            "distillation (the comparison fixed in advance) and without, are read as they are. Each interval "
+            "is its own comparison's, uncorrected."
+        )
+    caveat = _table_caveat(table, ("curriculum p (distilled)", "curriculum p (plain)"), alpha)
     return "\n\n".join([*sentences, caveat] if caveat else sentences)
 
 
 def _table_caveat(table: pd.DataFrame, columns: tuple[str, ...], alpha: float) -> str:
-    """``chance_caveat`` over the p-values of ``columns`` (rows with enough repetitions, no NaN); "" when
-    none falls below ``alpha``."""
-    enough = table[table["repetitions"] >= MIN_REPETITIONS] if len(table) else table
-    tests = [float(p) for column in columns for p in enough[column] if not pd.isna(p)]
-    passed = sum(p < alpha for p in tests)
+    """``chance_caveat`` over the uncorrected p-values of ``columns`` that can be read (enough repetitions, no
+    NaN); "" when none passes."""
+    tests = [
+        (float(p), int(n))
+        for column in columns
+        for p, n in zip(table[column], table["repetitions"], strict=True)
+        if n >= MIN_REPETITIONS and not pd.isna(p)
+    ]
+    passed = sum(passes(p, n, alpha) for p, n in tests)
     return chance_caveat(len(tests), passed, alpha) if passed else ""
 
 
@@ -124,15 +174,22 @@ def _exit_names(table: pd.DataFrame) -> list[str]:
 
 
 def format_strategy_table(table: pd.DataFrame) -> pd.DataFrame:
-    """``strategy_runs.strategy_table`` as strings: each exit's mean ± std, curriculum's p under it."""
+    """``strategy_runs.strategy_table`` as strings: each exit's mean ± std, beside curriculum's curriculum
+    minus vanilla with its 95 % interval and Holm-corrected p; ``final vs plain`` likewise."""
     out = []
     for _, row in table.iterrows():
         entry = {"strategy": STRATEGY_NAMES.get(row["strategy"], row["strategy"]), "method": row["method"]}
         for name in _exit_names(table):
             text = mean_std(row[f"{name} mean"], row[f"{name} std"])
-            p = row.get(f"{name} p", np.nan)
-            entry[name] = text if pd.isna(p) else f"{text} (p {p_text(p)})"
-        entry["final vs plain"] = f"{row['final vs plain']:+.2f}"
+            tested = not pd.isna(row.get(f"{name} difference", np.nan))
+            entry[name] = (
+                f"{text} ({_difference_cell(row, f'{name} {{}}', corrected=True)})" if tested else text
+            )
+        entry["final vs plain"] = (
+            "–"  # the reference itself
+            if row["strategy"] == "plain"
+            else _difference_cell(row, "final vs plain {}", "final vs plain", corrected=True)
+        )
         entry["repetitions"] = int(row["repetitions"])
         out.append(entry)
     return pd.DataFrame(out)
@@ -168,43 +225,50 @@ def strategy_exit_accuracies(rows: pd.DataFrame, split: str = "test"):
 
 
 def strategy_reading(table: pd.DataFrame, alpha: float) -> str:
-    """Per strategy: curriculum against vanilla at every exit; the final exit against the plain network's."""
+    """Per strategy: curriculum against vanilla at every exit; the final exit against the plain network's.
+
+    Every difference with its interval; the p-values read are the table's Holm-corrected ones.
+    """
     exits = _exit_names(table)
-    sentences, tests, passed = [], 0, 0
+    sentences, tests = [], 0
     for strategy, group in table.groupby("strategy", sort=False):
         by_method = group.set_index("method")
         if not {"vanilla", "curriculum"} <= set(by_method.index):
             continue
         vanilla, curriculum = by_method.loc["vanilla"], by_method.loc["curriculum"]
-        n = int(curriculum["repetitions"])
-        names = tested_exits(strategy, exits)
-        parts = [
-            f"{name} {curriculum[f'{name} mean'] - vanilla[f'{name} mean']:+.2f} "
-            f"({_p_phrase(curriculum.get(f'{name} p', np.nan))})"
-            for name in names
-        ]
-        tested = [curriculum.get(f"{name} p", np.nan) for name in names]
-        clear = [name for name, p in zip(names, tested, strict=True) if n >= MIN_REPETITIONS and p < alpha]
-        verdict = (
-            f"{n} repetitions are too few for the tests to say anything"
-            if n < MIN_REPETITIONS
-            else ("unlikely to be noise alone at " + ", ".join(clear))
-            if clear
-            else "every difference within noise"
+        parts = []
+        for name in tested_exits(strategy, exits):
+            difference = _difference(curriculum, f"{name} {{}}")
+            corrected = curriculum[f"{name} p adjusted"]
+            parts.append(f"At {name}: {difference_reading(difference, corrected, alpha, corrected=True)}.")
+            tests += not pd.isna(difference.p)
+        sentence = (
+            f"**{STRATEGY_NAMES.get(strategy, strategy)}**, curriculum minus vanilla. {' '.join(parts)}"
         )
-        name = STRATEGY_NAMES.get(strategy, strategy)
-        sentence = f"**{name}**: curriculum minus vanilla, {', '.join(parts)}; {verdict}."
         if strategy != "plain":
+            final = [
+                difference_reading(
+                    _difference(row, "final vs plain {}", "final vs plain"),
+                    row["final vs plain p adjusted"],
+                    alpha,
+                    corrected=True,
+                )
+                for row in (vanilla, curriculum)
+            ]
             sentence += (
-                f" Its final exit is {vanilla['final vs plain']:+.2f} points from the plain network's with "
-                f"vanilla training and {curriculum['final vs plain']:+.2f} with curriculum."
+                f" Its final exit minus the plain network's, with vanilla training: {final[0]}. With "
+                f"curriculum: {final[1]}."
             )
         sentences.append(sentence)
-        if n >= MIN_REPETITIONS:
-            tests += sum(not np.isnan(p) for p in tested)
-            passed += len(clear)
-    if passed:
-        sentences.append(chance_caveat(tests, passed, alpha))
+    if sentences:
+        trade_off = int(table["final vs plain p adjusted"].notna().sum())
+        sentences.append(
+            f"Curriculum's p-values are Holm-corrected across the {tests} exits compared in this table "
+            "(every trained exit of every way of training: one family, as no exit was singled out in advance)"
+            + (f"; the final-versus-plain ones across their {trade_off} comparisons" if trade_off else "")
+            + ". Each interval is its own comparison's, uncorrected: one that excludes 0 while the corrected "
+            "test does not pass is no finding."
+        )
     return "\n\n".join(sentences)
 
 
@@ -233,21 +297,28 @@ def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, al
     """The two paragraphs that answer the paper's Sec. V questions as far as these runs can."""
     n_cases = len(distilled)
     reps = int(distilled["repetitions"].min()) if n_cases else 0
-    helped = (
-        (distilled["distilled curriculum mean"] > distilled["distilled vanilla mean"])
-        & (distilled["curriculum p (distilled)"] < alpha)
-    ).sum() if reps >= MIN_REPETITIONS else 0  # fmt: skip
-    ahead = int((distilled["distilled curriculum mean"] > distilled["distilled vanilla mean"]).sum())
+    gains = [(_case(row), _difference(row, "curriculum {} (distilled)")) for _, row in distilled.iterrows()]
+    ahead = sum(d.mean > 0 for _, d in gains)
+    helped = sum(d.mean > 0 and passes(d.p, d.n, alpha) for _, d in gains)
     first = (
         f"*Does curriculum learning combine with distillation?* In {ahead} of {n_cases} cases the distilled "
-        f"curriculum branches average more than the distilled vanilla ones, and in {int(helped)} the paired "
-        f"test over {reps} repetitions puts the gain beyond noise at the {alpha:g} level. "
+        "curriculum branches average more than the distilled vanilla ones"
     )
     first += (
-        "So these runs give no evidence that it does, and with so few repetitions a small true effect would "
-        "not show either"
+        f"; with {reps} repetitions no paired test is read (at least {MIN_REPETITIONS} are needed)"
+        if reps < MIN_REPETITIONS
+        else f", and in {helped} the gain is distinguishable from noise at the {alpha:g} level over {reps} "
+        "repetitions"
+    )
+    if gains:
+        first += (
+            f". Curriculum minus vanilla among distilled branches, with {CONFIDENCE * 100:.0f} % intervals: "
+            + "; ".join(f"{case} {_with_interval(d)}" for case, d in gains)
+        )
+    first += ". " + (
+        "These runs do not show that it does" + _span([d for _, d in gains])
         if not helped
-        else "That holds for these cases at this scale only; a small effect elsewhere would not show"
+        else "That holds for these cases at this scale only"
     )
     caveat = _table_caveat(distilled, ("curriculum p (distilled)",), alpha)
     if caveat:
@@ -260,49 +331,81 @@ def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, al
     exits = _exit_names(strategies)
     n = int(curriculum["repetitions"].min()) if len(curriculum) else 0
     cells = [
-        (row["strategy"], name, row.get(f"{name} p", np.nan))
+        (row["strategy"], name, _difference(row, f"{name} {{}}"), row[f"{name} p adjusted"])
         for _, row in curriculum.iterrows()
         for name in tested_exits(row["strategy"], exits)
     ]
-    beyond = [(s, e) for s, e, p in cells if n >= MIN_REPETITIONS and p < alpha]
-    vanilla = strategies[strategies["method"] == "vanilla"].set_index("strategy")
-    by_strategy = curriculum.set_index("strategy")
-
-    def gain(strategy: str, name: str) -> float:
-        return by_strategy.loc[strategy, f"{name} mean"] - vanilla.loc[strategy, f"{name} mean"]
-
-    trained = vanilla.drop(index="plain", errors="ignore")
+    beyond = [(s, e, d) for s, e, d, p in cells if passes(p, d.n, alpha)]
     second = (
         f"*Does curriculum learning help end-to-end or layer-wise training?* Of the {len(cells)} comparisons "
-        f"of curriculum with vanilla (every trained exit of every way of training), {len(beyond)} "
-        f"{'is' if len(beyond) == 1 else 'are'} beyond noise "
-        f"at the {alpha:g} level over {n} repetitions"
+        "of curriculum with vanilla (every trained exit of every way of training), "
+    )
+    second += (
+        f"none is read: with {n} repetitions a paired test cannot be (at least {MIN_REPETITIONS} are needed)"
+        if n < MIN_REPETITIONS
+        else f"{len(beyond)} {'is' if len(beyond) == 1 else 'are'} distinguishable from noise at the "
+        f"{alpha:g} level over {n} repetitions after Holm's correction across them"
     )
     second += (
         ": "
-        + ", ".join(f"{STRATEGY_NAMES.get(s, s)} at {e} ({gain(s, e):+.2f} points)" for s, e in beyond)
-        + ". "
-        + chance_caveat(sum(not np.isnan(p) for *_, p in cells), len(beyond), alpha)
+        + "; ".join(f"{STRATEGY_NAMES.get(s, s)} at {e}, {_with_interval(d)}" for s, e, d in beyond)
+        + ". That holds at this scale only."
         if beyond
-        else "."
+        else ". These runs show neither a gain nor a loss from curriculum"
+        + _span([d for *_, d, _ in cells])
+        + "."
     )
-    if len(trained) and "plain" in vanilla.index:
-        low, high = trained["final vs plain"].min(), trained["final vs plain"].max()
-        spread = vanilla.loc["plain", "final std"]
+    vanilla = strategies[(strategies["method"] == "vanilla") & (strategies["strategy"] != "plain")]
+    if len(vanilla) and (strategies["strategy"] == "plain").any():
+        finals = [
+            (STRATEGY_NAMES.get(row["strategy"], row["strategy"]),
+             _difference(row, "final vs plain {}", "final vs plain"), row["final vs plain p adjusted"])
+            for _, row in vanilla.iterrows()
+        ]  # fmt: skip
+        family = int(strategies["final vs plain p adjusted"].notna().sum())
+        passing = [(name, d) for name, d, p in finals if passes(p, d.n, alpha)]
         second += (
             " The trade-off the paper warns about would show as a final exit below the plain network's. With "
-            f"vanilla training the other ways' final exits lie between {low:+.2f} and {high:+.2f} points of "
-            f"it, while the plain network's own final accuracy varies by {spread:.2f} points (standard "
-            "deviation) between repetitions"
+            "vanilla training the other ways' final exits differ from the plain network's by "
+            + "; ".join(f"{name} {_with_interval(d)}" for name, d, _ in finals)
         )
-        second += (
-            ": differences of that size are what repetitions differ by, so these runs neither show the "
-            "trade-off nor rule it out."
-            if max(abs(low), abs(high)) < 2 * spread
-            else "; these runs were not tested for it, so read the gap as a hint, not a finding."
+        pairs = min(d.n for _, d, _ in finals)
+        corrected = (
+            f". After Holm's correction across the table's {family} final-versus-plain comparisons (both "
+            "methods), "
         )
+        if pairs < MIN_REPETITIONS:
+            second += (
+                f". With {pairs} repetitions no test of it is read, so these runs neither show the trade-off "
+                "nor rule out one within those intervals."
+            )
+        elif passing:
+            second += (
+                corrected
+                + ", ".join(f"{name} ({d.mean:+.2f} points)" for name, d in passing)
+                + f" {'is' if len(passing) == 1 else 'are'} distinguishable from noise at the {alpha:g} "
+                "level; a negative difference among them is the trade-off, at this scale."
+            )
+        else:
+            second += (
+                corrected
+                + f"none is distinguishable from noise at the {alpha:g} level, so these runs neither "
+                "show the trade-off nor rule out one within those intervals."
+            )
     second += (
         " These runs are short and small, stated above, and use one teacher and one stretched pacing without "
         "a search of their own; they say nothing about other exit weightings or about the paper's scale."
     )
     return first + "\n\n" + second
+
+
+def _span(differences: list[PairedDifference]) -> str:
+    """': their intervals together span a to b points, ...' ('' when no interval exists)."""
+    lows = [d.low for d in differences if not pd.isna(d.low)]
+    highs = [d.high for d in differences if not pd.isna(d.high)]
+    if not lows:
+        return ""
+    return (
+        f": their intervals together span {min(lows):+.2f} to {max(highs):+.2f} points, so differences of "
+        "that size either way remain possible"
+    )

@@ -48,9 +48,10 @@ from .features import branch_layer
 from .pacing import Pacing, parameters, preset
 from .prepare import load_splits, prepare_networks
 from .profiles import Profile
-from .results import ResultsStore, paired_p
+from .results import ResultsStore
 from .sampler import CurriculumSampler, sampler_for_method
 from .seeds import stream_seed
+from .statistics import PairedDifference, holm, paired_difference
 from .strategies import MultiExit, exit_accuracies, train_end_to_end, train_layer_wise
 from .teachers import classifier_parts, losses_parts, network_batch_size, teacher_losses, trained_backbone
 
@@ -141,9 +142,13 @@ def run_distillation(
 def distillation_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per case: plain and distilled branches' test accuracy (%, mean and std) with each method, paired tests.
 
-    ``curriculum p (distilled)`` tests distilled curriculum against distilled vanilla; ``distillation p
-    (vanilla)`` distilled vanilla against plain vanilla. Pairs are repetitions (shared seeds); only
-    repetitions that have all four runs count.
+    Three paired differences, each as ``<what> difference|low|high|p (<among>)`` in points with its 95 %
+    interval (``statistics.paired_difference``): ``curriculum ... (distilled)``, distilled curriculum minus
+    distilled vanilla, the comparison fixed in advance, one per case, read as it is; ``curriculum ...
+    (plain)``, Table IV's comparison on the same repetitions; ``distillation ... (vanilla)``, distilled
+    vanilla minus plain vanilla, a secondary comparison whose family is the table's cases:
+    ``distillation p adjusted (vanilla)`` is Holm-corrected across them. Pairs are repetitions (shared
+    seeds); only repetitions that have all four runs count.
     """
     stages = {"repetition": "plain", "distillation": "distilled"}
     rows = results[results["stage"].isin(list(stages)) & results["method"].isin(list(STRATEGY_METHODS))]
@@ -162,13 +167,28 @@ def distillation_table(results: pd.DataFrame) -> pd.DataFrame:
         for name in accuracy.columns:
             entry[f"{name} mean"] = accuracy[name].mean()
             entry[f"{name} std"] = accuracy[name].std(ddof=1) if len(accuracy) > 1 else np.nan
-        entry["curriculum p (distilled)"] = paired_p(
-            accuracy["distilled vanilla"], accuracy["distilled curriculum"]
-        )
-        entry["curriculum p (plain)"] = paired_p(accuracy["plain vanilla"], accuracy["plain curriculum"])
-        entry["distillation p (vanilla)"] = paired_p(accuracy["plain vanilla"], accuracy["distilled vanilla"])
+        for template, (baseline, other) in (
+            ("curriculum {} (distilled)", ("distilled vanilla", "distilled curriculum")),
+            ("curriculum {} (plain)", ("plain vanilla", "plain curriculum")),
+            ("distillation {} (vanilla)", ("plain vanilla", "distilled vanilla")),
+        ):
+            difference = paired_difference(accuracy[baseline], accuracy[other])
+            entry.update(_difference_columns(template, difference))
         table.append(entry)
-    return pd.DataFrame(table)
+    table = pd.DataFrame(table)
+    if len(table):
+        table["distillation p adjusted (vanilla)"] = holm(table["distillation p (vanilla)"])
+    return table
+
+
+def _difference_columns(template: str, difference: PairedDifference, *, pairs: bool = False) -> dict:
+    """A paired difference as table columns named by ``template`` ('final {}' gives 'final low', ...)."""
+    fields = {"difference": difference.mean, "low": difference.low, "high": difference.high}
+    columns = {template.format(key): value for key, value in fields.items()}
+    columns[template.format("p")] = difference.p
+    if pairs:
+        columns[template.format("pairs")] = difference.n
+    return columns
 
 
 def network_setting(
@@ -423,10 +443,14 @@ def run_network_strategies(
 def strategy_table(results: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Per strategy and method: each exit's accuracy on ``split`` (mean and std over repetitions, in %).
 
-    Beside each curriculum row, the paired t-test p-value against vanilla of the same strategy (the two
-    share every seed of a repetition), at every exit that trains (the plain network's final exit only: its
-    branches have loss weight 0); ``final vs plain``: the final exit's mean difference to the plain
-    network's under the same method, the trade-off the paper warns about.
+    Beside each curriculum row, curriculum minus vanilla of the same strategy (the two share every seed of a
+    repetition) at every exit that trains (the plain network's final exit only: its branches have loss weight
+    0), paired over repetitions: ``<exit> difference``, ``low``, ``high`` (its 95 % interval, in points),
+    ``p``, ``pairs``. No exit was singled out in advance, so these tests are one family, the whole table's:
+    ``<exit> p adjusted`` is Holm-corrected across all of them. ``final vs plain``: the final exit's paired
+    difference to the plain network's under the same method, the trade-off the paper warns about, with
+    ``final vs plain low``, ``high``, ``p``, ``pairs``; its family is every other strategy under either
+    method, Holm-corrected likewise (``final vs plain p adjusted``).
     """
     rows = results[results.get("stage") == "network_strategy"] if len(results) else results
     if not len(rows):
@@ -434,6 +458,10 @@ def strategy_table(results: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     columns = sorted(c for c in rows.columns if c.startswith(f"{split}_accuracy_"))
     exits = [c.removeprefix(f"{split}_accuracy_") for c in columns]
     exits = sorted(exits, key=lambda name: (name == "final", name))
+
+    def accuracy(runs: pd.DataFrame, name: str) -> pd.Series:
+        return runs.set_index("repetition")[f"{split}_accuracy_{name}"] * 100
+
     table = []
     for (backbone, dataset, strategy, method), group in rows.groupby(
         ["backbone", "dataset", "strategy", "method"], sort=False
@@ -446,14 +474,17 @@ def strategy_table(results: pd.DataFrame, split: str = "test") -> pd.DataFrame:
             if method == "curriculum" and (strategy != "plain" or name == "final"):  # plain: untrained exits
                 vanilla = rows[(rows["strategy"] == strategy) & (rows["method"] == "vanilla")
                                & (rows["backbone"] == backbone) & (rows["dataset"] == dataset)]  # fmt: skip
-                column = f"{split}_accuracy_{name}"
-                entry[f"{name} p"] = paired_p(
-                    vanilla.set_index("repetition")[column], group.set_index("repetition")[column]
-                )
+                difference = paired_difference(accuracy(vanilla, name), accuracy(group, name))
+                entry.update(_difference_columns(f"{name} {{}}", difference, pairs=True))
         plain = rows[(rows["strategy"] == "plain") & (rows["method"] == method)
                      & (rows["backbone"] == backbone) & (rows["dataset"] == dataset)]  # fmt: skip
-        entry["final vs plain"] = (group[f"{split}_accuracy_final"].mean() - plain[
-            f"{split}_accuracy_final"].mean()) * 100 if len(plain) else np.nan  # fmt: skip
+        versus_plain = _difference_columns(
+            "final vs plain {}",
+            paired_difference(accuracy(plain, "final"), accuracy(group, "final")),
+            pairs=True,
+        )
+        entry["final vs plain"] = versus_plain.pop("final vs plain difference")
+        entry.update(versus_plain)
         entry["repetitions"] = group["repetition"].nunique()
         table.append(entry)
     # Rows arrive in the order the runs finished; the table reads strategy by strategy, vanilla first.
@@ -464,4 +495,11 @@ def strategy_table(results: pd.DataFrame, split: str = "test") -> pd.DataFrame:
         return (entry["backbone"], entry["dataset"], *rank)
 
     table.sort(key=place)
-    return pd.DataFrame(table)
+    table = pd.DataFrame(table)
+    tested = [f"{name} p" for name in exits if f"{name} p" in table]
+    adjusted = holm(table[tested].to_numpy(dtype=float).ravel()).reshape(len(table), len(tested))
+    for column, values in zip(tested, adjusted.T, strict=True):
+        table[f"{column} adjusted"] = values
+    trade_off = table["final vs plain p"].where(table["strategy"] != "plain")
+    table["final vs plain p adjusted"] = holm(trade_off)
+    return table

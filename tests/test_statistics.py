@@ -7,6 +7,7 @@ from scipy import stats
 
 from mecl_utils.statistics import (
     compare_with_baseline,
+    difference_reading,
     holm,
     interval_text,
     paired_difference,
@@ -109,3 +110,16 @@ def test_too_few_repetitions_still_give_the_interval():
 def test_too_few_repetitions_that_agree_are_not_given_a_zero_width_interval():
     text = reading(paired_difference(pd.Series([0.1, 0.2]), pd.Series([0.1, 0.2]) + 0.7))
     assert text.endswith("; the 2 differences are all +0.70 points") and "interval" not in text
+
+
+def test_a_difference_reading_leads_with_the_mean_difference():
+    d = paired_difference(pd.Series([70.0, 72.0, 71.0]), pd.Series([72.0, 71.0, 73.0]))  # +2, -1, +2
+    assert difference_reading(d) == f"+1.00 points, {reading(d)}"
+
+
+def test_a_difference_reading_with_too_few_repetitions_still_gives_the_interval():
+    d = paired_difference(pd.Series([70.0, 72.0]), pd.Series([71.0, 75.0]))  # +1, +3
+    half = stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2)  # sd of (1, 3) is sqrt(2)
+    text = difference_reading(d)
+    assert text.startswith("+2.00 points, with 2 repetitions a paired test cannot be read")
+    assert text.endswith(f"the interval is {interval_text(2 - half, 2 + half)}")
