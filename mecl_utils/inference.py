@@ -29,6 +29,7 @@ from .features import branch_layer
 from .models import top1_accuracy
 from .prepare import load_splits
 from .profiles import Profile
+from .results import require_one_configuration
 from .strategy_runs import exit_keys, network_outputs
 from .teachers import PREDICT_BATCH_SIZE, backbone_key, trained_backbone
 
@@ -107,13 +108,15 @@ def exit_network(
 
     ``stage`` "repetition": the Table IV branches; "distillation": the distilled ones (``strategy_runs``).
     The final exit is the backbone's own classifier. Needs every branch of the profile for a (method,
-    repetition) to count it; the others are left out.
+    repetition) to count it; the others are left out. Rows of several configurations are refused
+    (``results.require_one_configuration``): a (method, repetition) names one network.
     """
     backbone, dataset_name = profile.backbones[0], profile.datasets[0]
     reps = results[(results["stage"] == stage) & (results["backbone"] == backbone)]
     reps = reps[reps["dataset"] == dataset_name]
     if reps.empty:
         raise ValueError(f"no {stage} rows for this profile's backbone yet: run the grid first")
+    require_one_configuration(reps)
     layer_names, path_costs, full, splits = _exit_costs(profile, data_dir)
     final = final_exit_outputs(profile, backbone, dataset_name, data_dir)
     numbers = tuple(profile.branch_numbers)
@@ -162,6 +165,7 @@ def strategy_exit_network(
     rows = rows[(rows["backbone"] == profile.backbones[0]) & (rows["dataset"] == profile.datasets[0])]
     if rows.empty:
         raise ValueError(f"no {strategy!r} network runs for this profile's backbone yet: run them first")
+    require_one_configuration(rows)
     layer_names, path_costs, full, splits = _exit_costs(profile, data_dir)
     names = exit_keys(len(layer_names))
     outputs = {}
