@@ -233,10 +233,21 @@ def _exits(args: argparse.Namespace) -> None:
     print(f"{profile.name}: cost of leaving at each exit, of the full multi-exit network: {costs}")
     print(f"(the classifier alone: {network.classifier_fraction:.0%})")
     budget = inference.budget_table(network, args.policy, args.budget, args.calibration)
-    print(f"\nTest accuracy (%) within each budget, {args.policy} threshold chosen on {args.calibration}:")
+    print(
+        f"\nTest accuracy (%) per budget, {args.policy} threshold chosen on {args.calibration} to meet it; "
+        "in brackets the mean test cost, and in how many runs it is over the budget:"
+    )
     print(inference.budget_summary(budget).to_string())
+    curves = inference.policy_curves(network, args.policy)
+    points = inference.operating_points(curves)
+    if points < inference.MIN_OPERATING_POINTS:
+        print(
+            f"\nNo area under the curve for {args.policy}: its sweep has {points} distinct operating points, "
+            f"fewer than the {inference.MIN_OPERATING_POINTS} an area can compare."
+        )
+        return
     print("\nArea under the accuracy-cost curves (test), paired against vanilla:")
-    print(inference.auc_tests(inference.policy_curves(network, args.policy)).round(3).to_string())
+    print(inference.auc_tests(curves).round(3).to_string())
 
 
 def _plan(args: argparse.Namespace) -> None:
