@@ -44,7 +44,7 @@ from .features import branch_layer
 from .pacing import Pacing, parameters, preset
 from .prepare import load_splits, prepare_networks
 from .profiles import Profile
-from .results import ResultsStore, paired_p
+from .results import ResultsStore, paired_p, require_one_configuration
 from .sampler import sampler_for_method
 from .seeds import stream_seed
 from .strategies import exit_accuracies, train_end_to_end, train_layer_wise
@@ -158,6 +158,7 @@ def distillation_table(results: pd.DataFrame) -> pd.DataFrame:
     rows = results[results["stage"].isin(list(stages)) & results["method"].isin(list(STRATEGY_METHODS))]
     if not (rows["stage"] == "distillation").any():
         raise ValueError("no distilled runs yet: run run_distillation first")
+    require_one_configuration(rows.assign(method=rows["stage"].map(stages) + " " + rows["method"]))
     table = []
     for (backbone, dataset, branch), group in rows.groupby(["backbone", "dataset", "branch"], sort=False):
         labels = group["stage"].map(stages) + " " + group["method"]

@@ -173,3 +173,18 @@ def test_the_strategy_table_reads_strategy_by_strategy_vanilla_first_whatever_or
     assert list(zip(table["strategy"], table["method"], strict=True)) == [
         ("plain", "vanilla"), ("plain", "curriculum"), ("layer_wise", "vanilla"), ("layer_wise", "curriculum")
     ]  # fmt: skip
+
+
+def test_the_distillation_table_refuses_two_feature_modes_that_share_repetition_numbers():
+    rows = pd.DataFrame(
+        [
+            {"stage": stage, "backbone": "tiny_cnn", "dataset": "digits", "branch": 1, "method": method,
+             "repetition": repetition, "accuracy": 0.8, "feature_mode": mode}
+            for stage in ("repetition", "distillation")
+            for method in ("vanilla", "curriculum")
+            for repetition in range(2)
+            for mode in ("memory", "shards")
+        ]
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="feature_mode"):
+        strategy_runs.distillation_table(rows)
