@@ -118,16 +118,20 @@ RUN_OUTCOMES = (
 
 def mixed_settings(results: pd.DataFrame) -> dict[str, list[str]]:
     """The configuration fields whose values differ within a case (``CASE_SETTINGS``) or within one method
-    of a case (``METHOD_SETTINGS``), each with the values it takes (as text, "" for a missing value)."""
+    of a case (``METHOD_SETTINGS``), each with the values it takes, as text.
+
+    A missing value and "" are one value: a row appended in this session holds "" where a row read back
+    from the CSV file holds a missing value (vanilla's teacher).
+    """
     case = [key for key in CASE if key in results]  # a whole network's rows have no branch
     mixed: dict[str, set[str]] = {}
     for keys, fields in ((case, CASE_SETTINGS), ([*case, "method"], METHOD_SETTINGS)):
         present = [field for field in fields if field in results]
         for _, group in results.groupby(keys, sort=False):
             for field in present:
-                values = group[field].drop_duplicates()
+                values = set(group[field].map(lambda value: "" if pd.isna(value) else str(value)))
                 if len(values) > 1:
-                    mixed.setdefault(field, set()).update("" if pd.isna(v) else str(v) for v in values)
+                    mixed.setdefault(field, set()).update(values)
     return {field: sorted(values) for field, values in mixed.items()}
 
 

@@ -113,3 +113,10 @@ def test_table_iv_refuses_rows_that_repeat_a_repetition_and_names_what_differs()
     frame = pd.concat([frame, frame.assign(init_seed=2, accuracy=0.5)], ignore_index=True)
     with pytest.raises(ValueError, match=r"share a case, method and repetition.*differ in init_seed"):
         table_iv(frame)
+
+
+def test_a_missing_teacher_and_an_empty_one_are_one_configuration():
+    frame = _repetitions([0.80, 0.82, 0.81], [0.83, 0.84, 0.86])
+    frame["teacher"] = frame["teacher"].astype(object)
+    frame.loc[frame["method"] == "vanilla", "teacher"] = ["", np.nan, ""]  # appended, then read back from CSV
+    assert table_iv(frame).iloc[0]["repetitions"] == 3
