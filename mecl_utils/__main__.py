@@ -4,6 +4,7 @@
     python -m mecl_utils run --profile book --data-dir DIR    # CIFAR-10 from an offline copy
     python -m mecl_utils run --profile smoke --case tiny_cnn/digits/1 --method vanilla curriculum
     python -m mecl_utils table --profile smoke                # Table IV from the stored results
+    python -m mecl_utils table --where feature_mode=memory    # only the runs of one configuration
     python -m mecl_utils exits --profile smoke                # accuracy within cost budgets (early exit)
     python -m mecl_utils plan --profile paper                 # feature modes, runs, time; trains nothing
 
@@ -20,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import quiet
@@ -48,6 +50,37 @@ def _workers(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"--workers must be a whole number >= 0, got {text!r}")
     return int(text)
+
+
+def _where(text: str) -> tuple[str, str]:
+    field, equals, value = text.partition("=")
+    if not equals or not field:
+        raise argparse.ArgumentTypeError(
+            f"--where must look like FIELD=VALUE, e.g. feature_mode=memory, got {text!r}"
+        )
+    return field, value
+
+
+def _selected(frame: pd.DataFrame, where: list[tuple[str, str]] | None) -> pd.DataFrame:
+    """The rows whose every ``--where`` field has its value (numbers compared as numbers)."""
+    for field, value in where or []:
+        if field not in frame:
+            raise ValueError(f"--where {field}=...: the results have no column {field!r}")
+        column = frame[field]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            try:
+                keep = np.isclose(column, float(value))
+            except ValueError:
+                raise ValueError(f"--where {field}={value}: {field} holds numbers, not {value!r}") from None
+        else:
+            keep = column.fillna("").astype(str) == value
+        if not keep.any():
+            taken = sorted({"" if pd.isna(v) else str(v) for v in column})
+            raise ValueError(
+                f"--where {field}={value} keeps no row; {field} takes {', '.join(map(repr, taken))}"
+            )
+        frame = frame[keep]
+    return frame
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +116,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     for name in ("table", "exits", "plan"):
         commands.choices[name].add_argument("--verbose", action="store_true", help="show tracebacks")
+    for name in ("table", "exits"):
+        commands.choices[name].add_argument(
+            "--where",
+            type=_where,
+            action="append",
+            metavar="FIELD=VALUE",
+            help="only the results rows whose FIELD (a column of the results CSV) is VALUE, e.g. "
+            "feature_mode=memory, to keep one configuration where the file holds several (repeatable)",
+        )
     for name in ("run", "plan"):
         commands.choices[name].add_argument(
             "--feature-mode",
@@ -156,10 +198,10 @@ def _run(args: argparse.Namespace) -> None:
         print(f"Table IV written to {table_path}")
 
 
-def _print_table(store: ResultsStore) -> pd.DataFrame | None:
+def _print_table(store: ResultsStore, where: list[tuple[str, str]] | None = None) -> pd.DataFrame | None:
     frame = store.frame()
     if not frame.empty:
-        frame = frame[~stale_rows(frame)]  # older training code's rows: never mixed with today's
+        frame = _selected(frame[~stale_rows(frame)], where)  # older training code's rows: never mixed in
     if frame.empty or "stage" not in frame or not (frame["stage"] == "repetition").any():
         print(f"No repetitions finished yet in {store.path}: Table IV needs the protocol's last stage.")
         return None
@@ -176,7 +218,7 @@ def _exits(args: argparse.Namespace) -> None:
     store = ResultsStore(args.results or default_results_path(args.profile))
     frame = store.frame()
     if not frame.empty:
-        frame = frame[~stale_rows(frame)]
+        frame = _selected(frame[~stale_rows(frame)], args.where)
     if frame.empty or not (frame["stage"] == "repetition").any():
         raise SystemExit(
             f"No repetitions in {store.path} yet: run "
@@ -191,10 +233,21 @@ def _exits(args: argparse.Namespace) -> None:
     print(f"{profile.name}: cost of leaving at each exit, of the full multi-exit network: {costs}")
     print(f"(the classifier alone: {network.classifier_fraction:.0%})")
     budget = inference.budget_table(network, args.policy, args.budget, args.calibration)
-    print(f"\nTest accuracy (%) within each budget, {args.policy} threshold chosen on {args.calibration}:")
+    print(
+        f"\nTest accuracy (%) per budget, {args.policy} threshold chosen on {args.calibration} to meet it; "
+        "in brackets the mean test cost, and in how many runs it is over the budget:"
+    )
     print(inference.budget_summary(budget).to_string())
+    curves = inference.policy_curves(network, args.policy)
+    points = inference.operating_points(curves)
+    if points < inference.MIN_OPERATING_POINTS:
+        print(
+            f"\nNo area under the curve for {args.policy}: its sweep has {points} distinct operating points, "
+            f"fewer than the {inference.MIN_OPERATING_POINTS} an area can compare."
+        )
+        return
     print("\nArea under the accuracy-cost curves (test), paired against vanilla:")
-    print(inference.auc_tests(inference.policy_curves(network, args.policy)).round(3).to_string())
+    print(inference.auc_tests(curves).round(3).to_string())
 
 
 def _plan(args: argparse.Namespace) -> None:
@@ -239,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "plan":
             _plan(args)
         else:
-            _print_table(ResultsStore(args.results or default_results_path(args.profile)))
+            _print_table(ResultsStore(args.results or default_results_path(args.profile)), args.where)
     except (DataNotFoundError, ValueError) as err:
         if args.verbose:
             raise

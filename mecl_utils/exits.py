@@ -8,7 +8,8 @@ earliest to the final one) and the cost of leaving at each exit, a *policy* pick
 - ``confidence``: the first exit whose top probability reaches a threshold (Shallow-Deep Networks, BranchyNet
   use this or the next);
 - ``entropy``: the first exit whose prediction entropy is at most a threshold;
-- ``patience``: the first exit at which the last ``k`` exits agree on the class (Zhou et al.'s PABEE);
+- ``patience``: the first exit whose prediction has stayed the same for ``t`` consecutive exits (Zhou et
+  al.'s PABEE, 2020);
 - ``deadline``: the deepest exit whose cost fits the sample's budget (the paper's IoT setting);
 - ``oracle``: the earliest correct exit, the upper bound no real policy reaches.
 
@@ -70,16 +71,27 @@ def entropy(probabilities: Sequence[np.ndarray], threshold: float) -> np.ndarray
     return _first_true_or_last(h <= threshold)
 
 
-def patience(probabilities: Sequence[np.ndarray], k: int) -> np.ndarray:
-    """The exit of each sample: the first at which the last ``k`` exits (it included) predict one class."""
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"patience k must be a whole number >= 1, got {k!r}")
+def patience(probabilities: Sequence[np.ndarray], t: int) -> np.ndarray:
+    """The exit of each sample under PABEE's rule with patience ``t`` (Zhou et al., 2020, "BERT Loses
+    Patience"): a counter starts at 0 at the first exit; at each later exit it grows by one when the
+    predicted class equals the previous exit's and falls back to 0 when it does not; the sample leaves at
+    the first exit where the counter reaches ``t``, else at the last. So ``t`` = 1 leaves where two exits
+    in a row agree, and no sample leaves at the first exit; a network of E exits has E - 1 patiences.
+
+    ``t`` is a whole number >= 1 (an integral float, as a table stores it, is accepted).
+    """
+    whole = isinstance(t, (int, np.integer)) or (
+        isinstance(t, (float, np.floating)) and float(t).is_integer()
+    )
+    if isinstance(t, bool) or not whole or t < 1:
+        raise ValueError(f"patience t must be a whole number >= 1, got {t!r}")
     predictions = _stack(probabilities).argmax(axis=2)
-    exits = predictions.shape[0]
-    agree = np.zeros_like(predictions, dtype=bool)
-    for e in range(k - 1, exits):
-        agree[e] = np.all(predictions[e - k + 1 : e + 1] == predictions[e], axis=0)
-    return _first_true_or_last(agree)
+    counter = np.zeros(predictions.shape[1], dtype=int)
+    reached = np.zeros_like(predictions, dtype=bool)
+    for e in range(1, predictions.shape[0]):
+        counter = np.where(predictions[e] == predictions[e - 1], counter + 1, 0)
+        reached[e] = counter >= t
+    return _first_true_or_last(reached)
 
 
 def deadline(costs: Sequence[float], budgets) -> np.ndarray:

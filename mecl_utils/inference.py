@@ -29,11 +29,13 @@ from .features import branch_layer
 from .models import top1_accuracy
 from .prepare import load_splits
 from .profiles import Profile
+from .results import require_one_configuration
 from .statistics import compare_with_baseline
 from .strategy_runs import exit_keys, network_outputs
 from .teachers import PREDICT_BATCH_SIZE, backbone_key, trained_backbone
 
 __all__ = [
+    "MIN_OPERATING_POINTS",
     "POLICIES",
     "ExitNetwork",
     "architecture_exit_costs",
@@ -47,7 +49,10 @@ __all__ = [
     "exit_accuracies",
     "exit_network",
     "final_exit_outputs",
+    "operating_points",
     "oracle_outcomes",
+    "over_budget",
+    "policies_for_auc",
     "policy_curves",
     "strategy_exit_network",
     "thresholds_for",
@@ -108,13 +113,15 @@ def exit_network(
 
     ``stage`` "repetition": the Table IV branches; "distillation": the distilled ones (``strategy_runs``).
     The final exit is the backbone's own classifier. Needs every branch of the profile for a (method,
-    repetition) to count it; the others are left out.
+    repetition) to count it; the others are left out. Rows of several configurations are refused
+    (``results.require_one_configuration``): a (method, repetition) names one network.
     """
     backbone, dataset_name = profile.backbones[0], profile.datasets[0]
     reps = results[(results["stage"] == stage) & (results["backbone"] == backbone)]
     reps = reps[reps["dataset"] == dataset_name]
     if reps.empty:
         raise ValueError(f"no {stage} rows for this profile's backbone yet: run the grid first")
+    require_one_configuration(reps)
     layer_names, path_costs, full, splits = _exit_costs(profile, data_dir)
     final = final_exit_outputs(profile, backbone, dataset_name, data_dir)
     numbers = tuple(profile.branch_numbers)
@@ -163,6 +170,7 @@ def strategy_exit_network(
     rows = rows[(rows["backbone"] == profile.backbones[0]) & (rows["dataset"] == profile.datasets[0])]
     if rows.empty:
         raise ValueError(f"no {strategy!r} network runs for this profile's backbone yet: run them first")
+    require_one_configuration(rows)
     layer_names, path_costs, full, splits = _exit_costs(profile, data_dir)
     names = exit_keys(len(layer_names))
     outputs = {}
@@ -182,18 +190,50 @@ def strategy_exit_network(
 
 
 POLICIES = {"confidence": exits.confidence, "entropy": exits.entropy, "patience": exits.patience}
+# An area under an accuracy-cost curve of fewer distinct points is a straight line between two of them, or
+# a single point: it compares where the policy happens to put its few settings, not a trade-off.
+MIN_OPERATING_POINTS = 3
 
 
-def thresholds_for(policy: str, num_classes: int, n: int = 101) -> np.ndarray:
-    """The sweep of a policy's threshold, from every sample at the last exit to every sample at the first:
-    confidence in [0, 1], entropy in nats up to log(classes), the largest there is; patience k = 1, 2, 3."""
+def thresholds_for(policy: str, num_classes: int, num_exits: int, n: int = 101) -> np.ndarray:
+    """The sweep of a policy's threshold, from every sample at the last exit towards every sample at the
+    first: confidence in [0, 1], entropy in nats up to log(classes), the largest there is; patience (PABEE)
+    t = E - 1, ..., 1 for E exits (t = E - 1 sends every sample to the last exit; no patience sends a sample
+    out at the first)."""
     if policy == "confidence":
         return np.linspace(1.0, 0.0, n)
     if policy == "entropy":
         return np.linspace(0.0, np.log(num_classes) * (1 + 1e-9), n)
     if policy == "patience":
-        return np.arange(1, 4)
+        return np.arange(num_exits - 1, 0, -1)
     raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(POLICIES)}")
+
+
+def operating_points(curves: pd.DataFrame) -> int:
+    """How many distinct (cost, accuracy) points a policy's sweep has: the fewest of any run in ``curves``
+    (``policy_curves``). Thresholds that send the same samples to the same exits count once."""
+    points = curves.assign(cost=curves["cost"].round(12), accuracy=curves["accuracy"].round(12))
+    points = points.drop_duplicates(["method", "repetition", "cost", "accuracy"])
+    return int(points.groupby(["method", "repetition"]).size().min())
+
+
+def policies_for_auc(
+    network: ExitNetwork, split: str = "test"
+) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """The policies whose curves an area under the curve can compare, and those it cannot.
+
+    Returns the swept curves (``policy_curves``) of every policy with at least ``MIN_OPERATING_POINTS``
+    distinct operating points, and, for each policy left out, its number of points.
+    """
+    kept, left_out = {}, {}
+    for name in POLICIES:
+        curves = policy_curves(network, name, split)
+        points = operating_points(curves)
+        if points >= MIN_OPERATING_POINTS:
+            kept[name] = curves
+        else:
+            left_out[name] = points
+    return kept, left_out
 
 
 def policy_curves(network: ExitNetwork, policy: str, split: str = "test") -> pd.DataFrame:
@@ -205,7 +245,7 @@ def policy_curves(network: ExitNetwork, policy: str, split: str = "test") -> pd.
             outputs[split],
             network.labels[split],
             network.cost_fractions,
-            thresholds_for(policy, network.num_classes),
+            thresholds_for(policy, network.num_classes, len(network.exit_names)),
         )
         rows += [
             {
@@ -236,7 +276,7 @@ def budget_table(network: ExitNetwork, policy: str, budgets, calibration_split: 
                     network.labels[calibration_split],
                     network.cost_fractions,
                     budget,
-                    thresholds_for(policy, network.num_classes),
+                    thresholds_for(policy, network.num_classes, len(network.exit_names)),
                 )
             except exits.NoThreshold:
                 rows.append({**row, "threshold": np.nan, "cost": np.nan, "accuracy": np.nan})
@@ -327,16 +367,35 @@ def exit_accuracies(network: ExitNetwork, split: str = "test") -> pd.DataFrame:
 
 
 def budget_summary(budget: pd.DataFrame) -> pd.DataFrame:
-    """``budget_table`` as a table: test accuracy (%) mean ± std over repetitions, a row per method."""
+    """``budget_table`` as a table, a row per method and a column per budget: test accuracy (%) mean ± std
+    over repetitions, and in brackets the mean cost the runs realised on test (% of the full network).
+
+    The threshold keeps the mean cost within the budget on the calibration split only; on test it may
+    land above it. A cell where some run's test cost is over the budget says in how many runs, e.g.
+    "81.20 ± 0.40 (cost 51.3 %; 2 of 3 over)". "–": no threshold meets the budget.
+    """
     cells = {}
     for (method, limit), runs in budget.groupby(["method", "budget"]):
-        accuracy = 100 * runs["accuracy"].dropna()
-        text = "–" if accuracy.empty else f"{accuracy.mean():.2f}"
-        if len(accuracy) > 1:
-            text += f" ± {accuracy.std(ddof=1):.2f}"
-        cells.setdefault(method, {})[f"≤ {100 * limit:.0f} %"] = text
+        met = runs.dropna(subset=["accuracy"])
+        text = "–"
+        if len(met):
+            accuracy = 100 * met["accuracy"]
+            text = f"{accuracy.mean():.2f}"
+            if len(met) > 1:
+                text += f" ± {accuracy.std(ddof=1):.2f}"
+            over = int((met["cost"] > limit).sum())
+            text += f" (cost {100 * met['cost'].mean():.1f} %" + (
+                f"; {over} of {len(met)} over)" if over else ")"
+            )
+        cells.setdefault(method, {})[f"budget {100 * limit:.0f} %"] = text
     order = [m for m in ("vanilla", "curriculum", "anti", "random") if m in cells]
     return pd.DataFrame(cells).T.loc[order]
+
+
+def over_budget(budget: pd.DataFrame) -> pd.DataFrame:
+    """The runs of ``budget_table`` whose mean test cost is above their budget (a threshold met it on the
+    calibration split only)."""
+    return budget[budget["cost"] > budget["budget"]]
 
 
 def auc_tests(curves: pd.DataFrame) -> pd.DataFrame:

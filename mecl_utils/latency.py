@@ -15,7 +15,7 @@ import numpy as np
 
 from .branches import build_branch
 
-__all__ = ["staged_latency"]
+__all__ = ["run_stages", "staged_latency"]
 
 
 def _stages(classifier: keras.Model, layers: tuple[str, ...], num_classes: int) -> tuple[list, list]:
@@ -63,19 +63,7 @@ def staged_latency(
             full(images[part]).numpy()
 
     def staged():
-        for part in batches:
-            x, leave = images[part], exit_index[part]
-            for stage, segment in enumerate(run_segments):
-                x = segment(x)
-                if stage == len(run_heads):  # the final exit: the classifier's own output
-                    x.numpy()
-                    break
-                run_heads[stage](x).numpy()  # the exit decision needs the branch's output
-                stay = leave > stage
-                if not stay.any():
-                    break
-                if not stay.all():
-                    x, leave = tf.boolean_mask(x, stay), leave[stay]
+        run_stages(run_segments, run_heads, images, exit_index, batch_size)
 
     timings = {}
     for name, work in (("plain", plain), ("staged", staged)):
@@ -83,6 +71,33 @@ def staged_latency(
         best = min(_seconds(work) for _ in range(repeats))
         timings[name] = best / len(images)
     return timings
+
+
+def run_stages(segments, heads, images: np.ndarray, exit_index, batch_size: int) -> np.ndarray:
+    """Run ``images`` stage by stage in batches, each image stopping at its exit ``exit_index[i]``.
+
+    Stage s is backbone segment s and, before the final exit, branch s: only the images that have not left
+    yet go through it. Returns how many images each stage ran.
+    """
+    import tensorflow as tf
+
+    exit_index = np.asarray(exit_index)
+    ran = np.zeros(len(segments), dtype=int)
+    for start in range(0, len(images), batch_size):
+        x, leave = images[start : start + batch_size], exit_index[start : start + batch_size]
+        for stage, segment in enumerate(segments):
+            ran[stage] += len(leave)
+            x = segment(x)
+            if stage == len(heads):  # the final exit: the classifier's own output
+                x.numpy()
+                break
+            heads[stage](x).numpy()  # the exit decision needs the branch's output
+            stay = leave > stage
+            if not stay.any():
+                break
+            if not stay.all():
+                x, leave = tf.boolean_mask(x, stay), leave[stay]
+    return ran
 
 
 def _seconds(work) -> float:

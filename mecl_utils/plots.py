@@ -48,7 +48,7 @@ from .curriculum import METHODS
 from .experiments import cases, planned_runs
 from .models import NETWORKS
 from .profiles import Profile, get_profile
-from .results import METHOD_COLUMNS
+from .results import METHOD_COLUMNS, require_one_configuration
 from .statistics import (
     ALPHA,
     CONFIDENCE,
@@ -252,6 +252,7 @@ def search_heatmap(frame: pd.DataFrame, index: str, columns: str, title: str = "
 
 def paired_repetitions(reps: pd.DataFrame, methods=METHODS):
     """Test accuracy per method, one grey line per repetition (shared initial weights), one axis per case."""
+    require_one_configuration(reps)  # repetitions of different configurations are never averaged
     cases = list(reps.groupby(["backbone", "dataset", "branch"], sort=False))
     fig, axes = plt.subplots(1, len(cases), figsize=(4.5 * len(cases), 3.5), squeeze=False)
     for ax, ((backbone, dataset, branch), group) in zip(axes.flat, cases, strict=True):

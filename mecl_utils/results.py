@@ -27,7 +27,14 @@ from filelock import FileLock
 
 from .statistics import compare_with_baseline
 
-__all__ = ["PAPER_TABLE_IV", "ResultsStore", "paper_table_iv", "table_iv"]
+__all__ = [
+    "PAPER_TABLE_IV",
+    "ResultsStore",
+    "mixed_settings",
+    "paper_table_iv",
+    "require_one_configuration",
+    "table_iv",
+]
 
 METHOD_COLUMNS = {"vanilla": "Vanilla", "curriculum": "Curriculum", "anti": "Anti", "random": "Random"}
 
@@ -113,6 +120,90 @@ class ResultsStore:
 
 CASE = ["backbone", "dataset", "branch"]
 
+# What a result row records of its run's configuration beyond case, method, repetition and stage: rows that
+# differ in one of these are runs of different configurations, never repetitions of one. Settings of a
+# case are shared by all its methods (the data, the backbone, where the features live); settings of a
+# method may differ from one method to the next (vanilla has no teacher), never within one.
+CASE_SETTINGS = ("profile", "training_version", "data_fingerprint", "backbone_key", "feature_mode", "layer")
+METHOD_SETTINGS = (
+    "optimizer",
+    "learning_rate",
+    "teacher",
+    "pacing",
+    "eval_split",
+    "distillation_weight",
+    "distillation_temperature",
+)
+# What each run measured or when it ran: differs from run to run of one configuration.
+RUN_OUTCOMES = (
+    "run_id",
+    "accuracy",
+    "best_val_accuracy",
+    "val_accuracy",
+    "train_loss",
+    "seconds",
+    "finished",
+    "backbone_test_accuracy",
+    "data_seconds",
+    "networks_seconds",
+    "features_seconds",
+)
+
+
+def mixed_settings(results: pd.DataFrame) -> dict[str, list[str]]:
+    """The configuration fields whose values differ within a case (``CASE_SETTINGS``) or within one method
+    of a case (``METHOD_SETTINGS``), each with the values it takes, as text.
+
+    A missing value and "" are one value: a row appended in this session holds "" where a row read back
+    from the CSV file holds a missing value (vanilla's teacher).
+    """
+    case = [key for key in CASE if key in results]  # a whole network's rows have no branch
+    mixed: dict[str, set[str]] = {}
+    for keys, fields in ((case, CASE_SETTINGS), ([*case, "method"], METHOD_SETTINGS)):
+        present = [field for field in fields if field in results]
+        for _, group in results.groupby(keys, sort=False):
+            for field in present:
+                values = set(group[field].map(lambda value: "" if pd.isna(value) else str(value)))
+                if len(values) > 1:
+                    mixed.setdefault(field, set()).update(values)
+    return {field: sorted(values) for field, values in mixed.items()}
+
+
+def require_one_configuration(results: pd.DataFrame) -> None:
+    """Refuse rows that would average runs of different configurations as if they were repetitions.
+
+    A per-repetition table (``pivot_table`` by repetition) averages every row that shares a case, method
+    and repetition number: runs of two feature modes, data sets or learning rates would read as one
+    repetition of one configuration. Raises ``ValueError`` naming the fields that differ and how to keep
+    one configuration: the command line's ``--where FIELD=VALUE``, or filtering the frame in Python.
+    """
+    mixed = mixed_settings(results)
+    if mixed:
+        field, values = next(iter(mixed.items()))
+        differing = "; ".join(f"{name}: {', '.join(map(repr, taken))}" for name, taken in mixed.items())
+        raise ValueError(
+            f"the results mix runs of different configurations ({differing}); their repetitions must "
+            f"not be averaged together. Keep one: `--where {field}={values[0]}` on the command line, or "
+            f"results[results[{field!r}].astype(str) == {values[0]!r}] in Python"
+        )
+    case = [key for key in CASE if key in results]
+    keys = [*case, "method", "repetition"]
+    repeated = results[results.duplicated(keys, keep=False)]
+    if len(repeated):
+        differing = [
+            column
+            for column in repeated.columns
+            if column not in (*keys, "stage", *RUN_OUTCOMES)
+            and (repeated.groupby(keys)[column].nunique(dropna=False) > 1).any()
+        ]
+        first = repeated.iloc[0]
+        raise ValueError(
+            f"{len(repeated)} rows share a case, method and repetition (e.g. {first['method']} repetition "
+            f"{first['repetition']} of {'/'.join(str(first[k]) for k in case)}) and would be averaged as one "
+            f"repetition; they differ in {', '.join(differing) or 'nothing the rows record'}. Keep one "
+            "configuration with `--where FIELD=VALUE` on the command line, or filter the frame in Python"
+        )
+
 
 def table_iv(results: pd.DataFrame) -> pd.DataFrame:
     """Table IV from the ``repetition`` rows of a results frame: one row per case.
@@ -122,10 +213,12 @@ def table_iv(results: pd.DataFrame) -> pd.DataFrame:
     difference (``low``, ``high``), the number of pairs (``pairs``) and the p-value the rule reads (``p``:
     the primary comparison's own, the secondaries' Holm-corrected); the best mean (for display only: no
     test is chosen by it), the number of repetitions, and the chosen hyper-parameters.
+    Rows of several configurations are refused, never averaged (``require_one_configuration``).
     """
     reps = results[results["stage"] == "repetition"]
     if reps.empty:
         raise ValueError("no repetition rows yet: run the protocol's final stage first")
+    require_one_configuration(reps)
     rows = []
     for case, group in reps.groupby(CASE, sort=False):
         row = dict(zip(CASE, case, strict=True))

@@ -48,7 +48,7 @@ from .features import branch_layer
 from .pacing import Pacing, parameters, preset
 from .prepare import load_splits, prepare_networks
 from .profiles import Profile
-from .results import ResultsStore
+from .results import ResultsStore, require_one_configuration
 from .sampler import CurriculumSampler, sampler_for_method
 from .seeds import stream_seed
 from .statistics import PairedDifference, holm, paired_difference
@@ -154,6 +154,7 @@ def distillation_table(results: pd.DataFrame) -> pd.DataFrame:
     rows = results[results["stage"].isin(list(stages)) & results["method"].isin(list(STRATEGY_METHODS))]
     if not (rows["stage"] == "distillation").any():
         raise ValueError("no distilled runs yet: run run_distillation first")
+    require_one_configuration(rows.assign(method=rows["stage"].map(stages) + " " + rows["method"]))
     table = []
     for (backbone, dataset, branch), group in rows.groupby(["backbone", "dataset", "branch"], sort=False):
         labels = group["stage"].map(stages) + " " + group["method"]

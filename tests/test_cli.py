@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from mecl_utils.__main__ import _parse_case, _workers, main
+from mecl_utils.experiments import TRAINING_VERSION
 
 
 def test_case_argument_must_name_backbone_dataset_branch():
@@ -94,7 +95,7 @@ def test_exits_prints_the_budget_table_of_the_smoke_grid(smoke_cache, monkeypatc
     capsys.readouterr()
     main(["exits", "--profile", "smoke", "--budget", "0.5", "1.0"])
     out = capsys.readouterr().out
-    assert "≤ 50 %" in out and "≤ 100 %" in out and "paired p" in out
+    assert "budget 50 %" in out and "budget 100 %" in out and "paired p" in out
     assert out.count("curriculum") == 2  # one row in each table
 
 
@@ -118,3 +119,30 @@ def test_a_corrupt_results_file_is_one_line_too(tmp_path):
     results.write_bytes(b"\xff\xfe not a csv")
     with pytest.raises(SystemExit, match=r"^error: cannot read the results store"):
         main(["table", "--profile", "smoke", "--results", str(results)])
+
+
+def _store_of_two_feature_modes(path):
+    rows = [
+        {"run_id": f"{mode}-{method}-{repetition}", "stage": "repetition", "backbone": "tiny_cnn",
+         "dataset": "digits", "branch": 1, "method": method, "repetition": repetition,
+         "accuracy": base + 0.01 * repetition, "optimizer": "adam", "learning_rate": 1e-3, "teacher": "",
+         "pacing": "", "feature_mode": mode, "training_version": TRAINING_VERSION}
+        for mode, base in (("memory", 0.8), ("shards", 0.6))
+        for method in ("vanilla", "random")
+        for repetition in range(3)
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_table_refuses_two_feature_modes_and_names_the_flag_that_picks_one(tmp_path):
+    results = _store_of_two_feature_modes(tmp_path / "r.csv")
+    with pytest.raises(SystemExit, match=r"feature_mode.*--where feature_mode=memory"):
+        main(["table", "--results", str(results)])
+
+
+def test_table_where_keeps_one_feature_mode(tmp_path, capsys):
+    results = _store_of_two_feature_modes(tmp_path / "r.csv")
+    main(["table", "--results", str(results), "--where", "feature_mode=shards"])
+    table = capsys.readouterr().out
+    assert " 61.0 " in table and " 81.0 " not in table  # the shards runs' vanilla mean, alone

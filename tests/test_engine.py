@@ -9,7 +9,7 @@ import os
 import pytest
 
 from mecl_utils.engine import Engine, default_workers
-from mecl_utils.experiments import RunSpec, run_case
+from mecl_utils.experiments import RunSpec, run_case, train_run
 from mecl_utils.results import ResultsStore
 from tests.test_experiments import CASE, _data, _profile
 
@@ -75,9 +75,16 @@ def test_without_workers_runs_train_in_this_process_without_ray():
     import ray
 
     engine = Engine(0)
-    spec = RunSpec("vanilla_search", CASE, "vanilla", "sgd", 0.01, None, None, 0, "hparam")
-    [(done, row)] = engine.run([spec], _profile(), _data())
-    assert done is spec and 0 <= row["accuracy"] <= 1
+    profile, data = _profile(), _data()
+    specs = [
+        RunSpec("vanilla_search", CASE, "vanilla", optimizer, 0.01, None, None, 0, "hparam")
+        for optimizer in ("sgd", "adam")
+    ]
+    finished = list(engine.run(specs, profile, data))
+    assert [done for done, _ in finished] == specs
+    for spec, row in finished:  # each row is its own spec's run, trained as train_run trains it
+        assert (row["method"], row["optimizer"], row["eval_split"]) == ("vanilla", spec.optimizer, "hparam")
+        assert row["accuracy"] == train_run(spec, profile, data)[0]["accuracy"]
     assert not ray.is_initialized() and engine.nodes == {}
 
 

@@ -35,14 +35,41 @@ def test_entropy_threshold_zero_keeps_uncertain_samples_to_the_end():
     assert (exits.entropy(PROBABILITIES, np.log(4) + 1e-9) == 0).all()  # log(classes) is the largest entropy
 
 
-def test_patience_one_is_the_first_exit():
-    assert (exits.patience(PROBABILITIES, 1) == 0).all()
+def _predicting(*classes_per_exit):
+    """One-hot outputs over three classes: ``classes_per_exit[e][i]`` is exit e's prediction for sample i."""
+    return [np.eye(3)[list(classes)] for classes in classes_per_exit]
 
 
-def test_patience_waits_for_k_agreeing_exits():
-    probabilities = [np.array([[0.9, 0.1], [0.9, 0.1]]), np.array([[0.8, 0.2], [0.3, 0.7]])]
-    assert exits.patience(probabilities, 2).tolist() == [1, 1]  # sample 1 never gets two agreeing: the last
-    assert exits.patience([*probabilities, np.array([[0.6, 0.4], [0.2, 0.8]])], 2).tolist() == [1, 2]
+# Four samples through three exits; their predictions: [0, 0, 0], [0, 1, 1], [2, 1, 0] and [1, 1, 2].
+THREE_EXITS = _predicting([0, 0, 2, 1], [0, 1, 1, 1], [0, 1, 0, 2])
+
+
+def test_patience_one_leaves_once_the_prediction_repeats_at_the_next_exit():
+    assert exits.patience(THREE_EXITS, 1).tolist() == [1, 2, 2, 1]  # sample 2 never repeats: the last
+
+
+def test_patience_two_needs_three_agreeing_exits():
+    assert exits.patience(THREE_EXITS, 2).tolist() == [2, 2, 2, 2]
+
+
+def test_patience_counts_from_the_last_change_of_prediction():
+    four_exits = _predicting([0, 0], [0, 0], [0, 1], [0, 1])  # sample 1: 0, 0, 1, 1: two in a row, then reset
+    assert exits.patience(four_exits, 2).tolist() == [2, 3]
+    assert exits.patience(four_exits, 1).tolist() == [1, 1]
+
+
+def test_patience_never_sends_a_sample_out_at_the_first_exit():
+    assert (exits.patience(PROBABILITIES, 1) >= 1).all()
+
+
+@pytest.mark.parametrize("t", [0, 1.5, True, "2"])
+def test_patience_must_be_a_whole_number_from_one(t):
+    with pytest.raises(ValueError, match="patience t must be a whole number >= 1"):
+        exits.patience(THREE_EXITS, t)
+
+
+def test_patience_accepts_a_whole_float_as_a_table_stores_it():
+    assert exits.patience(THREE_EXITS, 1.0).tolist() == [1, 2, 2, 1]
 
 
 def test_deadline_takes_the_deepest_exit_that_fits():

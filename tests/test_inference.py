@@ -97,9 +97,21 @@ def test_auc_tests_and_table_iv_read_the_same_p_values():
 def test_budget_summary_marks_budgets_no_exit_meets():
     budget = pd.DataFrame(
         {"method": ["vanilla"] * 4, "repetition": [0, 1, 0, 1], "budget": [0.25, 0.25, 1.0, 1.0],
-         "accuracy": [np.nan, np.nan, 0.8, 0.9]}
+         "cost": [np.nan, np.nan, 0.9, 1.0], "accuracy": [np.nan, np.nan, 0.8, 0.9]}
     )  # fmt: skip
-    assert inference.budget_summary(budget).loc["vanilla"].tolist() == ["–", "85.00 ± 7.07"]
+    assert inference.budget_summary(budget).loc["vanilla"].tolist() == ["–", "85.00 ± 7.07 (cost 95.0 %)"]
+
+
+def test_budget_summary_marks_a_cell_whose_test_cost_is_over_budget_with_its_cost():
+    budget = pd.DataFrame(
+        {"method": ["vanilla"] * 3, "repetition": [0, 1, 2], "budget": 0.5,
+         "cost": [0.48, 0.53, 0.55], "accuracy": [0.80, 0.81, 0.82]}
+    )  # fmt: skip
+    assert (
+        inference.budget_summary(budget).loc["vanilla", "budget 50 %"]
+        == "81.00 ± 1.00 (cost 52.0 %; 2 of 3 over)"
+    )
+    assert inference.over_budget(budget)["repetition"].tolist() == [1, 2]
 
 
 def _network(outputs, labels, fractions):
@@ -121,3 +133,27 @@ def test_oracle_outcome_takes_the_earliest_correct_exit():
     outputs = [np.eye(2)[[1, 1]], np.eye(2)[[0, 1]]]  # exit 1 wrong on sample 0, both right on sample 1
     outcome = inference.oracle_outcomes(_network(outputs, [0, 1], [0.4, 1.0])).iloc[0]
     assert outcome["accuracy"] == 1.0 and outcome["cost"] == pytest.approx((1.0 + 0.4) / 2)
+
+
+def test_patience_sweeps_every_patience_an_exit_network_has():
+    assert inference.thresholds_for("patience", 10, num_exits=3).tolist() == [2, 1]
+
+
+def test_operating_points_count_distinct_cost_accuracy_pairs_of_the_poorest_run():
+    curves = pd.DataFrame(
+        {"method": ["vanilla"] * 3 + ["curriculum"] * 3, "repetition": 0, "threshold": [1, 2, 3] * 2,
+         "cost": [1.0, 0.6, 0.6, 1.0, 0.6, 0.4], "accuracy": [0.9, 0.8, 0.8, 0.9, 0.8, 0.7]}
+    )  # fmt: skip
+    assert inference.operating_points(curves) == 2  # vanilla's thresholds 2 and 3 give the same point
+
+
+def test_a_policy_with_fewer_than_three_operating_points_gets_no_auc_test():
+    rng = np.random.default_rng(0)
+    outputs = [rng.dirichlet(np.ones(3), 50) for _ in range(3)]
+    network = inference.ExitNetwork(
+        exit_names=("branch 1", "branch 2", "final"), layers=("a", "b"), path_costs=np.array([30, 60, 100]),
+        classifier_macs=90, labels={"test": rng.integers(0, 3, 50)},
+        outputs={("vanilla", 0): {"test": outputs}},
+    )  # fmt: skip
+    kept, left_out = inference.policies_for_auc(network)
+    assert left_out == {"patience": 2} and set(kept) == {"confidence", "entropy"}

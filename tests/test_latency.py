@@ -16,13 +16,25 @@ def _chain_classifier():
 
 
 @pytest.mark.parametrize("batch_size", [1, 4])
-def test_staged_latency_times_both_networks(batch_size):
+@pytest.mark.parametrize(
+    ("leave", "images_per_stage"),
+    [
+        ([0, 1, 2, 0, 2, 1, 0, 2], [8, 5, 3]),  # three leave at exit 0: five go on, three to the end
+        ([0] * 8, [8, 0, 0]),
+        ([2] * 8, [8, 8, 8]),  # every image to the last exit: every stage runs them all
+    ],
+)
+def test_staged_latency_runs_a_stage_only_on_the_images_that_have_not_left(
+    batch_size, leave, images_per_stage, monkeypatch
+):
     images = np.random.default_rng(0).random((8, 8, 8, 3)).astype("float32")
-    leave = np.array([0, 1, 2, 0, 2, 1, 0, 2])
+    ran, run_stages = [], latency.run_stages
+    monkeypatch.setattr(latency, "run_stages", lambda *args: ran.append(run_stages(*args)) or ran[-1])
     seconds = latency.staged_latency(
         _chain_classifier(), ("block1_out", "block2_out"), images, leave, batch_size=batch_size, repeats=1
     )
     assert set(seconds) == {"plain", "staged"} and all(value > 0 for value in seconds.values())
+    assert len(ran) == 2 and all(counts.tolist() == images_per_stage for counts in ran)  # traced, then timed
 
 
 def test_stages_cut_the_classifier_at_its_exits():

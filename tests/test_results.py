@@ -162,3 +162,34 @@ def test_a_store_sees_the_rows_another_process_appended(tmp_path):
     assert "b" in mine and len(mine) == 2
     with pytest.raises(ValueError, match="already in"):
         mine.append({"run_id": "b"})
+
+
+def _two_feature_modes():
+    memory = _repetitions([0.80, 0.82, 0.81], [0.83, 0.84, 0.86]).assign(feature_mode="memory")
+    shards = _repetitions([0.60, 0.62, 0.61], [0.63, 0.64, 0.66]).assign(feature_mode="shards")
+    return pd.concat([memory, shards], ignore_index=True)
+
+
+def test_table_iv_refuses_two_feature_modes_that_share_repetition_numbers():
+    with pytest.raises(ValueError, match=r"feature_mode: 'memory', 'shards'.*--where feature_mode=memory"):
+        table_iv(_two_feature_modes())
+
+
+def test_one_feature_mode_of_two_gives_its_own_three_repetitions():
+    frame = _two_feature_modes()
+    row = table_iv(frame[frame["feature_mode"] == "shards"]).iloc[0]
+    assert row["repetitions"] == 3 and row["Vanilla mean"] == pytest.approx(61.0)
+
+
+def test_table_iv_refuses_rows_that_repeat_a_repetition_and_names_what_differs():
+    frame = _repetitions([0.80, 0.82, 0.81], [0.83, 0.84, 0.86]).assign(init_seed=1)
+    frame = pd.concat([frame, frame.assign(init_seed=2, accuracy=0.5)], ignore_index=True)
+    with pytest.raises(ValueError, match=r"share a case, method and repetition.*differ in init_seed"):
+        table_iv(frame)
+
+
+def test_a_missing_teacher_and_an_empty_one_are_one_configuration():
+    frame = _repetitions([0.80, 0.82, 0.81], [0.83, 0.84, 0.86])
+    frame["teacher"] = frame["teacher"].astype(object)
+    frame.loc[frame["method"] == "vanilla", "teacher"] = ["", np.nan, ""]  # appended, then read back from CSV
+    assert table_iv(frame).iloc[0]["repetitions"] == 3

@@ -340,3 +340,18 @@ def test_the_distillation_tests_are_holm_corrected_across_the_cases():
         table["distillation p adjusted (vanilla)"], holm(table["distillation p (vanilla)"])
     )
     assert (table["distillation p adjusted (vanilla)"] > table["distillation p (vanilla)"]).all()
+
+
+def test_the_distillation_table_refuses_two_feature_modes_that_share_repetition_numbers():
+    rows = pd.DataFrame(
+        [
+            {"stage": stage, "backbone": "tiny_cnn", "dataset": "digits", "branch": 1, "method": method,
+             "repetition": repetition, "accuracy": 0.8, "feature_mode": mode}
+            for stage in ("repetition", "distillation")
+            for method in ("vanilla", "curriculum")
+            for repetition in range(2)
+            for mode in ("memory", "shards")
+        ]
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="feature_mode"):
+        strategy_runs.distillation_table(rows)
