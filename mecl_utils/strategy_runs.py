@@ -62,6 +62,7 @@ __all__ = [
     "distillation_specs",
     "distillation_table",
     "exit_keys",
+    "keep_network_outputs",
     "network_outputs",
     "network_sampler",
     "network_setting",
@@ -379,9 +380,23 @@ def exit_keys(early_exits: int) -> list[str]:
     return [f"exit{number}" for number in range(1, early_exits + 1)] + ["final"]
 
 
+def _outputs_path(run_id: str):
+    return cache_path("network_outputs", cache_key({"version": 1, "run_id": run_id}), ".npz")
+
+
+def keep_network_outputs(run_id: str, outputs: dict[str, np.ndarray]) -> None:
+    """Cache a network run's outputs, replacing any kept there before (``experiments.keep_outputs``' rule).
+
+    Outputs are written before their row, so a run stopped in between leaves outputs without a row; the run
+    then trains again and its outputs replace those left behind, never the other way round.
+    """
+    _outputs_path(run_id).unlink(missing_ok=True)
+    cached_arrays("network_outputs", {"version": 1, "run_id": run_id}, lambda: outputs)
+
+
 def network_outputs(run_id: str) -> dict[str, np.ndarray]:
     """A network run's softmax outputs by "<split>_<exit>" (``test_exit1``, ``val_final``...): N × classes."""
-    path = cache_path("network_outputs", cache_key({"version": 1, "run_id": run_id}), ".npz")
+    path = _outputs_path(run_id)
     if not path.is_file():
         raise KeyError(f"no outputs cached for network run {run_id} ({path})")
     with np.load(path, allow_pickle=False) as archive:
@@ -433,8 +448,7 @@ def run_network_strategies(
                 on_run(run, True)
         missing = [run for run in runs if run not in done]
         for run, (row, outputs) in engine.map(train_network_run, missing, profile, dataset, splits, losses):
-            parts = {"version": 1, "run_id": run_ids[run]}
-            cached_arrays("network_outputs", parts, lambda outputs=outputs: outputs)
+            keep_network_outputs(run_ids[run], outputs)
             store.append({"run_id": run_ids[run], **row})
             if on_run is not None:
                 on_run(run, False)

@@ -355,3 +355,10 @@ def test_the_distillation_table_refuses_two_feature_modes_that_share_repetition_
     )  # fmt: skip
     with pytest.raises(ValueError, match="feature_mode"):
         strategy_runs.distillation_table(rows)
+
+
+def test_a_retrained_network_run_replaces_outputs_left_by_a_run_whose_row_was_lost(tmp_path, monkeypatch):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
+    strategy_runs.keep_network_outputs("run-a", {"test_final": np.zeros((2, 3))})  # its row never written
+    strategy_runs.keep_network_outputs("run-a", {"test_final": np.ones((2, 3))})  # the run trained again
+    np.testing.assert_array_equal(strategy_runs.network_outputs("run-a")["test_final"], np.ones((2, 3)))
