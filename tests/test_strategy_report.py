@@ -81,3 +81,13 @@ def test_the_distillation_question_weighs_a_pass_against_chance():
 def test_a_single_test_is_not_counted_as_one_of_one():
     caveat = strategy_report.chance_caveat(1, 1, 0.05)
     assert "of these 1" not in caveat and "probability 0.05" in caveat
+
+
+def test_the_distillation_table_for_a_page_puts_each_std_under_its_mean_and_shows_no_index():
+    table = _distilled((0.01, 0.2)).assign(
+        **{f"{group} std": 0.5 for group in strategy_report.DISTILLATION_GROUPS}
+    )
+    page = strategy_report.style_distillation_table(table).to_html()
+    assert "60.00<br><small>±&nbsp;0.50</small>" in page
+    assert "mobilenet<br><small>cifar10&nbsp;·&nbsp;branch&nbsp;2<br>3&nbsp;repetitions</small>" in page
+    assert 'class="row_heading' not in page  # no 0, 1 in front of the rows
