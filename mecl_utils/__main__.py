@@ -205,7 +205,7 @@ def _print_table(store: ResultsStore, where: list[tuple[str, str]] | None = None
     if frame.empty or "stage" not in frame or not (frame["stage"] == "repetition").any():
         print(f"No repetitions finished yet in {store.path}: Table IV needs the protocol's last stage.")
         return None
-    table = table_iv(frame)
+    table = table_iv(frame).astype({"branch": int})  # a float column when a whole network's rows have none
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(table.round(3).to_string(index=False))
     return table

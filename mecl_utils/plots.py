@@ -263,7 +263,8 @@ def paired_repetitions(reps: pd.DataFrame, methods=METHODS):
             ax.plot(x, accuracies.to_numpy(), color="grey", alpha=0.6, marker="o")
         colors = [METHOD_COLORS.get(m.split()[-1], "k") for m in table]  # "distilled vanilla": vanilla's
         ax.scatter(x, table.mean(), color=colors, s=160, marker="_", linewidths=3, zorder=3)  # means
-        ax.set_xticks(x, [METHOD_COLUMNS.get(m, m) for m in table.columns])
+        names = [METHOD_COLUMNS.get(m, m) for m in table.columns]
+        ax.set_xticks(x, [name.replace(" ", "\n") for name in names])  # "distilled\ncurriculum": side by side
         ax.set(title=f"{backbone} / {dataset} / branch {branch}", ylabel="test accuracy (%)")
     fig.tight_layout()
     return fig

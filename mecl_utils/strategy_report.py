@@ -15,6 +15,8 @@ network's, another family, Holm-corrected.
 
 from __future__ import annotations
 
+import html
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -40,6 +42,7 @@ __all__ = [
     "open_questions_reading",
     "strategy_exit_accuracies",
     "strategy_reading",
+    "style_distillation_table",
     "tested_exits",
 ]
 
@@ -110,6 +113,26 @@ def distillation_pairs(rows: pd.DataFrame):
     ]
     prefix = np.where(reps["stage"] == "distillation", "distilled ", "plain ")
     return paired_repetitions(reps.assign(method=prefix + reps["method"]), methods=DISTILLATION_GROUPS)
+
+
+def style_distillation_table(table: pd.DataFrame):
+    """``format_distillation_table`` for a page: a pandas Styler narrow enough for the text column.
+
+    The case takes one cell (backbone, then data set, branch and repetitions in small type) and each std
+    goes under its mean, so the table reads without scrolling sideways.
+    """
+    text = format_distillation_table(table).astype(str).map(html.escape)
+    case = table["dataset"] + "&nbsp;·&nbsp;branch&nbsp;" + table["branch"].astype(int).astype(str)
+    runs = table["repetitions"].astype(int).astype(str) + "&nbsp;repetitions"
+    folded = pd.DataFrame({"Case": table["backbone"] + "<br><small>" + case + "<br>" + runs + "</small>"})
+    for column in text.columns.drop(["Case", "repetitions"]):
+        mean, plus_minus, std = text[column].str.partition(" ± ").T.to_numpy()
+        folded[column] = np.where(plus_minus == "", mean, mean + "<br><small>±&nbsp;" + std + "</small>")
+    compact = [
+        {"selector": "td, th", "props": "font-size: 0.85em; padding: 0.2em 0.4em; text-align: left;"},
+        {"selector": "td", "props": "vertical-align: top;"},
+    ]
+    return folded.style.hide(axis="index").set_table_styles(compact)
 
 
 def distillation_reading(table: pd.DataFrame, alpha: float) -> str:

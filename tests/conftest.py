@@ -6,8 +6,13 @@ and the book build share one cache directory, so whichever runs first trains and
 
 from pathlib import Path
 
-import keras
 import pytest
+
+from mecl_utils import quiet
+
+quiet.install()  # before keras imports TensorFlow, in the controller and in each pytest-xdist worker
+
+import keras  # noqa: E402
 
 # The session fixtures that train the smoke grid and build the book: every test using one runs on the
 # same pytest-xdist worker, so that both happen once per suite.

@@ -178,6 +178,38 @@ def test_table_iv_fits_the_text_column_without_scrolling(browser, site):
     assert len(widths) >= 2 and all(table <= room for table, room in widths), f"[table, room] px: {widths}"
 
 
+# Tables that show pandas' default 0, 1, 2 … as a first column (an unnamed index) or as their column names.
+NUMBERED_TABLES = """
+const numbered = texts => texts.length > 0 && texts.every((text, i) => text === String(i));
+const text = cell => (cell ? cell.innerText.trim() : '');
+return Array.from(document.querySelectorAll('article table'), table => {
+  const head = table.tHead ? Array.from(table.tHead.rows) : [];
+  const corner = head.map(row => text(row.cells[0])).join('');
+  const rows = Array.from(table.tBodies).flatMap(body => Array.from(body.rows));
+  const names = head.length ? Array.from(head[0].cells, text) : [];
+  const shown = [
+    corner === '' && numbered(rows.map(row => text(row.cells[0]))) ? 'index' : '',
+    numbered(names[0] === '' ? names.slice(1) : names) ? 'columns' : '',
+  ];
+  return [table.innerText.slice(0, 60), shown.filter(Boolean)];
+}).filter(([, shown]) => shown.length);
+"""
+
+
+def test_no_table_shows_a_meaningless_0_1_2_index(page):
+    assert page.execute_script(NUMBERED_TABLES) == []
+
+
+def test_the_distillation_table_fits_the_text_column_without_scrolling(browser, site):
+    page = open_page(browser, f"{site}/notebooks/strategies.html")
+    widths = page.execute_script(
+        "return Array.from(document.querySelectorAll('article .cell_output table'), t => t)"
+        ".filter(t => t.innerText.includes('distilled curriculum'))"
+        ".map(t => [t.scrollWidth, t.parentElement.clientWidth])"
+    )
+    assert len(widths) == 1 and widths[0][0] <= widths[0][1], f"[table, room] px: {widths}"
+
+
 def test_a_page_that_never_loads_fails_after_the_retries(browser):
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))

@@ -24,6 +24,26 @@ def test_table_without_results_says_so(tmp_path, capsys):
     assert "No repetitions finished yet" in capsys.readouterr().out
 
 
+def test_table_prints_branches_as_whole_numbers(tmp_path, capsys):
+    # A whole network's rows have no branch, so the column reads back from the CSV as floats (1.0).
+    case = {"stage": "repetition", "backbone": "tiny_cnn", "dataset": "digits", "branch": 1}
+    chosen = {"optimizer": "sgd", "learning_rate": 0.1, "teacher": "self", "pacing": "FEP(100)"}
+    runs = [
+        {**case, **chosen, "method": method, "repetition": repetition, "accuracy": 0.8 + 0.01 * repetition}
+        for method in ("vanilla", "curriculum")
+        for repetition in range(2)
+    ]
+    runs.append({**case, "stage": "network_strategy", "branch": None, "method": "vanilla"})
+    results = pd.DataFrame(runs).assign(
+        run_id=lambda f: f.index.astype(str), training_version=TRAINING_VERSION
+    )
+    results.to_csv(tmp_path / "results.csv", index=False)
+    main(["table", "--profile", "smoke", "--results", str(tmp_path / "results.csv")])
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["backbone", "dataset", "branch"]
+    assert row.split()[:3] == ["tiny_cnn", "digits", "1"]
+
+
 def test_a_case_outside_the_profile_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="not in profile 'smoke'"):
         main(

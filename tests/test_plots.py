@@ -1,5 +1,6 @@
 """The book's figure and table helpers: shapes of figures, text of tables and notes."""
 
+import itertools
 import json
 import os
 
@@ -176,6 +177,21 @@ def test_paired_repetitions_one_axis_per_case_one_line_per_repetition():
     fig = plots.paired_repetitions(_repetition_rows(n_reps=3))
     assert len(fig.axes) == 2
     assert all(len(ax.get_lines()) == 3 for ax in fig.axes)
+
+
+def test_paired_repetitions_long_method_labels_do_not_overlap():
+    # The strategies chapter's four groups: side by side on one line, their names ran into each other.
+    groups = ("plain vanilla", "plain curriculum", "distilled vanilla", "distilled curriculum")
+    rows = _repetition_rows(n_reps=2)
+    rows["method"] = rows["method"].map(
+        dict(zip(("vanilla", "curriculum", "anti", "random"), groups, strict=True))
+    )
+    fig = plots.paired_repetitions(rows, methods=groups)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        boxes = [label.get_window_extent() for label in ax.get_xticklabels()]
+        assert len(boxes) == 4
+        assert not any(one.overlaps(other) for one, other in itertools.combinations(boxes, 2))
 
 
 def test_timing_summary_sums_stages_and_takes_the_cold_preparation():

@@ -64,3 +64,12 @@ def test_captured_native_stderr_is_dropped_when_the_block_succeeds(capfd):
     with native_stderr_captured():
         os.write(2, b"start-up chatter\n")
     assert "start-up chatter" not in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_test_suite_run_as_make_test_runs_it_prints_no_start_up_notice(tmp_path):
+    # pytest-xdist workers import TensorFlow as they collect; what it said used to follow the summary.
+    command = [sys.executable, "-m", "pytest", "tests/test_setup.py", "-n", "1", "-p", "no:cacheprovider"]
+    done = run(command, tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert notices_in(done.stdout + done.stderr) == []

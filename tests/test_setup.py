@@ -35,3 +35,10 @@ def test_environment_yml_installs_the_package_itself():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     assert "-e ." in pip_section
+
+
+def test_the_license_is_an_spdx_string():
+    # The TOML-table form ({ text = "MIT" }) makes setuptools print a deprecation banner on every install.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "MIT"
+    assert "setuptools>=77" in pyproject["build-system"]["requires"]  # the first to read that form

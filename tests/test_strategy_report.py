@@ -177,3 +177,13 @@ def test_the_strategy_question_reads_no_test_with_too_few_repetitions():
     second = second.split("\n\n")[1]
     assert "none is read: with 2 repetitions a paired test cannot be (at least 3 are needed)" in second
     assert "With 2 repetitions no test of it is read, so these runs neither show the trade-off" in second
+
+
+def test_the_distillation_table_for_a_page_puts_each_std_under_its_mean_and_shows_no_index():
+    table = _distilled((0.01, 0.2)).assign(
+        **{f"{group} std": 0.5 for group in strategy_report.DISTILLATION_GROUPS}
+    )
+    page = strategy_report.style_distillation_table(table).to_html()
+    assert "60.00<br><small>±&nbsp;0.50</small>" in page
+    assert "mobilenet<br><small>cifar10&nbsp;·&nbsp;branch&nbsp;2<br>3&nbsp;repetitions</small>" in page
+    assert 'class="row_heading' not in page  # no 0, 1 in front of the rows
