@@ -336,9 +336,9 @@ def style_table_iv(table: pd.DataFrame):
     """Table IV for a page: a pandas Styler narrow enough for the text column, best method in bold.
 
     The wide text layout of ``format_table_iv`` is folded for HTML: the case in one cell, each method's
-    difference from vanilla (with its interval) and p-value under its mean, and the searches' choices in
-    one last cell (optimiser and learning rate, then teacher, then pacing), so the table reads without
-    scrolling sideways. A table with p-values carries ``TABLE_IV_NOTE`` as its caption.
+    difference from vanilla, its interval and its p-value, each on a line of its own, under its mean, and
+    the searches' choices in one last cell (optimiser and learning rate, then teacher, then pacing), so the
+    table reads without scrolling sideways. A table with p-values carries ``TABLE_IV_NOTE`` as its caption.
     """
     text = format_table_iv(table).astype(str).map(html.escape)
     case = "<br><small>" + text["Dataset"] + " · branch " + text["Branch"] + "</small>"
@@ -348,12 +348,13 @@ def style_table_iv(table: pd.DataFrame):
         if label in text:
             lines = ""
             if f"{label} Δ" in text:
-                lines += "<br><small>Δ " + text[f"{label} Δ"] + "</small>"
+                interval_below = text[f"{label} Δ"].str.replace(" [", "<br>[", regex=False)
+                lines += "<br><small>Δ " + interval_below + "</small>"
             if p_column(label) in text:
                 tested = True
                 holm = " (Holm)" if label in SECONDARY_LABELS else ""
                 lines += f"<br><small>p{holm} " + text[p_column(label)] + "</small>"
-            folded[label] = text[label] + lines
+            folded[label] = text[label].str.replace(" ± ", "&nbsp;±&nbsp;", regex=False) + lines
     choices = text["Opt"] + " " + text["LR"] + "<br><small>" + text["Teacher"] + "<br>" + text["Pacing"]
     folded["Choices"] = choices + "</small>"
     best = table["best"].to_numpy()
@@ -363,7 +364,7 @@ def style_table_iv(table: pd.DataFrame):
 
     compact = [
         {"selector": "td, th", "props": "font-size: 0.85em; padding: 0.2em 0.4em; text-align: left;"},
-        {"selector": "td", "props": "white-space: nowrap; vertical-align: top;"},
+        {"selector": "td", "props": "vertical-align: top;"},  # a long interval may wrap; a mean ± std never
     ]
     styler = folded.style.apply(weight, axis=1).hide(axis="index").set_table_styles(compact)
     return styler.set_caption(TABLE_IV_NOTE) if tested else styler

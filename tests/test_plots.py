@@ -301,3 +301,8 @@ def test_machine_table_names_this_machine():
     table = plots.machine_table("results.csv")
     assert table.loc["CPU cores visible", "value"] == os.cpu_count()
     assert table.loc["results file", "value"] == "results.csv"
+
+
+def test_styled_table_iv_puts_each_interval_on_a_line_of_its_own():
+    html = plots.style_table_iv(table_iv(_repetition_rows())).to_html()
+    assert "<small>Δ +" in html and "<br>[" in html and " [" not in html.split("Δ", 1)[1].split("</small>")[0]
