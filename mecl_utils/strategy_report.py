@@ -43,6 +43,7 @@ __all__ = [
     "strategy_exit_accuracies",
     "strategy_reading",
     "style_distillation_table",
+    "style_strategy_table",
     "tested_exits",
 ]
 
@@ -216,6 +217,20 @@ def format_strategy_table(table: pd.DataFrame) -> pd.DataFrame:
         entry["repetitions"] = int(row["repetitions"])
         out.append(entry)
     return pd.DataFrame(out)
+
+
+def style_strategy_table(table: pd.DataFrame):
+    """``format_strategy_table`` for a page: a pandas Styler indexed by strategy and method, each comparison
+    in small type under its mean; unlike a DataFrame's own HTML, it never cuts a long cell short."""
+    text = format_strategy_table(table).set_index(["strategy", "method"]).astype(str).map(html.escape)
+    folded = text.apply(
+        lambda column: column.str.replace(r" \((.*)\)$", r"<br><small>\1</small>", regex=True)
+    )
+    compact = [
+        {"selector": "td, th", "props": "font-size: 0.85em; padding: 0.2em 0.4em; text-align: left;"},
+        {"selector": "td", "props": "vertical-align: top;"},
+    ]
+    return folded.style.set_table_styles(compact)
 
 
 def strategy_exit_accuracies(rows: pd.DataFrame, split: str = "test"):

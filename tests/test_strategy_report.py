@@ -187,3 +187,10 @@ def test_the_distillation_table_for_a_page_puts_each_std_under_its_mean_and_show
     assert "60.00<br><small>±&nbsp;0.50</small>" in page
     assert "mobilenet<br><small>cifar10&nbsp;·&nbsp;branch&nbsp;2<br>3&nbsp;repetitions</small>" in page
     assert 'class="row_heading' not in page  # no 0, 1 in front of the rows
+
+
+def test_the_strategy_table_for_a_page_keeps_every_cell_whole_with_its_test_under_the_mean():
+    cell = strategy_report.format_strategy_table(_strategies()).iloc[3]["exit1"]  # end to end, SDN
+    mean, comparison = cell.split(" (", 1)
+    html = strategy_report.style_strategy_table(_strategies()).to_html()
+    assert f"{mean}<br><small>{comparison.removesuffix(')')}</small>" in html
