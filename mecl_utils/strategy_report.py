@@ -24,6 +24,7 @@ import pandas as pd
 from .plots import mean_std, p_text, paired_repetitions
 from .profiles import Profile
 from .statistics import (
+    ALPHA,
     CONFIDENCE,
     MIN_REPETITIONS,
     PairedDifference,
@@ -136,7 +137,7 @@ def style_distillation_table(table: pd.DataFrame):
     return folded.style.hide(axis="index").set_table_styles(compact)
 
 
-def distillation_reading(table: pd.DataFrame, alpha: float) -> str:
+def distillation_reading(table: pd.DataFrame, alpha: float = ALPHA) -> str:
     """One paragraph per case: distillation's effect on vanilla branches, curriculum's with and without it,
     each difference with its interval; then the families and, where an uncorrected test passes, the caveat."""
     sentences = []
@@ -262,7 +263,7 @@ def strategy_exit_accuracies(rows: pd.DataFrame, split: str = "test"):
     return fig
 
 
-def strategy_reading(table: pd.DataFrame, alpha: float) -> str:
+def strategy_reading(table: pd.DataFrame, alpha: float = ALPHA) -> str:
     """Per strategy: curriculum against vanilla at every exit; the final exit against the plain network's.
 
     Every difference with its interval; the p-values read are the table's Holm-corrected ones.
@@ -331,7 +332,7 @@ def chance_caveat(tests: int, passed: int, alpha: float) -> str:
     )
 
 
-def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, alpha: float) -> str:
+def open_questions_reading(distilled: pd.DataFrame, strategies: pd.DataFrame, alpha: float = ALPHA) -> str:
     """The two paragraphs that answer the paper's Sec. V questions as far as these runs can."""
     n_cases = len(distilled)
     reps = int(distilled["repetitions"].min()) if n_cases else 0

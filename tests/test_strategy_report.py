@@ -5,7 +5,7 @@ import math
 import pandas as pd
 from scipy import stats
 
-from mecl_utils import strategy_report, strategy_runs
+from mecl_utils import statistics, strategy_report, strategy_runs
 from mecl_utils.statistics import interval_text
 
 
@@ -194,3 +194,9 @@ def test_the_strategy_table_for_a_page_keeps_every_cell_whole_with_its_test_unde
     mean, comparison = cell.split(" (", 1)
     html = strategy_report.style_strategy_table(_strategies()).to_html()
     assert f"{mean}<br><small>{comparison.removesuffix(')')}</small>" in html
+
+
+def test_the_readings_use_the_books_one_significance_level_by_default():
+    assert strategy_report.strategy_reading(_strategies()) == strategy_report.strategy_reading(
+        _strategies(), statistics.ALPHA
+    )
