@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .plots import mean_std, p_text, paired_repetitions
+from .plots import difference_text, mean_std, p_text, paired_repetitions
 from .profiles import Profile
 from .statistics import (
     ALPHA,
@@ -29,7 +29,6 @@ from .statistics import (
     MIN_REPETITIONS,
     PairedDifference,
     difference_reading,
-    interval_text,
     passes,
 )
 
@@ -82,10 +81,8 @@ def _difference_cell(row: pd.Series, template: str, mean: str | None = None, cor
 
 def _with_interval(difference: PairedDifference, unit: str = "points") -> str:
     """'+1.23 [-0.50, +2.96] points': the mean difference and its interval (where there is one)."""
-    interval = (
-        "" if pd.isna(difference.low) else " " + interval_text(difference.low, difference.high, unit="")
-    )
-    return f"{difference.mean:+.2f}{interval.rstrip()}{' ' + unit if unit else ''}"
+    text = difference_text(difference.mean, difference.low, difference.high)
+    return f"{text} {unit}" if unit else text
 
 
 def _case(row: pd.Series) -> str:
