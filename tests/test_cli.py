@@ -79,6 +79,30 @@ def test_smoke_protocol_end_to_end_writes_table_iv(smoke_cache, monkeypatch, cap
     assert "Table IV written to" in capsys.readouterr().out
 
 
+# The vanilla searches' run ids hash only the profile's settings, the data and the networks' recipes (none
+# of them depend on what training found), so they are the same on every machine. A change to the code's
+# layout must leave them alone; a change to what a run trains must bump TRAINING_VERSION and this list.
+PINNED_VANILLA_SEARCH = {
+    (1, "sgd", 0.001): "a6b09d470b2cb3f95fff",
+    (1, "sgd", 0.1): "a8dde49ee3194ed39cb9",
+    (1, "adam", 0.001): "c4577c33e2de3b277b15",
+    (1, "adam", 0.1): "fa337e8b6ff426a631f4",
+    (2, "sgd", 0.001): "e9e963fb3ac3dee9ae65",
+    (2, "sgd", 0.1): "e056ba336ea07839bae4",
+    (2, "adam", 0.001): "15a83a7a048ad55ef6b0",
+    (2, "adam", 0.1): "aecdb08c1c318c576091",
+}
+
+
+def test_the_smoke_searches_keep_their_pinned_run_ids(smoke_cache, monkeypatch):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(smoke_cache))
+    main(["run", "--profile", "smoke"])  # from the session's cache when another test ran it
+    runs = pd.read_csv(smoke_cache / "results" / "smoke.csv")
+    searches = runs[runs["stage"] == "vanilla_search"].itertuples()
+    found = {(int(row.branch), row.optimizer, float(row.learning_rate)): row.run_id for row in searches}
+    assert found == PINNED_VANILLA_SEARCH
+
+
 @pytest.mark.slow
 def test_runs_of_older_training_code_are_rerun_and_said_so_once(smoke_cache, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("MECL_CACHE_DIR", str(smoke_cache))
