@@ -10,11 +10,11 @@ with the wall time of every stage. Needs CIFAR-10 (``--data-dir`` or ``$MECL_DAT
 import argparse
 import time
 
-from mecl_utils.features import branch_layer
-from mecl_utils.models import backbone_model
-from mecl_utils.prepare import load_splits, prepare_networks
-from mecl_utils.profiles import get_profile
-from mecl_utils.teachers import evaluate, trained_backbone, trained_teacher
+from mecl_utils.networks.backbones import backbone_model
+from mecl_utils.networks.branches import branch_layer
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.teachers import evaluate, trained_backbone, trained_teacher
+from mecl_utils.run.prepare import load_splits, prepare_networks
 
 
 def main() -> None:

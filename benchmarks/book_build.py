@@ -38,8 +38,8 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
-from mecl_utils.profiles import get_profile
-from mecl_utils.teachers import teacher_recipe
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.teachers import teacher_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def build(profile: str, data_dir: str | None, folder: Path, *, rerun: bool = Fal
     command = [
         sys.executable,
         "-m",
-        "mecl_utils.book",
+        "mecl_utils.book.runner",
         "build",
         "--profile",
         profile,

@@ -30,11 +30,11 @@ import time
 import keras
 import numpy as np
 
-from mecl_utils.branches import PLACEMENTS
-from mecl_utils.features import extract_features
-from mecl_utils.models import build_classifier, mobilenet_weights_path
-from mecl_utils.sampler import CurriculumSampler
-from mecl_utils.training import BranchRun, initial_branch, train_branch
+from mecl_utils.curriculum.sampler import CurriculumSampler
+from mecl_utils.networks.backbones import build_classifier, mobilenet_weights_path
+from mecl_utils.networks.branches import PLACEMENTS
+from mecl_utils.protocol.features import extract_features
+from mecl_utils.training.classifier_wise import BranchRun, initial_branch, train_branch
 
 
 def branch_forward_flops(branch: keras.Model) -> int:

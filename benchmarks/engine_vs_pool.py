@@ -89,7 +89,7 @@ def run_seconds(path: Path) -> float:
 
 def ray_init_seconds(env: dict, tries: int = 3) -> list[float]:
     code = (
-        "import time; from mecl_utils.engine import Engine\n"
+        "import time; from mecl_utils.run.engine import Engine\n"
         "e = Engine(2); t = time.perf_counter(); e._start(); print(time.perf_counter() - t); e.close()"
     )
     seconds = []

@@ -21,12 +21,12 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from mecl_utils import feature_modes
-from mecl_utils.data import Dataset, Split, Splits
-from mecl_utils.features import extract_features
-from mecl_utils.models import build_classifier
-from mecl_utils.sampler import sampler_for_method
-from mecl_utils.training import BranchRun, train_branch
+from mecl_utils.curriculum.sampler import sampler_for_method
+from mecl_utils.networks.backbones import build_classifier
+from mecl_utils.networks.data import Dataset, Split, Splits
+from mecl_utils.protocol import feature_modes
+from mecl_utils.protocol.features import extract_features
+from mecl_utils.training.classifier_wise import BranchRun, train_branch
 
 LAYER = "conv_pw_3_relu"
 

@@ -1,6 +1,6 @@
 """Whole-network runs of the strategies chapter (issue 16), one after another as one Ray worker trains them.
 
-Each run trains a multi-exit network end to end or layer-wise (``strategy_runs.train_network_run``) in the
+Each run trains a multi-exit network end to end or layer-wise (``network_runs.train_network_run``) in the
 chapter's book setting (2,000 images, 2 epochs by default) and predicts every exit on val, hparam and test.
 TensorFlow is pinned to one thread, as in an engine task. Every strategy runs twice (two repetitions), so the
 second pass shows what a worker pays once it has traced its networks. Prints, per run, the training seconds
@@ -19,9 +19,14 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from mecl_utils.prepare import load_splits
-from mecl_utils.profiles import get_profile
-from mecl_utils.strategy_runs import NETWORK_STRATEGIES, NetworkRun, network_setting, train_network_run
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.run.prepare import load_splits
+from mecl_utils.strategies.network_runs import (
+    NETWORK_STRATEGIES,
+    NetworkRun,
+    network_setting,
+    train_network_run,
+)
 
 
 def main() -> None:

@@ -24,11 +24,12 @@ import time
 
 import numpy as np
 
-from mecl_utils.engine import GPU_SHARE
-from mecl_utils.experiments import Case, CaseData, RunSpec, planned_runs, train_run
-from mecl_utils.features import branch_layer, extract_features
-from mecl_utils.models import build_classifier, network_spec
-from mecl_utils.profiles import get_profile
+from mecl_utils.networks.backbones import build_classifier, network_spec
+from mecl_utils.networks.branches import branch_layer
+from mecl_utils.protocol.experiments import Case, CaseData, RunSpec, planned_runs, train_run
+from mecl_utils.protocol.features import extract_features
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.run.engine import GPU_SHARE
 
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000
 TRAIN_OVER_INFERENCE = 3.0  # forward + backward ≈ 3 forwards: a rule of thumb, not measured here

@@ -14,10 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mecl_utils.branches import build_branch
-from mecl_utils.curriculum import order
-from mecl_utils.pacing import preset
-from mecl_utils.sampler import CurriculumBatches, CurriculumSampler
+from mecl_utils.curriculum.pacing import preset
+from mecl_utils.curriculum.sampler import CurriculumBatches, CurriculumSampler
+from mecl_utils.curriculum.sorting import order
+from mecl_utils.networks.branches import build_branch
 
 
 def timed(fn) -> float:

@@ -17,10 +17,15 @@ import time
 
 import numpy as np
 
-from mecl_utils.curriculum import cross_entropy
-from mecl_utils.features import branch_layer, extract_features
-from mecl_utils.models import build_classifier, build_tiny_cnn, mobilenet_weights_path
-from mecl_utils.teachers import PREDICT_BATCH_SIZE
+from mecl_utils.curriculum.sorting import cross_entropy
+from mecl_utils.networks.backbones import (
+    PREDICT_BATCH_SIZE,
+    build_classifier,
+    build_tiny_cnn,
+    mobilenet_weights_path,
+)
+from mecl_utils.networks.branches import branch_layer
+from mecl_utils.protocol.features import extract_features
 
 
 def images_per_second(work, n: int) -> float:

@@ -17,7 +17,7 @@ backbone, trained classifier-wise with curriculum learning. One module per conce
 
 import os
 
-from . import quiet
+from mecl_utils import quiet
 
 __version__ = "0.1.0"
 

@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import quiet
-from .cache import cache_dir
-from .curriculum import METHODS
-from .data import DataNotFoundError
-from .experiments import Case, cases, stale_rows
-from .profiles import FEATURE_MODES, PROFILES, get_profile
-from .results import ResultsStore, table_iv
+from mecl_utils import quiet
+from mecl_utils.cache import cache_dir
+from mecl_utils.curriculum.sorting import METHODS
+from mecl_utils.networks.data import DataNotFoundError
+from mecl_utils.protocol.experiments import Case, cases, stale_rows
+from mecl_utils.protocol.profiles import FEATURE_MODES, PROFILES, get_profile
+from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.report.table_iv import table_iv
 
 
 def default_results_path(profile_name: str) -> Path:
@@ -156,8 +157,8 @@ def _profile(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> None:
     if args.verbose:
         os.environ[quiet.VERBOSE_VARIABLE] = "1"  # the workers show TensorFlow's start-up notices
-    from .engine import Engine
-    from .prepare import run_grid  # imports TensorFlow: only for the run command
+    from mecl_utils.run.engine import Engine
+    from mecl_utils.run.prepare import run_grid  # imports TensorFlow: only for the run command
 
     # Each branch run builds a new model, so TensorFlow's retracing notice fires; it is expected here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -212,7 +213,7 @@ def _print_table(store: ResultsStore, where: list[tuple[str, str]] | None = None
 
 
 def _exits(args: argparse.Namespace) -> None:
-    from . import inference  # imports TensorFlow
+    from mecl_utils.exits import inference  # imports TensorFlow
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     store = ResultsStore(args.results or default_results_path(args.profile))
@@ -253,8 +254,8 @@ def _exits(args: argparse.Namespace) -> None:
 def _plan(args: argparse.Namespace) -> None:
     import psutil
 
-    from .feature_modes import Budget
-    from .plan import grid_plan, plan_table
+    from mecl_utils.protocol.feature_modes import Budget
+    from mecl_utils.protocol.plan import grid_plan, plan_table
 
     profile = _profile(args)
     store = ResultsStore(args.results or default_results_path(profile.name))

@@ -58,7 +58,7 @@ def smoke_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory, smoke_cache) -> Path:
     """The HTML folder of the whole book built with the smoke profile."""
-    from mecl_utils.book import build_book
+    from mecl_utils.book.runner import build_book
 
     out = tmp_path_factory.mktemp("book")
     with pytest.MonkeyPatch.context() as env:
@@ -69,7 +69,7 @@ def built_book(tmp_path_factory, smoke_cache) -> Path:
 @pytest.fixture(scope="session")
 def smoke_digits():
     """Digits and its splits at the smoke profile's sizes and seed (what the smoke networks train on)."""
-    from mecl_utils.prepare import load_splits
-    from mecl_utils.profiles import get_profile
+    from mecl_utils.protocol.profiles import get_profile
+    from mecl_utils.run.prepare import load_splits
 
     return load_splits(get_profile("smoke"), "digits")

@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mecl_utils.book import notebook_parameters, toc_files
+from mecl_utils.book.runner import notebook_parameters, toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [entry for entry in toc_files(ROOT / "_toc.yml") if entry.startswith("notebooks/")]

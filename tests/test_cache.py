@@ -1,4 +1,4 @@
-"""Tests for mecl_utils.cache: content keys, array and model entries, atomic writes, corrupt-file recovery."""
+"""Tests for cache: content keys, array and model entries, atomic writes, corrupt-file recovery."""
 
 from pathlib import Path
 
@@ -8,8 +8,8 @@ import pytest
 
 from mecl_utils import cache
 from mecl_utils.cache import cache_dir, cache_key, cached_arrays, cached_model, dataset_fingerprint
-from mecl_utils.data import Dataset
-from mecl_utils.models import build_tiny_cnn
+from mecl_utils.networks.backbones import build_tiny_cnn
+from mecl_utils.networks.data import Dataset
 
 PARTS = {"network": "tiny_cnn", "epochs": 1, "lr": 0.01, "sizes": (150, 150), "pretrained": False}
 

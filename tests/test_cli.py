@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mecl_utils.__main__ import _parse_case, _workers, main
-from mecl_utils.experiments import TRAINING_VERSION
+from mecl_utils.protocol.experiments import TRAINING_VERSION
 
 
 def test_case_argument_must_name_backbone_dataset_branch():
@@ -151,7 +151,7 @@ def test_missing_data_ends_in_one_line_without_a_traceback(tmp_path):
 
 
 def test_missing_data_with_verbose_keeps_the_traceback(tmp_path):
-    from mecl_utils.data import DataNotFoundError
+    from mecl_utils.networks.data import DataNotFoundError
 
     args = ["run", "--profile", "book", "--data-dir", str(tmp_path), "--results", str(tmp_path / "r.csv")]
     with pytest.raises(DataNotFoundError):

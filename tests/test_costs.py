@@ -4,9 +4,9 @@ import keras
 import pytest
 from keras import layers
 
-from mecl_utils.branches import build_branch, build_multi_exit
-from mecl_utils.costs import Cost, costs_frame, exit_costs, layer_macs, model_costs, total_macs
-from mecl_utils.models import build_tiny_cnn
+from mecl_utils.networks.backbones import build_tiny_cnn
+from mecl_utils.networks.branches import build_branch, build_multi_exit
+from mecl_utils.networks.costs import Cost, costs_frame, exit_costs, layer_macs, model_costs, total_macs
 
 
 def _single_layer(layer, input_shape):

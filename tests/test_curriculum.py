@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mecl_utils.curriculum import (
+from mecl_utils.curriculum.sorting import (
     balance_classes,
     cross_entropy,
     cross_entropy_from_logits,

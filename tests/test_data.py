@@ -1,4 +1,4 @@
-"""Tests for mecl_utils.data: CIFAR loading from official-format fixtures, safety, digits, and splits."""
+"""Tests for networks.data: CIFAR loading from official-format fixtures, safety, digits, and splits."""
 
 import os
 import pickle
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mecl_utils.data import (
+from mecl_utils.networks.data import (
     CorruptDataError,
     DataNotFoundError,
     find_local,

@@ -1,9 +1,9 @@
-"""Tests for mecl_utils.distillation: the loss against a hand computation, targets, final-exit logits."""
+"""Tests for training.distillation: the loss against a hand computation, targets, final-exit logits."""
 
 import numpy as np
 import pytest
 
-from mecl_utils.distillation import (
+from mecl_utils.training.distillation import (
     Distillation,
     DistillationLoss,
     final_exit_logits,
@@ -87,7 +87,7 @@ def test_bad_settings_are_rejected(weight, temperature, message):
 def test_final_exit_logits_are_computed_once(tmp_path, monkeypatch, smoke_digits):
     import keras
 
-    from mecl_utils.models import build_tiny_cnn
+    from mecl_utils.networks.backbones import build_tiny_cnn
 
     monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
     dataset, splits = smoke_digits

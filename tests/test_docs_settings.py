@@ -1,4 +1,4 @@
-"""book/method.md's settings table: its profile columns are mecl_utils.profiles, "ours" means ours."""
+"""book/method.md's settings table: its profile columns are protocol.profiles, "ours" means ours."""
 
 import ast
 import dataclasses
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mecl_utils.profiles import PROFILES, Profile
+from mecl_utils.protocol.profiles import PROFILES, Profile
 
 METHOD_PAGE = Path(__file__).resolve().parents[1] / "book" / "method.md"
 FIELDS = {field.name for field in dataclasses.fields(Profile)}

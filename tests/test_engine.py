@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from mecl_utils.engine import Engine, default_workers
-from mecl_utils.experiments import RunSpec, run_case, train_run
-from mecl_utils.results import ResultsStore
+from mecl_utils.protocol.experiments import RunSpec, run_case, train_run
+from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.run.engine import Engine, default_workers
 from tests.test_experiments import CASE, _data, _profile
 
 

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mecl_utils import experiments, pacing
-from mecl_utils.experiments import Case, CaseData, cases, planned_runs, run_case
-from mecl_utils.profiles import get_profile
-from mecl_utils.results import ResultsStore, table_iv
+from mecl_utils.curriculum import pacing
+from mecl_utils.protocol import experiments
+from mecl_utils.protocol.experiments import Case, CaseData, cases, planned_runs, run_case
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.report.table_iv import table_iv
 
 
 def _profile():

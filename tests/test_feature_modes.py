@@ -6,16 +6,17 @@ import keras
 import numpy as np
 import pytest
 
-from mecl_utils import feature_modes, pacing
-from mecl_utils.branches import feature_extractor
-from mecl_utils.experiments import Case, RunSpec
-from mecl_utils.feature_modes import Budget, cached_feature_shards, choose_mode, cut_backbone
-from mecl_utils.features import extract_features
-from mecl_utils.models import build_tiny_cnn
-from mecl_utils.prepare import prepare_case
-from mecl_utils.profiles import get_profile
-from mecl_utils.sampler import sampler_for_method
-from mecl_utils.training import BranchRun, train_branch
+from mecl_utils.curriculum import pacing
+from mecl_utils.curriculum.sampler import sampler_for_method
+from mecl_utils.networks.backbones import build_tiny_cnn
+from mecl_utils.networks.branches import feature_extractor
+from mecl_utils.protocol import feature_modes
+from mecl_utils.protocol.experiments import Case, RunSpec
+from mecl_utils.protocol.feature_modes import Budget, cached_feature_shards, choose_mode, cut_backbone
+from mecl_utils.protocol.features import extract_features
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.run.prepare import prepare_case
+from mecl_utils.training.classifier_wise import BranchRun, train_branch
 
 GIB = 2**30
 BUDGET = Budget(memory_bytes=10 * GIB, disk_bytes=8 * GIB)

@@ -1,13 +1,14 @@
-"""Tests for mecl_utils.features: branch layer names, feature extraction, and the per-split feature cache."""
+"""Tests for protocol.features: branch layer names, feature extraction, and the per-split feature cache."""
 
 import keras
 import numpy as np
 import pytest
 
-from mecl_utils import features, teachers
-from mecl_utils.features import branch_layer, cached_features, extract_features
-from mecl_utils.models import build_tiny_cnn
-from mecl_utils.profiles import get_profile
+from mecl_utils.networks.backbones import build_tiny_cnn
+from mecl_utils.networks.branches import branch_layer
+from mecl_utils.protocol import features, teachers
+from mecl_utils.protocol.features import cached_features, extract_features
+from mecl_utils.protocol.profiles import get_profile
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
 LAYERS = ["block1_out", "block2_out"]

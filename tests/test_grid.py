@@ -1,14 +1,14 @@
-"""Cases side by side (mecl_utils.grid): the order stages start in, and the same rows as case after case."""
+"""Cases side by side (run.grid): the order stages start in, and the same rows as case after case."""
 
 import collections
 
 import pytest
 from test_experiments import _data, _profile
 
-from mecl_utils import experiments
-from mecl_utils.experiments import Case, run_case
-from mecl_utils.grid import held_bytes, run_cases
-from mecl_utils.results import ResultsStore
+from mecl_utils.protocol import experiments
+from mecl_utils.protocol.experiments import Case, run_case
+from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.run.grid import held_bytes, run_cases
 
 PROFILE = _profile().replace(repetitions=1)
 CASES = [Case("tiny_cnn", "digits", 1), Case("tiny_cnn", "digits", 2)]

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mecl_utils import inference
-from mecl_utils.results import table_iv
+from mecl_utils.exits import inference
+from mecl_utils.report.table_iv import table_iv
 
 
 def _curves(offsets):

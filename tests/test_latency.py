@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from mecl_utils import latency
+from mecl_utils.exits import latency
 
 
 def _chain_classifier():

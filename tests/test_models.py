@@ -1,4 +1,4 @@
-"""Tests for mecl_utils.models: Table I specs, Table II placements, the Fig. 7 branch, multi-exit models."""
+"""Tests for networks.backbones: Table I specs, Table II placements, the Fig. 7 branch, multi-exit models."""
 
 import functools
 import re
@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 from keras import layers
 
-from mecl_utils import models
-from mecl_utils.branches import (
+from mecl_utils.networks import backbones
+from mecl_utils.networks.backbones import (
+    ImageNetPreprocessing,
+    backbone_model,
+    build_classifier,
+    build_tiny_cnn,
+    mobilenet_weights_path,
+    network_spec,
+)
+from mecl_utils.networks.branches import (
     INPUT_PLACEMENTS,
     PLACEMENTS,
     TABLE_II,
@@ -19,14 +27,6 @@ from mecl_utils.branches import (
     feature_extractor,
     input_of_weight_layer,
     resolve_placement,
-)
-from mecl_utils.models import (
-    ImageNetPreprocessing,
-    backbone_model,
-    build_classifier,
-    build_tiny_cnn,
-    mobilenet_weights_path,
-    network_spec,
 )
 
 OFFLINE_MOBILENET = Path(__file__).resolve().parents[2] / "shared" / "data" / "mobilenet_2_5_224_tf_no_top.h5"
@@ -267,7 +267,7 @@ def test_weights_path_uses_mecl_weights_dir(tmp_path, monkeypatch):
 def test_weights_path_falls_back_to_the_keras_download(tmp_path, monkeypatch):
     monkeypatch.delenv("MECL_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(models, "SHARED_DATA_DIR", tmp_path / "no-shared-data")
+    monkeypatch.setattr(backbones, "SHARED_DATA_DIR", tmp_path / "no-shared-data")
     assert mobilenet_weights_path() == "imagenet"
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mecl_utils import pacing
+from mecl_utils.curriculum import pacing
 
 FEP_T = [0, 299, 300, 600, 1799, 1800, 10**6]
 # 0.04 · 1.9^k for k = ⌊t/300⌋ = 0, 0, 1, 2, 5, 6→capped, huge→capped

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 
 from mecl_utils.__main__ import main
-from mecl_utils.experiments import planned_runs
-from mecl_utils.feature_modes import Budget
-from mecl_utils.features import extract_features
-from mecl_utils.models import build_tiny_cnn
-from mecl_utils.plan import grid_plan, plan_table, split_sizes
-from mecl_utils.profiles import get_profile
-from mecl_utils.training import TRAINING_VERSION
+from mecl_utils.networks.backbones import build_tiny_cnn
+from mecl_utils.protocol.experiments import planned_runs
+from mecl_utils.protocol.feature_modes import Budget
+from mecl_utils.protocol.features import extract_features
+from mecl_utils.protocol.plan import grid_plan, plan_table, split_sizes
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.training.classifier_wise import TRAINING_VERSION
 
 SMOKE = get_profile("smoke")
 

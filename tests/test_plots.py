@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mecl_utils import plots
-from mecl_utils.profiles import PROFILES
-from mecl_utils.results import paper_table_iv, table_iv
-from mecl_utils.statistics import interval_text
+from mecl_utils.protocol.profiles import PROFILES
+from mecl_utils.report import plots
+from mecl_utils.report.statistics import interval_text
+from mecl_utils.report.table_iv import paper_table_iv, table_iv
 
 matplotlib.use("Agg")
 

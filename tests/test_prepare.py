@@ -1,4 +1,4 @@
-"""Tests for mecl_utils.prepare.prepare_networks: backbone and teachers trained side by side, cached."""
+"""Tests for run.prepare.prepare_networks: backbone and teachers trained side by side, cached."""
 
 import os
 import subprocess
@@ -6,12 +6,13 @@ import sys
 
 import pytest
 
-from mecl_utils import features, prepare, teachers
 from mecl_utils.cache import cache_key, cache_path
-from mecl_utils.engine import Engine
-from mecl_utils.experiments import Case
-from mecl_utils.prepare import network_roles, prepare_case, prepare_grid_networks, prepare_networks
-from mecl_utils.profiles import get_profile
+from mecl_utils.protocol import features, teachers
+from mecl_utils.protocol.experiments import Case
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.run import prepare
+from mecl_utils.run.engine import Engine
+from mecl_utils.run.prepare import network_roles, prepare_case, prepare_grid_networks, prepare_networks
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
 
@@ -86,8 +87,8 @@ def test_a_script_without_a_main_guard_trains_its_networks_as_ray_tasks(tmp_path
     # Ray's workers never import the calling script, so it needs no `if __name__ == "__main__":`.
     script = tmp_path / "unguarded.py"
     script.write_text(
-        "from mecl_utils.prepare import load_splits, prepare_networks\n"
-        "from mecl_utils.profiles import get_profile\n"
+        "from mecl_utils.run.prepare import load_splits, prepare_networks\n"
+        "from mecl_utils.protocol.profiles import get_profile\n"
         "profile = get_profile('smoke').replace(backbone_epochs=1, teacher_epochs=1)\n"
         "print(prepare_networks(profile, 'tiny_cnn', *load_splits(profile, 'digits'), seed=0, workers=2))\n"
     )

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from mecl_utils.profiles import PROFILES, get_profile
+from mecl_utils.protocol.profiles import PROFILES, get_profile
 
 
 def test_the_three_profiles_exist():

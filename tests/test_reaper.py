@@ -8,7 +8,7 @@ import psutil
 
 SCRIPT = """
 import subprocess, sys, time
-from mecl_utils import reaper
+from mecl_utils.run import reaper
 watchdog = reaper.watch()
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
 time.sleep(2.5)  # the watchdog notes its driver's children every second

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mecl_utils.results import ResultsStore, paper_table_iv, table_iv
-from mecl_utils.statistics import holm, paired_difference
+from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.report.statistics import holm, paired_difference
+from mecl_utils.report.table_iv import paper_table_iv, table_iv
 
 
 def test_store_appends_and_reloads(tmp_path):
@@ -127,7 +128,7 @@ def test_paired_p_is_undefined_when_the_differences_do_not_vary():
 WRITER = """
 import sys, time
 from pathlib import Path
-from mecl_utils.results import ResultsStore
+from mecl_utils.protocol.results import ResultsStore
 path, name, rows, gate = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 store = ResultsStore(path)  # opened before the other writer appends anything
 Path(f"{gate}-{name}").touch()  # ready

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mecl_utils.book import (
+from mecl_utils.book.runner import (
     NotebookExecutionError,
     QuietKernelManager,
     execute_notebook,
@@ -15,7 +15,7 @@ from mecl_utils.book import (
     resolve_profile,
     validate_parameters,
 )
-from mecl_utils.data import DataNotFoundError
+from mecl_utils.networks.data import DataNotFoundError
 
 HEADER = """---
 jupytext:
@@ -182,7 +182,7 @@ def test_each_kernel_gets_its_own_socket_prefix_outside_the_notebook_folder():
 
 
 def test_run_command_rejects_an_unknown_parameter_before_executing(tmp_path, capsys):
-    from mecl_utils.book import main
+    from mecl_utils.book.runner import main
 
     pacing_chapter = str(Path(__file__).resolve().parents[1] / "notebooks" / "pacing.md")
     code = main(["run", pacing_chapter, str(tmp_path / "out.ipynb"), "-p", "batchsize", "128"])
@@ -192,7 +192,7 @@ def test_run_command_rejects_an_unknown_parameter_before_executing(tmp_path, cap
 
 
 def test_a_local_mathjax_is_bundled_into_the_book(tmp_path):
-    from mecl_utils.book import _bundle_mathjax
+    from mecl_utils.book.runner import _bundle_mathjax
 
     mathjax = tmp_path / "mathjax-es5"
     mathjax.mkdir()
@@ -204,7 +204,7 @@ def test_a_local_mathjax_is_bundled_into_the_book(tmp_path):
 
 
 def test_without_a_local_mathjax_the_cdn_is_kept(tmp_path, monkeypatch):
-    from mecl_utils.book import _bundle_mathjax
+    from mecl_utils.book.runner import _bundle_mathjax
 
     monkeypatch.delenv("MECL_MATHJAX_DIR", raising=False)
     config = {}

@@ -4,9 +4,14 @@ import keras
 import numpy as np
 import pytest
 
-from mecl_utils import pacing
-from mecl_utils.curriculum import order
-from mecl_utils.sampler import CurriculumBatches, CurriculumSampler, curriculum_dataset, sampler_for_method
+from mecl_utils.curriculum import pacing
+from mecl_utils.curriculum.sampler import (
+    CurriculumBatches,
+    CurriculumSampler,
+    curriculum_dataset,
+    sampler_for_method,
+)
+from mecl_utils.curriculum.sorting import order
 
 N, BATCH = 1000, 10
 LOSSES = np.random.default_rng(0).random(N)

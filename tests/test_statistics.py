@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mecl_utils.statistics import (
+from mecl_utils.report.statistics import (
     compare_with_baseline,
     difference_reading,
     holm,

@@ -1,15 +1,15 @@
-"""Tests for mecl_utils.strategies: end-to-end and layer-wise training on the smoke profile's tiny CNN."""
+"""Tests for strategies.whole_network: end-to-end and layer-wise training on the smoke profile's tiny CNN."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from mecl_utils import strategies
-from mecl_utils.pacing import SingleStep
-from mecl_utils.profiles import get_profile
-from mecl_utils.sampler import sampler_for_method
-from mecl_utils.teachers import train_classifier
+from mecl_utils.curriculum.pacing import SingleStep
+from mecl_utils.curriculum.sampler import sampler_for_method
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.teachers import train_classifier
+from mecl_utils.strategies import whole_network
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=2)
 LAYERS = ("block1_out", "block2_out")
@@ -31,7 +31,7 @@ def assert_bit_identical(first, second):
 def test_end_to_end_with_zero_exit_weights_is_plain_backbone_training(smoke_digits, tmp_path, monkeypatch):
     monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
     plain = train_classifier(PROFILE, "tiny_cnn", *smoke_digits, seed=SEED)
-    multi, weights = strategies.train_end_to_end(
+    multi, weights = whole_network.train_end_to_end(
         PROFILE, "tiny_cnn", *smoke_digits, LAYERS, weighting=(0.0, 0.0), seed=SEED, init_seed=INIT_SEED
     )
     assert weights == [(0.0, 0.0)] * PROFILE.backbone_epochs
@@ -41,7 +41,7 @@ def test_end_to_end_with_zero_exit_weights_is_plain_backbone_training(smoke_digi
 @pytest.mark.slow
 def test_end_to_end_with_equal_weights_trains_the_backbone_differently(smoke_digits):
     runs = [
-        strategies.train_end_to_end(
+        whole_network.train_end_to_end(
             PROFILE, "tiny_cnn", *smoke_digits, LAYERS, weighting=w, seed=SEED, init_seed=INIT_SEED, epochs=1
         )[0]
         for w in ((0.0, 0.0), "equal")
@@ -63,7 +63,7 @@ def test_layer_wise_training_leaves_frozen_parts_bit_identical(smoke_digits):
             weights_of(multi.classifier.layers),
         )
 
-    multi = strategies.train_layer_wise(
+    multi = whole_network.train_layer_wise(
         PROFILE,
         "tiny_cnn",
         *smoke_digits,
@@ -95,7 +95,7 @@ def test_end_to_end_training_reads_only_the_batches_its_sampler_draws(smoke_digi
     x = splits.train.x.astype(np.float32)
     x[np.setdiff1d(np.arange(len(x)), drawn)] = np.nan  # ...and would turn every weight NaN if read
     poisoned = dataclasses.replace(splits, train=dataclasses.replace(splits.train, x=x))
-    multi, _ = strategies.train_end_to_end(
+    multi, _ = whole_network.train_end_to_end(
         PROFILE, "tiny_cnn", dataset, poisoned, LAYERS, weighting="sdn", seed=SEED, init_seed=INIT_SEED,
         sampler=sampler, epochs=1,
     )  # fmt: skip
@@ -103,7 +103,7 @@ def test_end_to_end_training_reads_only_the_batches_its_sampler_draws(smoke_digi
 
 
 def test_equal_weighting_weighs_every_early_exit_one():
-    assert strategies.exit_weights("equal", (0.2, 0.6), 0, 5) == (1.0, 1.0)
+    assert whole_network.exit_weights("equal", (0.2, 0.6), 0, 5) == (1.0, 1.0)
 
 
 def test_sdn_weights_follow_shallow_deep_networks_schedule_from_their_first_epoch():
@@ -111,7 +111,7 @@ def test_sdn_weights_follow_shallow_deep_networks_schedule_from_their_first_epoc
     shares, epochs = (0.25, 0.6), 4
     by_hand = [(0.0725, 0.16), (0.135, 0.31), (0.1975, 0.46), (0.25, 0.6)]  # the last: capped at C_i
     for epoch, expected in enumerate(by_hand):
-        assert strategies.exit_weights("sdn", shares, epoch, epochs) == pytest.approx(expected)
+        assert whole_network.exit_weights("sdn", shares, epoch, epochs) == pytest.approx(expected)
 
 
 def test_compute_shares_are_the_macs_before_each_exit_over_the_classifiers():
@@ -121,7 +121,7 @@ def test_compute_shares_are_the_macs_before_each_exit_over_the_classifiers():
     a = keras.layers.Dense(3, name="a")(inputs)  # 4·3 = 12 MACs
     b = keras.layers.Dense(5, name="b")(a)  # 3·5 = 15
     classifier = keras.Model(inputs, keras.layers.Dense(2, name="out")(b))  # 5·2 = 10: 37 in all
-    assert strategies.compute_shares(classifier, ("a", "b")) == pytest.approx((12 / 37, 27 / 37))
+    assert whole_network.compute_shares(classifier, ("a", "b")) == pytest.approx((12 / 37, 27 / 37))
 
 
 @pytest.mark.parametrize(
@@ -130,15 +130,15 @@ def test_compute_shares_are_the_macs_before_each_exit_over_the_classifiers():
 )
 def test_bad_weightings_are_rejected(weighting, message):
     with pytest.raises(ValueError, match=message):
-        strategies.exit_weights(weighting, (0.2, 0.6), 0, 5)
+        whole_network.exit_weights(weighting, (0.2, 0.6), 0, 5)
 
 
 @pytest.mark.slow
 def test_a_reused_compiled_network_trains_bit_identically_to_a_fresh_one(smoke_digits, monkeypatch):
-    monkeypatch.setattr(strategies, "_COMPILED", {})
+    monkeypatch.setattr(whole_network, "_COMPILED", {})
 
     def run(weighting, seed):
-        return strategies.train_end_to_end(
+        return whole_network.train_end_to_end(
             PROFILE, "tiny_cnn", *smoke_digits, LAYERS, weighting=weighting, seed=seed, init_seed=INIT_SEED,
             epochs=1,
         )[0]  # fmt: skip
@@ -147,17 +147,17 @@ def test_a_reused_compiled_network_trains_bit_identically_to_a_fresh_one(smoke_d
     trained = weights_of([first.model])
     run((0.0, 0.0), SEED + 1)  # another run through the same compiled network
     again = run("equal", SEED)
-    assert len(strategies._COMPILED) == 1
+    assert len(whole_network._COMPILED) == 1
     assert_bit_identical(weights_of([again.model]), trained)
     assert_bit_identical(weights_of([first.model]), trained)  # what a run returns is its own
 
 
 @pytest.mark.slow
 def test_a_reused_layer_wise_network_trains_bit_identically(smoke_digits, monkeypatch):
-    monkeypatch.setattr(strategies, "_COMPILED", {})
+    monkeypatch.setattr(whole_network, "_COMPILED", {})
 
     def run(seed):
-        multi = strategies.train_layer_wise(
+        multi = whole_network.train_layer_wise(
             PROFILE, "tiny_cnn", *smoke_digits, LAYERS, seed=seed, init_seed=INIT_SEED, epochs=1
         )
         return weights_of([multi.model])

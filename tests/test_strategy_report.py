@@ -1,12 +1,13 @@
-"""The strategies chapter's readings (mecl_utils.strategy_report) on tables built from literal runs."""
+"""The strategies chapter's readings (mecl_utils.report.strategy_tables) on tables built from literal runs."""
 
 import math
 
 import pandas as pd
 from scipy import stats
 
-from mecl_utils import statistics, strategy_report, strategy_runs
-from mecl_utils.statistics import interval_text
+from mecl_utils.report import statistics, strategy_tables
+from mecl_utils.report.statistics import interval_text
+from mecl_utils.strategies import network_runs
 
 
 def _interval(differences: list[float]) -> str:
@@ -32,11 +33,11 @@ def _strategies(sdn_exit1_curriculum: tuple[float, ...] = (0.21, 0.24, 0.225), r
         for (strategy, method), values in runs.items()
         for repetition, (exit1, final) in enumerate(zip(*values, strict=True))
     ])  # fmt: skip
-    return strategy_runs.strategy_table(rows[rows["repetition"] < repetitions])
+    return network_runs.strategy_table(rows[rows["repetition"] < repetitions])
 
 
 def test_a_strategy_difference_that_does_not_pass_reads_not_distinguishable_with_its_interval():
-    plain = strategy_report.strategy_reading(_strategies(), alpha=0.05).split("\n\n")[0]
+    plain = strategy_tables.strategy_reading(_strategies(), alpha=0.05).split("\n\n")[0]
     assert plain.startswith(
         "**plain**, curriculum minus vanilla. At final: +0.67 points, not distinguishable with 3 repetitions "
         "(Holm-corrected p = "
@@ -46,14 +47,14 @@ def test_a_strategy_difference_that_does_not_pass_reads_not_distinguishable_with
 
 
 def test_the_plain_networks_untrained_branches_are_not_compared():
-    plain = strategy_report.strategy_reading(_strategies(), alpha=0.05).split("\n\n")[0]
+    plain = strategy_tables.strategy_reading(_strategies(), alpha=0.05).split("\n\n")[0]
     assert "exit1" not in plain
 
 
 def test_a_strategy_test_is_read_after_holms_correction_across_the_table():
     # SDN exit1: +1, +2, +1.5 points, p about 0.035 alone; three tests in the table
     assert stats.ttest_1samp([1, 2, 1.5], 0).pvalue < 0.05
-    reading = strategy_report.strategy_reading(_strategies(), alpha=0.05)
+    reading = strategy_tables.strategy_reading(_strategies(), alpha=0.05)
     assert (
         "At exit1: +1.50 points, not distinguishable with 3 repetitions (Holm-corrected p = 0.10" in reading
     )
@@ -62,7 +63,7 @@ def test_a_strategy_test_is_read_after_holms_correction_across_the_table():
 
 
 def test_a_strategy_test_that_survives_the_correction_is_distinguishable_with_its_interval():
-    reading = strategy_report.strategy_reading(
+    reading = strategy_tables.strategy_reading(
         _strategies((0.22, 0.241, 0.229)), alpha=0.05
     )  # +2, +2.1, +1.9
     assert "At exit1: +2.00 points, distinguishable from noise at the 0.05 level (Holm-corrected p" in reading
@@ -70,7 +71,7 @@ def test_a_strategy_test_that_survives_the_correction_is_distinguishable_with_it
 
 
 def test_the_final_exit_against_the_plain_networks_carries_its_interval():
-    sdn = strategy_report.strategy_reading(_strategies(), alpha=0.05).split("\n\n")[1]
+    sdn = strategy_tables.strategy_reading(_strategies(), alpha=0.05).split("\n\n")[1]
     assert (
         "Its final exit minus the plain network's, with vanilla training: -1.67 points, not distinguishable"
         in sdn
@@ -96,11 +97,11 @@ def _distilled(curriculum_shift: tuple[float, ...] = (0.0, 0.0)) -> pd.DataFrame
         for (stage, method), values in accuracies.items()
         for repetition, accuracy in enumerate(values)
     ]  # fmt: skip
-    return strategy_runs.distillation_table(pd.DataFrame(rows))
+    return network_runs.distillation_table(pd.DataFrame(rows))
 
 
 def test_each_distillation_difference_reads_with_its_interval():
-    case = strategy_report.distillation_reading(_distilled((0.0,)), alpha=0.05).split("\n\n")[0]
+    case = strategy_tables.distillation_reading(_distilled((0.0,)), alpha=0.05).split("\n\n")[0]
     assert case.startswith(
         "**mobilenet / cifar10 / branch 1**: distilled minus plain vanilla branches, -1.00 points, not "
         "distinguishable with 3 repetitions (Holm-corrected p = "
@@ -111,12 +112,12 @@ def test_each_distillation_difference_reads_with_its_interval():
 
 
 def test_the_distillation_reading_names_its_families():
-    reading = strategy_report.distillation_reading(_distilled(), alpha=0.05)
+    reading = strategy_tables.distillation_reading(_distilled(), alpha=0.05)
     assert "Distillation's p-values are Holm-corrected across the table's 2 cases" in reading
 
 
 def test_a_passing_distillation_test_comes_with_what_chance_alone_would_give():
-    reading = strategy_report.distillation_reading(_distilled((1.0, 0.0)), alpha=0.05)  # 2, 3, 2: p < 0.05
+    reading = strategy_tables.distillation_reading(_distilled((1.0, 0.0)), alpha=0.05)  # 2, 3, 2: p < 0.05
     assert (
         "Curriculum minus vanilla among distilled branches, +2.33 points, distinguishable from noise"
         in reading
@@ -126,19 +127,19 @@ def test_a_passing_distillation_test_comes_with_what_chance_alone_would_give():
 
 
 def test_no_distillation_caveat_where_nothing_passes():
-    reading = strategy_report.distillation_reading(_distilled(), alpha=0.05)
+    reading = strategy_tables.distillation_reading(_distilled(), alpha=0.05)
     assert "by chance alone" not in reading
 
 
 def test_the_distillation_question_gives_every_cases_interval_and_what_remains_possible():
-    first = strategy_report.open_questions_reading(_distilled(), _strategies(), alpha=0.05).split("\n\n")[0]
+    first = strategy_tables.open_questions_reading(_distilled(), _strategies(), alpha=0.05).split("\n\n")[0]
     assert "In 2 of 2 cases" in first and "in 0 the gain is distinguishable from noise" in first
     assert f"mobilenet / cifar10 / branch 1 {_interval([1, 3, 2]).replace('[', '+2.00 [')}" in first
     assert "These runs do not show that it does: their intervals together span" in first
 
 
 def test_the_strategy_question_weighs_its_tests_after_holm_and_gives_the_trade_offs_interval():
-    second = strategy_report.open_questions_reading(_distilled(), _strategies(), alpha=0.05).split("\n\n")[1]
+    second = strategy_tables.open_questions_reading(_distilled(), _strategies(), alpha=0.05).split("\n\n")[1]
     assert "Of the 3 comparisons" in second and "0 are distinguishable from noise" in second
     assert (
         "These runs show neither a gain nor a loss from curriculum: their intervals together span" in second
@@ -148,12 +149,12 @@ def test_the_strategy_question_weighs_its_tests_after_holm_and_gives_the_trade_o
 
 
 def test_a_single_test_is_not_counted_as_one_of_one():
-    caveat = strategy_report.chance_caveat(1, 1, 0.05)
+    caveat = strategy_tables.chance_caveat(1, 1, 0.05)
     assert "of these 1" not in caveat and "probability 0.05" in caveat
 
 
 def test_the_distillation_table_shows_each_difference_with_its_interval():
-    row = strategy_report.format_distillation_table(_distilled()).iloc[0]
+    row = strategy_tables.format_distillation_table(_distilled()).iloc[0]
     interval = _interval([1, 3, 2]).removesuffix(" points")
     p = stats.ttest_1samp([1, 3, 2], 0).pvalue
     assert row["curriculum, distilled"] == f"+2.00 {interval}, p {p:.3f}"
@@ -163,7 +164,7 @@ def test_the_distillation_table_shows_each_difference_with_its_interval():
 
 
 def test_the_strategy_table_shows_curriculums_difference_beside_its_accuracy():
-    row = strategy_report.format_strategy_table(_strategies()).iloc[3]  # end to end, SDN, curriculum
+    row = strategy_tables.format_strategy_table(_strategies()).iloc[3]  # end to end, SDN, curriculum
     assert row["exit1"].startswith(
         f"22.50 ± 1.50 (+1.50 {_interval([1, 2, 1.5]).removesuffix(' points')}, Holm p"
     )
@@ -173,7 +174,7 @@ def test_the_strategy_table_shows_curriculums_difference_beside_its_accuracy():
 
 
 def test_the_strategy_question_reads_no_test_with_too_few_repetitions():
-    second = strategy_report.open_questions_reading(_distilled(), _strategies(repetitions=2), alpha=0.05)
+    second = strategy_tables.open_questions_reading(_distilled(), _strategies(repetitions=2), alpha=0.05)
     second = second.split("\n\n")[1]
     assert "none is read: with 2 repetitions a paired test cannot be (at least 3 are needed)" in second
     assert "With 2 repetitions no test of it is read, so these runs neither show the trade-off" in second
@@ -181,22 +182,22 @@ def test_the_strategy_question_reads_no_test_with_too_few_repetitions():
 
 def test_the_distillation_table_for_a_page_puts_each_std_under_its_mean_and_shows_no_index():
     table = _distilled((0.01, 0.2)).assign(
-        **{f"{group} std": 0.5 for group in strategy_report.DISTILLATION_GROUPS}
+        **{f"{group} std": 0.5 for group in strategy_tables.DISTILLATION_GROUPS}
     )
-    page = strategy_report.style_distillation_table(table).to_html()
+    page = strategy_tables.style_distillation_table(table).to_html()
     assert "60.00<br><small>±&nbsp;0.50</small>" in page
     assert "mobilenet<br><small>cifar10&nbsp;·&nbsp;branch&nbsp;2<br>3&nbsp;repetitions</small>" in page
     assert 'class="row_heading' not in page  # no 0, 1 in front of the rows
 
 
 def test_the_strategy_table_for_a_page_keeps_every_cell_whole_with_its_test_under_the_mean():
-    cell = strategy_report.format_strategy_table(_strategies()).iloc[3]["exit1"]  # end to end, SDN
+    cell = strategy_tables.format_strategy_table(_strategies()).iloc[3]["exit1"]  # end to end, SDN
     mean, comparison = cell.split(" (", 1)
-    html = strategy_report.style_strategy_table(_strategies()).to_html()
+    html = strategy_tables.style_strategy_table(_strategies()).to_html()
     assert f"{mean}<br><small>{comparison.removesuffix(')')}</small>" in html
 
 
 def test_the_readings_use_the_books_one_significance_level_by_default():
-    assert strategy_report.strategy_reading(_strategies()) == strategy_report.strategy_reading(
+    assert strategy_tables.strategy_reading(_strategies()) == strategy_tables.strategy_reading(
         _strategies(), statistics.ALPHA
     )

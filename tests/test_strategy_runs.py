@@ -1,4 +1,4 @@
-"""Tests for mecl_utils.strategy_runs: distilled branch runs and network strategies, stored and resumed."""
+"""Tests for strategies.network_runs: distilled branch runs and network strategies, stored and resumed."""
 
 import dataclasses
 import itertools
@@ -10,18 +10,18 @@ import pytest
 from scipy import stats
 from test_experiments import CASE, _data, _profile
 
-from mecl_utils import strategy_runs
-from mecl_utils.distillation import Distillation
-from mecl_utils.engine import Engine
-from mecl_utils.experiments import case_stages, run_case
-from mecl_utils.pacing import FULL, FixedExponential
-from mecl_utils.prepare import load_splits
-from mecl_utils.profiles import get_profile
-from mecl_utils.results import ResultsStore
-from mecl_utils.sampler import curriculum_dataset
-from mecl_utils.statistics import holm
-from mecl_utils.teachers import build_network
-from mecl_utils.training import TRAINING_VERSION
+from mecl_utils.curriculum.pacing import FULL, FixedExponential
+from mecl_utils.curriculum.sampler import curriculum_dataset
+from mecl_utils.protocol.experiments import case_stages, run_case
+from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.teachers import build_network
+from mecl_utils.report.statistics import holm
+from mecl_utils.run.engine import Engine
+from mecl_utils.run.prepare import load_splits
+from mecl_utils.strategies import network_runs
+from mecl_utils.training.classifier_wise import TRAINING_VERSION
+from mecl_utils.training.distillation import Distillation
 
 DISTILLATION = Distillation(0.5, 4.0)
 
@@ -42,7 +42,7 @@ def distilled_data():
 
 
 def test_distilled_runs_reuse_the_table_iv_choices_and_repetition_seeds(table_iv_store):
-    specs = strategy_runs.distillation_specs(_profile(), CASE, _data(), table_iv_store, DISTILLATION)
+    specs = network_runs.distillation_specs(_profile(), CASE, _data(), table_iv_store, DISTILLATION)
     reps = table_iv_store.frame().query("stage == 'repetition'")
     chosen = reps[reps["method"] == "curriculum"].iloc[0]
     assert [(s.method, s.repetition) for s in specs] == [
@@ -59,18 +59,18 @@ def test_distilled_runs_reuse_the_table_iv_choices_and_repetition_seeds(table_iv
 
 def test_distilled_runs_are_stored_once_and_resume(table_iv_store, count_fits):
     profile, data = _profile(), distilled_data()
-    first = strategy_runs.run_distillation(profile, CASE, data, table_iv_store, DISTILLATION)
+    first = network_runs.run_distillation(profile, CASE, data, table_iv_store, DISTILLATION)
     rows = table_iv_store.frame().set_index("run_id").loc[first]
     assert list(rows["stage"]) == ["distillation"] * 4
     assert set(rows["distillation_temperature"]) == {4.0}
     assert rows["accuracy"].between(0, 1).all()
     fits = len(count_fits)
-    again = strategy_runs.run_distillation(profile, CASE, data, table_iv_store, DISTILLATION)
+    again = network_runs.run_distillation(profile, CASE, data, table_iv_store, DISTILLATION)
     assert again == first and len(count_fits) == fits
 
 
 def test_a_distilled_run_differs_from_the_plain_run_it_pairs_with(table_iv_store):
-    strategy_runs.run_distillation(_profile(), CASE, distilled_data(), table_iv_store, DISTILLATION)
+    network_runs.run_distillation(_profile(), CASE, distilled_data(), table_iv_store, DISTILLATION)
     frame = table_iv_store.frame()
     pick = frame[(frame["method"] == "vanilla") & (frame["repetition"] == 0)]
     plain = pick[pick["stage"] == "repetition"].iloc[0]
@@ -82,7 +82,7 @@ def test_a_distilled_run_differs_from_the_plain_run_it_pairs_with(table_iv_store
 def test_distillation_needs_the_table_iv_runs_first(tmp_path):
     empty = ResultsStore(tmp_path / "empty.csv")
     with pytest.raises(ValueError, match="run the protocol first"):
-        strategy_runs.distillation_specs(_profile(), CASE, _data(), empty, DISTILLATION)
+        network_runs.distillation_specs(_profile(), CASE, _data(), empty, DISTILLATION)
 
 
 # A row of an older training version with other choices, which distilled runs must never read.
@@ -114,7 +114,7 @@ def test_distilled_runs_take_the_choices_of_todays_searches_never_a_stale_row(tm
     store = ResultsStore(tmp_path / "runs.csv")
     store.append(STALE)  # first in the file
     store_today_searches(store)
-    specs = strategy_runs.distillation_specs(_profile(), CASE, _data(), store, DISTILLATION)
+    specs = network_runs.distillation_specs(_profile(), CASE, _data(), store, DISTILLATION)
     curriculum = [spec for spec in specs if spec.method == "curriculum"]
     assert {(s.optimizer, s.learning_rate, s.teacher, s.pacing) for s in curriculum} == {
         ("adam", 1e-2, "tiny_cnn_wide", "SSP(300)")
@@ -125,7 +125,7 @@ def test_distillation_refuses_a_store_holding_only_stale_rows(tmp_path):
     store = ResultsStore(tmp_path / "runs.csv")
     store.append(STALE)
     with pytest.raises(ValueError, match=r"not in .*: run the protocol first"):
-        strategy_runs.distillation_specs(_profile(), CASE, _data(), store, DISTILLATION)
+        network_runs.distillation_specs(_profile(), CASE, _data(), store, DISTILLATION)
 
 
 NETWORKS = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1, repetitions=2)
@@ -134,7 +134,7 @@ STRATEGIES = ("plain", "layer_wise")  # one of each trainer (test_strategies cov
 
 
 def run_networks(store, engine):
-    return strategy_runs.run_network_strategies(
+    return network_runs.run_network_strategies(
         NETWORKS, "tiny_cnn", "digits", store, teacher="tiny_cnn_wide", pacing=PACING, engine=engine,
         strategies=STRATEGIES,
     )  # fmt: skip
@@ -174,7 +174,7 @@ def test_network_runs_resume_without_training(network_store, count_fits):
 def test_network_outputs_are_kept_per_split_and_exit(network_store):
     store, run_ids = network_store
     row = store.frame().set_index("run_id").loc[run_ids[0]]
-    outputs = strategy_runs.network_outputs(run_ids[0])
+    outputs = network_runs.network_outputs(run_ids[0])
     assert sorted(outputs) == sorted(
         f"{s}_{e}" for s in ("val", "hparam", "test") for e in ("exit1", "exit2", "final")
     )
@@ -192,7 +192,7 @@ def test_plain_leaves_its_exits_untrained_and_layer_wise_trains_them(network_sto
 
 @pytest.mark.slow
 def test_the_strategy_table_has_a_row_per_strategy_and_method(network_store):
-    table = strategy_runs.strategy_table(network_store[0].frame())
+    table = network_runs.strategy_table(network_store[0].frame())
     assert len(table) == 4
     assert list(table["repetitions"].unique()) == [2]
     plain = table[table["strategy"] == "plain"]
@@ -207,11 +207,11 @@ def test_the_chapters_plain_run_is_its_classifier_trained_alone_through_the_vani
     tmp_path, monkeypatch
 ):
     monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
-    profile = strategy_runs.network_setting(get_profile("smoke"), 500, 2, 1)  # as the chapter builds it
+    profile = network_runs.network_setting(get_profile("smoke"), 500, 2, 1)  # as the chapter builds it
     dataset, splits = load_splits(profile, "digits")
-    run = strategy_runs.NetworkRun("tiny_cnn", "digits", "plain", "vanilla", 0, None, None)
-    plain = strategy_runs.train_network(profile, dataset, splits, None, run)
-    sampler = strategy_runs.network_sampler(profile, splits, None, run)
+    run = network_runs.NetworkRun("tiny_cnn", "digits", "plain", "vanilla", 0, None, None)
+    plain = network_runs.train_network(profile, dataset, splits, None, run)
+    sampler = network_runs.network_sampler(profile, splits, None, run)
     assert sampler.pacing == FULL  # each batch drawn at random from the whole training split
     keras.utils.set_random_seed(run.seeds(profile)["network"])
     alone = build_network(profile, "tiny_cnn", dataset)  # no branches, its own loss
@@ -226,7 +226,7 @@ def test_the_chapters_plain_run_is_its_classifier_trained_alone_through_the_vani
 
 def test_unknown_strategies_are_rejected_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="unknown strategies"):
-        strategy_runs.run_network_strategies(
+        network_runs.run_network_strategies(
             NETWORKS, "tiny_cnn", "digits", ResultsStore(tmp_path / "r.csv"), teacher="self", pacing=PACING,
             strategies=("end_to_end",),
         )  # fmt: skip
@@ -240,7 +240,7 @@ def test_the_strategy_table_reads_strategy_by_strategy_vanilla_first_whatever_or
                                  ("layer_wise", "vanilla"), ("plain", "vanilla"))
         for repetition in (0, 1)
     ])  # fmt: skip
-    table = strategy_runs.strategy_table(rows)
+    table = network_runs.strategy_table(rows)
     assert list(zip(table["strategy"], table["method"], strict=True)) == [
         ("plain", "vanilla"), ("plain", "curriculum"), ("layer_wise", "vanilla"), ("layer_wise", "curriculum")
     ]  # fmt: skip
@@ -257,7 +257,7 @@ def test_final_vs_plain_is_the_final_exits_mean_minus_the_plain_networks_under_t
         for (strategy, method), accuracies in finals.items()
         for repetition, accuracy in enumerate(accuracies)
     ])  # fmt: skip
-    table = strategy_runs.strategy_table(rows).set_index(["strategy", "method"])["final vs plain"]
+    table = network_runs.strategy_table(rows).set_index(["strategy", "method"])["final vs plain"]
     assert table["end_to_end_equal", "vanilla"] == pytest.approx(75 - 55)
     assert table["end_to_end_equal", "curriculum"] == pytest.approx(35 - 45)
 
@@ -282,7 +282,7 @@ NETWORK_ROWS = _network_rows({
 
 
 def test_the_strategy_table_gives_each_difference_its_95_percent_interval():
-    table = strategy_runs.strategy_table(NETWORK_ROWS).set_index(["strategy", "method"])
+    table = network_runs.strategy_table(NETWORK_ROWS).set_index(["strategy", "method"])
     curriculum = table.loc[("layer_wise", "curriculum")]
     half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)  # exit1 differences 1, 3, 2 points: mean 2, sd 1
     assert curriculum["exit1 difference"] == pytest.approx(2.0)
@@ -297,7 +297,7 @@ def test_the_strategy_table_gives_each_difference_its_95_percent_interval():
 
 
 def test_the_strategy_tables_curriculum_tests_are_holm_corrected_as_one_family():
-    table = strategy_runs.strategy_table(NETWORK_ROWS)
+    table = network_runs.strategy_table(NETWORK_ROWS)
     curriculum = table[table["method"] == "curriculum"].set_index("strategy")
     raw = [curriculum.loc["plain", "final p"], curriculum.loc["layer_wise", "exit1 p"],
            curriculum.loc["layer_wise", "final p"]]  # fmt: skip
@@ -325,7 +325,7 @@ def _distillation_rows() -> pd.DataFrame:
 
 
 def test_the_distillation_table_gives_each_difference_its_95_percent_interval():
-    row = strategy_runs.distillation_table(_distillation_rows()).iloc[0]
+    row = network_runs.distillation_table(_distillation_rows()).iloc[0]
     half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)  # differences 1, 3, 2 points: mean 2, sd 1
     assert row["curriculum difference (distilled)"] == pytest.approx(2.0)
     assert [row["curriculum low (distilled)"], row["curriculum high (distilled)"]] == pytest.approx(
@@ -335,7 +335,7 @@ def test_the_distillation_table_gives_each_difference_its_95_percent_interval():
 
 
 def test_the_distillation_tests_are_holm_corrected_across_the_cases():
-    table = strategy_runs.distillation_table(_distillation_rows())
+    table = network_runs.distillation_table(_distillation_rows())
     np.testing.assert_allclose(
         table["distillation p adjusted (vanilla)"], holm(table["distillation p (vanilla)"])
     )
@@ -354,11 +354,11 @@ def test_the_distillation_table_refuses_two_feature_modes_that_share_repetition_
         ]
     )  # fmt: skip
     with pytest.raises(ValueError, match="feature_mode"):
-        strategy_runs.distillation_table(rows)
+        network_runs.distillation_table(rows)
 
 
 def test_a_retrained_network_run_replaces_outputs_left_by_a_run_whose_row_was_lost(tmp_path, monkeypatch):
     monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
-    strategy_runs.keep_network_outputs("run-a", {"test_final": np.zeros((2, 3))})  # its row never written
-    strategy_runs.keep_network_outputs("run-a", {"test_final": np.ones((2, 3))})  # the run trained again
-    np.testing.assert_array_equal(strategy_runs.network_outputs("run-a")["test_final"], np.ones((2, 3)))
+    network_runs.keep_network_outputs("run-a", {"test_final": np.zeros((2, 3))})  # its row never written
+    network_runs.keep_network_outputs("run-a", {"test_final": np.ones((2, 3))})  # the run trained again
+    np.testing.assert_array_equal(network_runs.network_outputs("run-a")["test_final"], np.ones((2, 3)))

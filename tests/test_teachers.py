@@ -1,13 +1,13 @@
-"""Tests for mecl_utils.teachers on the smoke profile (digits, tiny CNN): training, caching, losses."""
+"""Tests for protocol.teachers on the smoke profile (digits, tiny CNN): training, caching, losses."""
 
 import keras
 import numpy as np
 import pytest
 
-from mecl_utils import teachers
 from mecl_utils.cache import cache_key
-from mecl_utils.curriculum import cross_entropy, tie_fraction
-from mecl_utils.profiles import get_profile
+from mecl_utils.curriculum.sorting import cross_entropy, tie_fraction
+from mecl_utils.protocol import teachers
+from mecl_utils.protocol.profiles import get_profile
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
 

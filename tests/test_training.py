@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from mecl_utils import pacing, training
-from mecl_utils.sampler import CurriculumSampler, sampler_for_method
-from mecl_utils.training import BranchRun, initial_branch, make_optimizer, train_branch
+from mecl_utils.curriculum import pacing
+from mecl_utils.curriculum.sampler import CurriculumSampler, sampler_for_method
+from mecl_utils.training import classifier_wise
+from mecl_utils.training.classifier_wise import BranchRun, initial_branch, make_optimizer, train_branch
 
 RUN = BranchRun(
     optimizer="adam",
@@ -107,11 +108,11 @@ def test_cached_features_and_naive_training_agree():
 def test_a_reused_compiled_branch_trains_exactly_like_a_fresh_one():
     x, y = _toy_features()
     sampler = CurriculumSampler(np.arange(200), 16, seed=3)
-    training._COMPILED.clear()
+    classifier_wise._COMPILED.clear()
     fresh = train_branch(RUN, sampler, (x, y), (x, y), (x, y), num_classes=3)
     other = dataclasses.replace(RUN, init_seed=99, learning_rate=1e-2)
     train_branch(other, sampler, (x, y), (x, y), (x, y), num_classes=3)  # leaves the kept model trained
-    assert len(training._COMPILED) == 1
+    assert len(classifier_wise._COMPILED) == 1
     reused = train_branch(RUN, sampler, (x, y), (x, y), (x, y), num_classes=3)
     assert reused.train_loss == fresh.train_loss
     assert reused.learning_rate == fresh.learning_rate
@@ -121,7 +122,7 @@ def test_a_reused_compiled_branch_trains_exactly_like_a_fresh_one():
 def test_seed_dropout_sets_every_dropout_layer_from_the_seed_alone():
     first = initial_branch((4, 4, 3), 3, init_seed=1)
     second = initial_branch((4, 4, 3), 3, init_seed=2)
-    assert training.seed_dropout(first, 5) == training.seed_dropout(second, 5) == 2
+    assert classifier_wise.seed_dropout(first, 5) == classifier_wise.seed_dropout(second, 5) == 2
     states = [
         [v.numpy().tolist() for v in m.non_trainable_variables if "seed" in v.path] for m in (first, second)
     ]

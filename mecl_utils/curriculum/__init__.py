@@ -1,0 +1,1 @@
+"""The curriculum (Sec. II-B, Fig. 2): pacing functions, difficulty orderings, the mini-batch sampler."""

@@ -1,0 +1,1 @@
+"""Reading the results: statistics, Table IV, figures and tables, and the sentences the chapters print."""

@@ -1,0 +1,1 @@
+"""Running a grid: preparing cases, Ray tasks on an embedded instance or a cluster, and the watchdog."""

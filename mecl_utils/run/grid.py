@@ -1,0 +1,119 @@
+"""The grid as a graph: a case's three stages depend on each other, different cases do not.
+
+The protocol (Sec. III) runs, per case, the vanilla search, then the curriculum search with its choices,
+then the repetitions with the curriculum search's (``experiments.case_stages``). Run case after case, the
+workers idle at every stage's end while its last runs finish, and a cluster with more workers than a stage
+has runs is never full. :func:`run_cases` keeps several cases open on one engine instead: every open case
+has its current stage in flight; the moment a stage's last run is stored, that case's next stage starts;
+when a case is done, the next one is prepared and started. Each run is stored by the driver as it finishes,
+so a grid stopped anywhere resumes with every finished run kept, whatever order the cases ran in.
+
+Up to ``CASES_IN_FLIGHT`` cases are open together, and another opens only while the features the open
+cases hold in memory, with room for one more case as large as the largest of them, fit the feature memory
+budget (``feature_modes.Budget``). In process (``Engine(0)``) the cases run one after another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mecl_utils.curriculum.sorting import METHODS
+from mecl_utils.protocol.experiments import Case, CaseData, RunSpec, case_stages
+from mecl_utils.protocol.profiles import Profile
+from mecl_utils.protocol.results import ResultsStore
+
+__all__ = ["CASES_IN_FLIGHT", "held_bytes", "run_cases"]
+
+CASES_IN_FLIGHT = 2  # enough to keep the workers busy across a stage's end; each holds its features
+
+
+@dataclass(eq=False)
+class _OpenCase:
+    data: CaseData
+    stages: object  # the case's stage generator
+    run_ids: dict[RunSpec, str] = field(default_factory=dict)
+    remaining: set[RunSpec] = field(default_factory=set)
+
+
+def held_bytes(data: CaseData) -> int:
+    """Bytes of a case's branch inputs held in memory (features, or images in backbone mode)."""
+    return sum(x.nbytes for x in data.features.values() if isinstance(x, np.ndarray))
+
+
+def run_cases(
+    profile: Profile,
+    cases: Sequence[Case],
+    prepare: Callable[[Case], CaseData],
+    store: ResultsStore,
+    *,
+    engine,
+    methods: tuple[str, ...] = METHODS,
+    memory_bytes: int | None = None,
+    on_run: Callable[[RunSpec, str, bool], None] | None = None,
+    on_prepare: Callable[[Case], None] | None = None,
+    in_flight: int = CASES_IN_FLIGHT,
+) -> None:
+    """Every stage of every case in ``cases`` on ``engine``, cases side by side (module docstring).
+
+    ``prepare(case)`` gives a case's data when it opens (``on_prepare(case)`` is called first).
+    ``memory_bytes``: the feature memory budget (None: no limit). ``on_run(spec, run_id, skipped)`` is
+    called for every run: with ``skipped`` when it was in ``store`` already, else once it is stored.
+    """
+    if in_flight < 1:
+        raise ValueError(f"in_flight must be at least 1, got {in_flight}")
+    waiting = list(cases)
+    open_cases: dict[Case, _OpenCase] = {}
+
+    def may_open() -> bool:
+        if not waiting:
+            return False
+        if not open_cases:
+            return True
+        if engine.in_process or len(open_cases) >= in_flight:
+            return False
+        if memory_bytes is None:
+            return True
+        held = [held_bytes(state.data) for state in open_cases.values()]
+        return sum(held) + max(held) <= memory_bytes
+
+    def start_next_stage(state: _OpenCase) -> bool:
+        """Start the case's next stage with unfinished runs; False when every stage is stored."""
+        for specs in state.stages:
+            state.run_ids = {spec: spec.run_id(profile, state.data) for spec in specs}
+            missing = []
+            for spec, run_id in state.run_ids.items():
+                if run_id in store:
+                    if on_run is not None:
+                        on_run(spec, run_id, True)
+                else:
+                    missing.append(spec)
+            if missing:
+                state.remaining = set(missing)
+                engine.start_runs(missing, profile, state.data)
+                return True
+        return False
+
+    def open_more() -> None:
+        while may_open():
+            case = waiting.pop(0)
+            if on_prepare is not None:
+                on_prepare(case)
+            data = prepare(case)
+            state = _OpenCase(data, case_stages(profile, case, data, store, methods=methods))
+            if start_next_stage(state):
+                open_cases[case] = state
+
+    open_more()
+    for spec, row in engine.finished_runs():
+        state = open_cases[spec.case]
+        run_id = state.run_ids[spec]
+        store.append({"run_id": run_id, **row})
+        if on_run is not None:
+            on_run(spec, run_id, False)
+        state.remaining.discard(spec)
+        if not state.remaining and not start_next_stage(state):
+            del open_cases[spec.case]
+            open_more()
