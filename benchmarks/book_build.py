@@ -49,7 +49,7 @@ def build(profile: str, data_dir: str | None, folder: Path, *, rerun: bool = Fal
     command = [
         sys.executable,
         "-m",
-        "mecl_utils.book.runner",
+        "mecl_utils.book",
         "build",
         "--profile",
         profile,

@@ -58,7 +58,7 @@ def smoke_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory, smoke_cache) -> Path:
     """The HTML folder of the whole book built with the smoke profile."""
-    from mecl_utils.book.runner import build_book
+    from mecl_utils.book.build import build_book
 
     out = tmp_path_factory.mktemp("book")
     with pytest.MonkeyPatch.context() as env:

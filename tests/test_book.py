@@ -5,7 +5,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mecl_utils.book.runner import notebook_parameters, toc_files
+from mecl_utils.book.build import toc_files
+from mecl_utils.book.parameters import notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [entry for entry in toc_files(ROOT / "_toc.yml") if entry.startswith("notebooks/")]

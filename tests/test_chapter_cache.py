@@ -5,7 +5,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mecl_utils.book import chapter_cache, runner
+import mecl_utils.book.__main__ as book_cli
+from mecl_utils.book import build as book_build
+from mecl_utils.book import chapter_cache
 
 CHAPTER = "notebooks/sorting"
 OFFERED = {"profile": "smoke", "profile_reason": "requested", "data_dir": ""}
@@ -26,12 +28,14 @@ def executions(tmp_path, monkeypatch):
         )
         nbformat.write(nbformat.v4.new_notebook(cells=[cell]), output)
 
-    monkeypatch.setattr(runner, "execute_notebook", fake_execute)
+    monkeypatch.setattr(book_build, "execute_notebook", fake_execute)
     return calls
 
 
 def build(tmp_path, offered=OFFERED, inputs=INPUTS, **options):
-    return runner.execute_chapters([CHAPTER], tmp_path / "src", offered, tmp_path / "out", inputs, **options)
+    return book_build.execute_chapters(
+        [CHAPTER], tmp_path / "src", offered, tmp_path / "out", inputs, **options
+    )
 
 
 def printed(tmp_path) -> str:
@@ -107,7 +111,7 @@ def test_the_report_says_which_chapters_were_kept(tmp_path):
         (CHAPTER, "smoke", 12.5, "kept from 2026-12-03 20:39 UTC"),
         ("notebooks/pacing", "", 3.0, "executed"),
     ]
-    runner._write_execution_report(page, "smoke", "requested", record)
+    book_build._write_execution_report(page, "smoke", "requested", record)
     text = page.read_text()
     assert "| 12.5 | kept from 2026-12-03 20:39 UTC |" in text
     assert "1 of the 2 chapters were unchanged" in text and "RERUN=1" in text
@@ -116,12 +120,12 @@ def test_the_report_says_which_chapters_were_kept(tmp_path):
 def test_a_build_without_kept_chapters_says_nothing_about_keeping(tmp_path):
     page = tmp_path / "execution.md"
     page.write_text("# Execution report\n\nIntro.\n\nThis copy of the page was not written by a build.\n")
-    runner._write_execution_report(page, "smoke", "requested", [(CHAPTER, "smoke", 3.0, "executed")])
+    book_build._write_execution_report(page, "smoke", "requested", [(CHAPTER, "smoke", 3.0, "executed")])
     assert "unchanged" not in page.read_text()
 
 
 def test_the_command_line_passes_rerun_to_the_build(monkeypatch):
     seen = {}
-    monkeypatch.setattr(runner, "build_book", lambda *args, **options: seen.update(options))
-    assert runner.main(["build", "--profile", "smoke", "--rerun"]) == 0
+    monkeypatch.setattr(book_cli, "build_book", lambda *args, **options: seen.update(options))
+    assert book_cli.main(["build", "--profile", "smoke", "--rerun"]) == 0
     assert seen["rerun"] is True

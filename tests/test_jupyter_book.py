@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mecl_utils.book.runner import _jupyter_book_command, toc_files
+from mecl_utils.book.build import _jupyter_book_command, toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,8 @@ import jupytext
 import papermill
 import pytest
 
-from mecl_utils.book.runner import notebook_parameters, toc_files
+from mecl_utils.book.build import toc_files
+from mecl_utils.book.parameters import notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [entry for entry in toc_files(ROOT / "_toc.yml") if entry.startswith("notebooks/")]

@@ -7,14 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mecl_utils.book.runner import (
-    NotebookExecutionError,
-    QuietKernelManager,
-    execute_notebook,
-    notebook_parameters,
-    resolve_profile,
-    validate_parameters,
-)
+from mecl_utils.book.kernel import NotebookExecutionError, QuietKernelManager, execute_notebook
+from mecl_utils.book.parameters import notebook_parameters, validate_parameters
+from mecl_utils.book.profile_choice import resolve_profile
 from mecl_utils.networks.data import DataNotFoundError
 
 HEADER = """---
@@ -182,7 +177,7 @@ def test_each_kernel_gets_its_own_socket_prefix_outside_the_notebook_folder():
 
 
 def test_run_command_rejects_an_unknown_parameter_before_executing(tmp_path, capsys):
-    from mecl_utils.book.runner import main
+    from mecl_utils.book.__main__ import main
 
     pacing_chapter = str(Path(__file__).resolve().parents[1] / "notebooks" / "pacing.md")
     code = main(["run", pacing_chapter, str(tmp_path / "out.ipynb"), "-p", "batchsize", "128"])
@@ -192,7 +187,7 @@ def test_run_command_rejects_an_unknown_parameter_before_executing(tmp_path, cap
 
 
 def test_a_local_mathjax_is_bundled_into_the_book(tmp_path):
-    from mecl_utils.book.runner import _bundle_mathjax
+    from mecl_utils.book.build import _bundle_mathjax
 
     mathjax = tmp_path / "mathjax-es5"
     mathjax.mkdir()
@@ -204,7 +199,7 @@ def test_a_local_mathjax_is_bundled_into_the_book(tmp_path):
 
 
 def test_without_a_local_mathjax_the_cdn_is_kept(tmp_path, monkeypatch):
-    from mecl_utils.book.runner import _bundle_mathjax
+    from mecl_utils.book.build import _bundle_mathjax
 
     monkeypatch.delenv("MECL_MATHJAX_DIR", raising=False)
     config = {}
