@@ -25,17 +25,12 @@ import numpy as np
 import pandas as pd
 
 from mecl_utils import quiet
-from mecl_utils.cache import cache_dir
 from mecl_utils.curriculum.sorting import METHODS
 from mecl_utils.networks.data import DataNotFoundError
 from mecl_utils.protocol.experiments import Case, cases, stale_rows
 from mecl_utils.protocol.profiles import FEATURE_MODES, PROFILES, get_profile
-from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.results import ResultsStore, default_results_path
 from mecl_utils.report.table_iv import table_iv
-
-
-def default_results_path(profile_name: str) -> Path:
-    return cache_dir() / "results" / f"{profile_name}.csv"
 
 
 def _parse_case(text: str) -> Case:

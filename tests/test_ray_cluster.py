@@ -17,9 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mecl_utils.__main__ import default_results_path
 from mecl_utils.protocol.profiles import get_profile
-from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.results import ResultsStore, default_results_path
 from mecl_utils.run.engine import Engine, loopback_only
 from mecl_utils.run.prepare import run_grid
 from tests.test_engine import _accuracies

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.results import ResultsStore, default_results_path
 from mecl_utils.report.statistics import holm, paired_difference
 from mecl_utils.report.table_iv import paper_table_iv, table_iv
 
@@ -22,6 +22,11 @@ def test_store_appends_and_reloads(tmp_path):
     reloaded = ResultsStore(tmp_path / "runs.csv")
     assert len(reloaded) == 2 and "a" in reloaded and "c" not in reloaded
     assert reloaded.frame()["accuracy"].tolist() == [0.5, 0.7]
+
+
+def test_a_profiles_default_store_is_its_name_under_the_cache_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
+    assert default_results_path("smoke") == tmp_path / "results" / "smoke.csv"
 
 
 def test_store_refuses_a_duplicate_run(tmp_path):

@@ -4,7 +4,8 @@ The store is a CSV rewritten atomically (temporary file + ``os.replace``) after 
 loses at most the run in flight and a re-run skips every finished ``run_id``. Each write holds a lock on the
 file across processes and reads the file again first, so two writers (a notebook and the command line) keep
 each other's rows. ``require_one_configuration`` refuses rows that would average two configurations as one
-case (``report.table_iv`` and the exit and strategy readings call it).
+case (``report.table_iv`` and the exit and strategy readings call it). A profile's store is
+``<cache dir>/results/<profile>.csv`` unless the caller names another (``default_results_path``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,23 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-__all__ = ["CASE", "METHOD_COLUMNS", "ResultsStore", "mixed_settings", "require_one_configuration"]
+__all__ = [
+    "CASE",
+    "METHOD_COLUMNS",
+    "ResultsStore",
+    "default_results_path",
+    "mixed_settings",
+    "require_one_configuration",
+]
 
 METHOD_COLUMNS = {"vanilla": "Vanilla", "curriculum": "Curriculum", "anti": "Anti", "random": "Random"}
+
+
+def default_results_path(profile_name: str) -> Path:
+    """A profile's results store when no other file is named: ``<cache dir>/results/<profile>.csv``."""
+    from mecl_utils.cache import cache_dir  # imports Keras, which the store itself never needs
+
+    return cache_dir() / "results" / f"{profile_name}.csv"
 
 
 class ResultsStore:
