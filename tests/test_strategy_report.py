@@ -7,7 +7,7 @@ from scipy import stats
 
 from mecl_utils.report import statistics, strategy_tables
 from mecl_utils.report.statistics import interval_text
-from mecl_utils.strategies import network_runs
+from mecl_utils.report.strategy_comparisons import distillation_table, strategy_table
 
 
 def _interval(differences: list[float]) -> str:
@@ -33,7 +33,7 @@ def _strategies(sdn_exit1_curriculum: tuple[float, ...] = (0.21, 0.24, 0.225), r
         for (strategy, method), values in runs.items()
         for repetition, (exit1, final) in enumerate(zip(*values, strict=True))
     ])  # fmt: skip
-    return network_runs.strategy_table(rows[rows["repetition"] < repetitions])
+    return strategy_table(rows[rows["repetition"] < repetitions])
 
 
 def test_a_strategy_difference_that_does_not_pass_reads_not_distinguishable_with_its_interval():
@@ -97,7 +97,7 @@ def _distilled(curriculum_shift: tuple[float, ...] = (0.0, 0.0)) -> pd.DataFrame
         for (stage, method), values in accuracies.items()
         for repetition, accuracy in enumerate(values)
     ]  # fmt: skip
-    return network_runs.distillation_table(pd.DataFrame(rows))
+    return distillation_table(pd.DataFrame(rows))
 
 
 def test_each_distillation_difference_reads_with_its_interval():

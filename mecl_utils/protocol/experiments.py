@@ -105,7 +105,7 @@ class CaseData:
 class RunSpec:
     """One run = (case, method, optimizer, learning rate, teacher, pacing, repetition), plus its stage."""
 
-    stage: str  # "vanilla_search", "curriculum_search", "repetition" (or "distillation": strategy_runs)
+    stage: str  # "vanilla_search", "curriculum_search", "repetition" (or "distillation": distilled_exits)
     case: Case
     method: str
     optimizer: str
@@ -250,7 +250,7 @@ def train_run(
         if data.final_logits is None:
             raise ValueError(
                 f"a distilled run of {spec.case.label} needs the final exit's logits: pass the case through "
-                "strategy_runs.with_final_logits first"
+                "distilled_exits.with_final_logits first"
             )
         train, val = (
             (x, pack_targets(y, data.final_logits[name])) for name, (x, y) in (("train", train), ("val", val))

@@ -1,22 +1,21 @@
-"""The paper's open questions (Sec. V) as resumable experiments: distilled exits, end-to-end, layer-wise.
+"""Whole-network strategies (the paper's Sec. V question): does curriculum learning help end-to-end and
+layer-wise training?
 
 Bakhtiarnia, Zhang & Iosifidis (2021) close by asking whether curriculum learning still helps when the exits
-are trained otherwise than classifier-wise. Two experiments answer that here, each with vanilla and with
-curriculum training and paired repetitions, their rows in the same resumable results store as Table IV's:
+are trained otherwise than classifier-wise. This experiment answers it for the whole network (the other
+answer, distilled exits, is ``distilled_exits``), with vanilla and with curriculum training
+(``STRATEGY_METHODS``, which both experiments compare) and paired repetitions, its rows (stage
+``network_strategy``) in the same resumable results store as Table IV's.
 
-1. ``distillation_specs``: per case, a classifier-wise branch that also learns from the final exit
-   (``distillation``). It reuses the case's Table IV choices (optimizer, learning rate, teacher, pacing): no
-   search of its own, so it asks whether curriculum *as chosen for plain branches* still helps. Its
-   repetitions have the Table IV repetitions' seeds, so every distilled run pairs with the plain runs of its
-   repetition (same initial weights, same batches). These rows have the stage ``distillation``.
-2. ``run_network_strategies``: per (backbone, data set), each repetition trains the whole network four ways
-   (``NETWORK_STRATEGIES``): ``plain`` (every early-exit weight 0: the classifier as if trained alone, the
-   reference for the final exit), end to end with equal and with SDN weights, and layer-wise
-   (``strategies``). Curriculum orders the whole network's training data by a teacher's losses; vanilla
-   draws its batches through the same sampler (λ ≡ 1). The strategies and both methods of one repetition
-   share their seeds. So plain is not the Table IV backbone: it trains in the network setting below, its
-   batches drawn by the vanilla sampler (``network_sampler``) rather than Keras' shuffled epochs, from the
-   repetition's "network" seed (``NetworkRun.seeds``) rather than the profile's.
+``run_network_strategies``: per (backbone, data set), each repetition trains the whole network four ways
+(``NETWORK_STRATEGIES``): ``plain`` (every early-exit weight 0: the classifier as if trained alone, the
+reference for the final exit), end to end with equal and with SDN weights, and layer-wise
+(``whole_network``). Curriculum orders the whole network's training data by a teacher's losses; vanilla
+draws its batches through the same sampler (λ ≡ 1). The strategies and both methods of one repetition share
+their seeds. So plain is not the Table IV backbone: it trains in the network setting below, its batches
+drawn by the vanilla sampler (``network_sampler``) rather than Keras' shuffled epochs, from the repetition's
+"network" seed (``NetworkRun.seeds``) rather than the profile's. The rows are read by
+``report.strategy_comparisons.strategy_table``.
 
 Network runs train the backbone, the most expensive work there is, so they run in a setting of their own
 (a profile with fewer images or epochs, stated where it is used); a pacing function there is given directly,
@@ -28,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import itertools
 import json
 import math
 import time
@@ -36,7 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from mecl_utils import __version__
 from mecl_utils.cache import array_fingerprint, cache_key, cache_path, cached_arrays
@@ -44,40 +41,27 @@ from mecl_utils.curriculum.pacing import Pacing, parameters, preset
 from mecl_utils.curriculum.sampler import CurriculumSampler, sampler_for_method
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Dataset, Splits
-from mecl_utils.protocol.experiments import OUTPUT_SPLITS, Case, CaseData, RunSpec, case_stages, run_specs
+from mecl_utils.protocol.experiments import OUTPUT_SPLITS
 from mecl_utils.protocol.profiles import Profile
-from mecl_utils.protocol.results import ResultsStore, require_one_configuration
-from mecl_utils.protocol.teachers import (
-    classifier_parts,
-    losses_parts,
-    network_batch_size,
-    teacher_losses,
-    trained_backbone,
-)
-from mecl_utils.report.statistics import PairedDifference, holm, paired_difference
+from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.teachers import classifier_parts, losses_parts, network_batch_size, teacher_losses
 from mecl_utils.run.engine import Engine
 from mecl_utils.run.prepare import load_splits, prepare_networks
 from mecl_utils.seeds import stream_seed
 from mecl_utils.strategies.whole_network import MultiExit, exit_accuracies, train_end_to_end, train_layer_wise
-from mecl_utils.training.distillation import Distillation, final_exit_logits
 
 __all__ = [
     "NETWORK_STRATEGIES",
     "STRATEGY_METHODS",
     "NetworkRun",
-    "distillation_specs",
-    "distillation_table",
     "exit_keys",
     "keep_network_outputs",
     "network_outputs",
     "network_sampler",
     "network_setting",
-    "run_distillation",
     "run_network_strategies",
-    "strategy_table",
     "stretched_pacing",
     "train_network",
-    "with_final_logits",
 ]
 
 NETWORK_STRATEGIES = ("plain", "end_to_end_equal", "end_to_end_sdn", "layer_wise")
@@ -86,117 +70,6 @@ STRATEGY_METHODS = ("vanilla", "curriculum")
 # al.'s schedule, min(C_i, 0.01 + e·C_i/E) with C_i the compute share before exit i (were: relative depth).
 NETWORK_RUNS_VERSION = 2
 _WEIGHTING = {"end_to_end_equal": "equal", "end_to_end_sdn": "sdn"}
-
-
-def distillation_specs(
-    profile: Profile, case: Case, data: CaseData, store: ResultsStore, distillation: Distillation
-) -> list[RunSpec]:
-    """The distilled runs of ``case``: every repetition × (vanilla, curriculum), with Table IV's choices.
-
-    The choices (optimizer, learning rate, teacher, pacing) are those the case's own searches made today
-    (``experiments.case_stages``): read from the rows of exactly the search runs of this profile, code and
-    data, by run_id, never from another row of the store (an older training version, another grid or
-    profile). Both searches must be in ``store``: a ValueError says so.
-    """
-    stages = case_stages(profile, case, data, store, methods=STRATEGY_METHODS)
-    for searches in itertools.islice(stages, 2):  # the vanilla search, then the curriculum search
-        missing = sum(spec.run_id(profile, data) not in store for spec in searches)
-        if missing:
-            raise ValueError(
-                f"{missing} of the {len(searches)} runs of {case.label}'s {searches[0].stage} of today's "
-                f"grid are not in {store.path}: run the protocol first (python -m mecl_utils run), whose "
-                "choices the distilled runs reuse"
-            )
-    return [
-        dataclasses.replace(spec, stage="distillation", distillation=distillation) for spec in next(stages)
-    ]
-
-
-def with_final_logits(
-    profile: Profile, case: Case, data: CaseData, *, data_dir: str | None = None
-) -> CaseData:
-    """``data`` with its backbone's final-exit logits on train and val (cached), what distilled runs read."""
-    dataset, splits = load_splits(profile, case.dataset, data_dir)
-    backbone = trained_backbone(profile, case.backbone, dataset, splits, seed=profile.seed)
-    logits = final_exit_logits(
-        backbone, data.identity["backbone"], {"train": splits.train, "val": splits.val}
-    )
-    return dataclasses.replace(data, final_logits=logits)
-
-
-def run_distillation(
-    profile: Profile,
-    case: Case,
-    data: CaseData,
-    store: ResultsStore,
-    distillation: Distillation,
-    *,
-    data_dir: str | None = None,
-    engine: Engine | None = None,
-    on_run: Callable[[RunSpec, bool], None] | None = None,
-) -> list[str]:
-    """The distilled runs of ``case`` (``distillation_specs``) trained and stored; finished ones skipped.
-
-    ``data`` is the case's ``CaseData`` from ``prepare.prepare_case`` (with the same ``data_dir``); the
-    final exit's logits are added here.
-    """
-    if data.final_logits is None:
-        data = with_final_logits(profile, case, data, data_dir=data_dir)
-    specs = distillation_specs(profile, case, data, store, distillation)
-    return run_specs(specs, profile, data, store, on_run=on_run, engine=engine)
-
-
-def distillation_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per case: plain and distilled branches' test accuracy (%, mean and std) with each method, paired tests.
-
-    Three paired differences, each as ``<what> difference|low|high|p (<among>)`` in points with its 95 %
-    interval (``statistics.paired_difference``): ``curriculum ... (distilled)``, distilled curriculum minus
-    distilled vanilla, the comparison fixed in advance, one per case, read as it is; ``curriculum ...
-    (plain)``, Table IV's comparison on the same repetitions; ``distillation ... (vanilla)``, distilled
-    vanilla minus plain vanilla, a secondary comparison whose family is the table's cases:
-    ``distillation p adjusted (vanilla)`` is Holm-corrected across them. Pairs are repetitions (shared
-    seeds); only repetitions that have all four runs count.
-    """
-    stages = {"repetition": "plain", "distillation": "distilled"}
-    rows = results[results["stage"].isin(list(stages)) & results["method"].isin(list(STRATEGY_METHODS))]
-    if not (rows["stage"] == "distillation").any():
-        raise ValueError("no distilled runs yet: run run_distillation first")
-    require_one_configuration(rows.assign(method=rows["stage"].map(stages) + " " + rows["method"]))
-    table = []
-    for (backbone, dataset, branch), group in rows.groupby(["backbone", "dataset", "branch"], sort=False):
-        labels = group["stage"].map(stages) + " " + group["method"]
-        accuracy = (
-            group.assign(group=labels).pivot_table(index="repetition", columns="group", values="accuracy")
-            * 100
-        ).dropna()
-        if accuracy.shape[1] < 4:
-            continue
-        entry = {"backbone": backbone, "dataset": dataset, "branch": branch, "repetitions": len(accuracy)}
-        for name in accuracy.columns:
-            entry[f"{name} mean"] = accuracy[name].mean()
-            entry[f"{name} std"] = accuracy[name].std(ddof=1) if len(accuracy) > 1 else np.nan
-        for template, (baseline, other) in (
-            ("curriculum {} (distilled)", ("distilled vanilla", "distilled curriculum")),
-            ("curriculum {} (plain)", ("plain vanilla", "plain curriculum")),
-            ("distillation {} (vanilla)", ("plain vanilla", "distilled vanilla")),
-        ):
-            difference = paired_difference(accuracy[baseline], accuracy[other])
-            entry.update(_difference_columns(template, difference))
-        table.append(entry)
-    table = pd.DataFrame(table)
-    if len(table):
-        table["distillation p adjusted (vanilla)"] = holm(table["distillation p (vanilla)"])
-    return table
-
-
-def _difference_columns(template: str, difference: PairedDifference, *, pairs: bool = False) -> dict:
-    """A paired difference as table columns named by ``template`` ('final {}' gives 'final low', ...)."""
-    fields = {"difference": difference.mean, "low": difference.low, "high": difference.high}
-    columns = {template.format(key): value for key, value in fields.items()}
-    columns[template.format("p")] = difference.p
-    if pairs:
-        columns[template.format("pairs")] = difference.n
-    return columns
 
 
 def network_setting(
@@ -459,68 +332,3 @@ def run_network_strategies(
             if on_run is not None:
                 on_run(run, False)
     return [run_ids[run] for run in runs]
-
-
-def strategy_table(results: pd.DataFrame, split: str = "test") -> pd.DataFrame:
-    """Per strategy and method: each exit's accuracy on ``split`` (mean and std over repetitions, in %).
-
-    Beside each curriculum row, curriculum minus vanilla of the same strategy (the two share every seed of a
-    repetition) at every exit that trains (the plain network's final exit only: its branches have loss weight
-    0), paired over repetitions: ``<exit> difference``, ``low``, ``high`` (its 95 % interval, in points),
-    ``p``, ``pairs``. No exit was singled out in advance, so these tests are one family, the whole table's:
-    ``<exit> p adjusted`` is Holm-corrected across all of them. ``final vs plain``: the final exit's paired
-    difference to the plain network's under the same method, the trade-off the paper warns about, with
-    ``final vs plain low``, ``high``, ``p``, ``pairs``; its family is every other strategy under either
-    method, Holm-corrected likewise (``final vs plain p adjusted``).
-    """
-    rows = results[results.get("stage") == "network_strategy"] if len(results) else results
-    if not len(rows):
-        raise ValueError("no network strategy rows yet: run run_network_strategies first")
-    columns = sorted(c for c in rows.columns if c.startswith(f"{split}_accuracy_"))
-    exits = [c.removeprefix(f"{split}_accuracy_") for c in columns]
-    exits = sorted(exits, key=lambda name: (name == "final", name))
-
-    def accuracy(runs: pd.DataFrame, name: str) -> pd.Series:
-        return runs.set_index("repetition")[f"{split}_accuracy_{name}"] * 100
-
-    table = []
-    for (backbone, dataset, strategy, method), group in rows.groupby(
-        ["backbone", "dataset", "strategy", "method"], sort=False
-    ):
-        entry = {"backbone": backbone, "dataset": dataset, "strategy": strategy, "method": method}
-        for name in exits:
-            values = group[f"{split}_accuracy_{name}"] * 100
-            entry[f"{name} mean"] = values.mean()
-            entry[f"{name} std"] = values.std(ddof=1) if len(values) > 1 else np.nan
-            if method == "curriculum" and (strategy != "plain" or name == "final"):  # plain: untrained exits
-                vanilla = rows[(rows["strategy"] == strategy) & (rows["method"] == "vanilla")
-                               & (rows["backbone"] == backbone) & (rows["dataset"] == dataset)]  # fmt: skip
-                difference = paired_difference(accuracy(vanilla, name), accuracy(group, name))
-                entry.update(_difference_columns(f"{name} {{}}", difference, pairs=True))
-        plain = rows[(rows["strategy"] == "plain") & (rows["method"] == method)
-                     & (rows["backbone"] == backbone) & (rows["dataset"] == dataset)]  # fmt: skip
-        versus_plain = _difference_columns(
-            "final vs plain {}",
-            paired_difference(accuracy(plain, "final"), accuracy(group, "final")),
-            pairs=True,
-        )
-        entry["final vs plain"] = versus_plain.pop("final vs plain difference")
-        entry.update(versus_plain)
-        entry["repetitions"] = group["repetition"].nunique()
-        table.append(entry)
-    # Rows arrive in the order the runs finished; the table reads strategy by strategy, vanilla first.
-    order = {name: index for index, name in enumerate((*NETWORK_STRATEGIES, *STRATEGY_METHODS))}
-
-    def place(entry: dict) -> tuple:
-        rank = [order.get(entry[key], len(order)) for key in ("strategy", "method")]
-        return (entry["backbone"], entry["dataset"], *rank)
-
-    table.sort(key=place)
-    table = pd.DataFrame(table)
-    tested = [f"{name} p" for name in exits if f"{name} p" in table]
-    adjusted = holm(table[tested].to_numpy(dtype=float).ravel()).reshape(len(table), len(tested))
-    for column, values in zip(tested, adjusted.T, strict=True):
-        table[f"{column} adjusted"] = values
-    trade_off = table["final vs plain p"].where(table["strategy"] != "plain")
-    table["final vs plain p adjusted"] = holm(trade_off)
-    return table
