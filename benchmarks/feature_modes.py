@@ -24,7 +24,7 @@ import tensorflow as tf
 from mecl_utils.curriculum.sampler import sampler_for_method
 from mecl_utils.networks.backbones import build_classifier
 from mecl_utils.networks.data import Dataset, Split, Splits
-from mecl_utils.protocol import feature_modes
+from mecl_utils.protocol import feature_modes, feature_shards
 from mecl_utils.protocol.features import extract_features
 from mecl_utils.training.classifier_wise import BranchRun, train_branch
 
@@ -63,7 +63,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         os.environ["MECL_CACHE_DIR"] = folder
         start = time.perf_counter()
-        shards = feature_modes.cached_feature_shards(
+        shards = feature_shards.cached_feature_shards(
             classifier, "bench", "mobilenet", dataset, splits, [LAYER]
         )
         shards = {name: by_layer[LAYER] for name, by_layer in shards.items()}

@@ -132,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     exits.add_argument(
         "--data-dir", help="folder holding cifar-10-batches-py/ (default: $MECL_DATA_DIR, Keras)"
     )
+    commands.choices["plan"].add_argument(
+        "--data-dir",
+        help="as for run: read only when the cache holds feature shards of a case's layer, to tell whether "
+        "they are complete for the case (default: $MECL_DATA_DIR, Keras)",
+    )
     exits.add_argument("--policy", choices=["confidence", "entropy", "patience"], default="confidence")
     exits.add_argument(
         "--calibration", choices=["hparam", "val"], default="hparam", help="split for thresholds"
@@ -255,7 +260,13 @@ def _plan(args: argparse.Namespace) -> None:
     profile = _profile(args)
     store = ResultsStore(args.results or default_results_path(profile.name))
     memory, budget = psutil.virtual_memory().total, Budget.of_this_machine()
-    table = plan_table(grid_plan(profile, store.frame(), budget), memory)
+
+    def data(name: str):  # what run reads: only when the cache holds shards of a case's layer
+        from mecl_utils.run.prepare import load_splits
+
+        return load_splits(profile, name, args.data_dir)
+
+    table = plan_table(grid_plan(profile, store.frame(), budget, data=data), memory)
     print(
         f"{profile.name}: {len(table)} cases, {table['runs'].sum()} branch runs; features GiB: float32 over "
         f"every split; this machine has {memory / 2**30:.1f} GiB of memory"

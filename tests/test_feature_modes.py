@@ -10,9 +10,10 @@ from mecl_utils.curriculum import pacing
 from mecl_utils.curriculum.sampler import sampler_for_method
 from mecl_utils.networks.backbones import build_tiny_cnn
 from mecl_utils.networks.branches import feature_extractor
-from mecl_utils.protocol import feature_modes
+from mecl_utils.protocol import feature_shards
 from mecl_utils.protocol.experiments import Case, RunSpec
-from mecl_utils.protocol.feature_modes import Budget, cached_feature_shards, choose_mode, cut_backbone
+from mecl_utils.protocol.feature_modes import Budget, choose_mode, cut_backbone
+from mecl_utils.protocol.feature_shards import cached_feature_shards
 from mecl_utils.protocol.features import extract_features
 from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.run.prepare import prepare_case
@@ -23,25 +24,31 @@ BUDGET = Budget(memory_bytes=10 * GIB, disk_bytes=8 * GIB)
 RUN = BranchRun("adam", 1e-3, epochs=2, plateau_patience=1, plateau_factor=0.5, init_seed=7, dropout_seed=8)
 
 
+SMOKE = get_profile("smoke")
+
+
+def no_data():
+    raise AssertionError("the cache holds no shards of the layer: no data set needs to be read")
+
+
+def mode_of(size: int, profile=SMOKE) -> str:
+    return choose_mode(profile, "tiny_cnn", "block1_out", size, BUDGET, data=no_data)
+
+
 def test_features_that_fit_in_memory_stay_there():
-    assert choose_mode(10 * GIB, BUDGET) == "memory"
+    assert mode_of(10 * GIB) == "memory"
 
 
 def test_features_too_large_for_memory_go_to_float16_shards_when_half_their_bytes_fit_on_disk():
-    assert choose_mode(16 * GIB, BUDGET) == "shards"
+    assert mode_of(16 * GIB) == "shards"
 
 
 def test_features_too_large_for_both_leave_the_backbone_in_the_training_graph():
-    assert choose_mode(17 * GIB, BUDGET) == "backbone"
+    assert mode_of(17 * GIB) == "backbone"
 
 
 def test_a_requested_mode_is_kept_whatever_the_size():
-    assert choose_mode(1, BUDGET, "backbone") == "backbone"
-
-
-def test_an_unknown_mode_is_rejected():
-    with pytest.raises(ValueError, match="feature_mode must be 'auto' or one of"):
-        choose_mode(1, BUDGET, "disk")
+    assert mode_of(1, SMOKE.replace(feature_mode="backbone")) == "backbone"
 
 
 def test_the_profile_rejects_an_unknown_mode():
@@ -63,7 +70,7 @@ def test_a_budget_that_is_not_a_number_names_the_variable(monkeypatch):
 
 @pytest.fixture
 def small_shards(monkeypatch):
-    monkeypatch.setattr(feature_modes, "SHARD_ROWS", 100)  # several shards per split
+    monkeypatch.setattr(feature_shards, "SHARD_ROWS", 100)  # several shards per split
 
 
 @pytest.fixture
@@ -94,9 +101,9 @@ def test_an_interrupted_extraction_computes_only_the_missing_shards(
     (folder / "manifest.json").unlink()
     (folder / "00002.npy").unlink()
     calls = []
-    extract = feature_modes.extract_features
+    extract = feature_shards.extract_features
     monkeypatch.setattr(
-        feature_modes, "extract_features", lambda *a, **k: calls.append(1) or extract(*a, **k)
+        feature_shards, "extract_features", lambda *a, **k: calls.append(1) or extract(*a, **k)
     )
     shards_of(tiny_backbone, smoke_digits)
     assert calls == [1]

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mecl_utils.curriculum import pacing
+from mecl_utils.curriculum.rows import LazyRows
 from mecl_utils.curriculum.sampler import (
     CurriculumBatches,
     CurriculumSampler,
@@ -179,6 +180,35 @@ def test_tf_dataset_yields_the_sampler_batches_in_order_for_every_epoch():
     batches = [yb.numpy().tolist() for _, yb in curriculum_dataset(x, np.arange(25), sampler, epochs=2)]
     assert batches == [sampler.batch(t).tolist() for t in range(6)]
     assert [len(b) for b in batches] == [10, 10, 5, 10, 10, 5]
+
+
+class CountedRows(LazyRows):
+    """Rows of ``x`` read on demand, counting the rows read."""
+
+    def __init__(self, x):
+        self.x, self.read = x, []
+
+    def __len__(self):
+        return len(self.x)
+
+    @property
+    def shape(self):
+        return self.x.shape
+
+    def tf_gather(self, rows):
+        import tensorflow as tf
+
+        return tf.numpy_function(lambda r: self.read.extend(r) or self.x[r], [rows], tf.float32)
+
+
+def test_tf_dataset_reads_lazy_rows_batch_by_batch():
+    x = np.arange(100, dtype="float32").reshape(100, 1)
+    lazy = CountedRows(x)
+    sampler = CurriculumSampler(np.arange(100), 10, pacing.SingleStep(s=0.2, delta=10), seed=0)
+    got = [xb.numpy() for xb, _ in curriculum_dataset(lazy, np.arange(100), sampler, epochs=1)]
+    batches = [sampler.batch(t) for t in range(10)]
+    np.testing.assert_array_equal(np.concatenate(got), x[np.concatenate(batches)])
+    assert sorted(lazy.read) == sorted(np.concatenate(batches))  # each batch's rows, nothing more
 
 
 def test_tf_dataset_runs_without_an_autotuning_thread():

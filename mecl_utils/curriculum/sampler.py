@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from mecl_utils.curriculum.pacing import FULL, Pacing
+from mecl_utils.curriculum.rows import LazyRows
 from mecl_utils.curriculum.sorting import order
 from mecl_utils.seeds import stream_seed
 
@@ -159,8 +160,8 @@ def sampler_for_method(
 def curriculum_dataset(x, y, sampler: CurriculumSampler, *, epochs: int, start_batch: int = 0):
     """A ``tf.data.Dataset`` of the batches t = start_batch, ..., start_batch + epochs · len - 1, in order.
 
-    The rows of ``x`` and ``y`` are gathered by TensorFlow; ``x`` is an array, or features on disk with a
-    ``tf_gather`` method (``feature_modes.ShardedFeatures``), which then read only each batch's rows.
+    The rows of ``x`` and ``y`` are gathered by TensorFlow; ``x`` is an array, or ``rows.LazyRows`` (features
+    on disk, ``feature_shards.ShardedFeatures``), which then read only each batch's rows.
     Pass it to ``model.fit(dataset, epochs=epochs, steps_per_epoch=sampler.batches_per_epoch)``; Keras does
     not reorder a tf.data pipeline. With ``steps_per_execution`` > 1 it must divide the epoch's batches
     (``train_branch`` uses the whole epoch): Keras runs every call to its full count of steps.
@@ -178,7 +179,7 @@ def curriculum_dataset(x, y, sampler: CurriculumSampler, *, epochs: int, start_b
     batches = [sampler.batch(t) for t in range(start_batch, start_batch + epochs * sampler.batches_per_epoch)]
     rows = tf.RaggedTensor.from_row_lengths(np.concatenate(batches), [len(b) for b in batches])
     y_all = tf.constant(y)
-    if hasattr(x, "tf_gather"):  # features on disk (feature_modes.ShardedFeatures): read batch by batch
+    if isinstance(x, LazyRows):  # read batch by batch
         gather_x = x.tf_gather
     else:
         x_all = tf.constant(x)

@@ -83,7 +83,7 @@ class CaseData:
     """What a case's runs read: branch-layer features and labels per split, and teacher losses on train."""
 
     # split name ("train", "val", "hparam", "test") -> the branch's inputs, by ``feature_mode``
-    # (feature_modes): "memory", a float32 array; "shards", float16 ``ShardedFeatures`` on disk;
+    # (feature_modes): "memory", a float32 array; "shards", float16 ``feature_shards.ShardedFeatures``;
     # "backbone", the images, which ``cut_backbone`` turns into features inside the training graph.
     features: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]

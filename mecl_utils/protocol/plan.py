@@ -7,18 +7,22 @@ they are small; at the paper's native input sizes they are not (ResNet152's ``co
 this out per case without training anything: the feature shape comes from the backbone built with random
 weights (no download), the split sizes from the profile, the number of runs from the protocol, and a time
 estimate from the median measured seconds of the runs already stored for the profile, when there are any.
+Where the features live is ``feature_modes.choose_mode``'s answer, the very call ``run`` makes; it reads a
+data set only when the cache holds complete shards of a case's layer, to tell whether they are the case's.
 
     python -m mecl_utils plan --profile paper
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 import psutil
 
 from mecl_utils.networks.branches import branch_layer
+from mecl_utils.networks.data import Dataset, Splits
 from mecl_utils.protocol.experiments import Case, cases, planned_runs, stale_rows
 from mecl_utils.protocol.feature_modes import Budget, choose_mode, feature_bytes
 from mecl_utils.protocol.features import SPLIT_NAMES
@@ -44,7 +48,7 @@ class CasePlan:
     images: dict[str, int]  # split name -> number of images
     runs: int
     seconds_per_run: float | None  # median of the profile's stored runs; None when there are none
-    mode: str  # where the branch's inputs live (feature_modes.choose_mode)
+    mode: str  # where the branch's inputs live (feature_modes.choose_mode, as run chooses)
 
     @property
     def feature_bytes(self) -> int:
@@ -105,13 +109,20 @@ def _seconds_per_run(results: pd.DataFrame | None, profile: Profile) -> float | 
 
 
 def grid_plan(
-    profile: Profile, results: pd.DataFrame | None = None, budget: Budget | None = None
+    profile: Profile,
+    results: pd.DataFrame | None = None,
+    budget: Budget | None = None,
+    *,
+    data: Callable[[str], tuple[Dataset, Splits]] | None = None,
 ) -> list[CasePlan]:
     """One ``CasePlan`` per case of ``profile``; ``results``: a results frame to take run times from.
 
-    Each case's mode is chosen on ``budget`` (default: this machine's) as ``run`` chooses it, in the grid's
-    order. A budget of half the free disk space shrinks by half of each earlier case's shards (``run``
-    measures the free space when it reaches a case, and keeps shards already written); a set one does not.
+    Each case's mode is chosen on ``budget`` (default: this machine's) by ``choose_mode``, as ``run``
+    chooses it, in the grid's order. A budget of half the free disk space shrinks by half of each earlier
+    case's shards (``run`` measures the free space when it reaches a case, and keeps shards already
+    written); a set one does not. ``data(name)``: the data set of that name and its splits at the profile's
+    sizes (``prepare.load_splits``), which ``choose_mode`` asks for when the cache holds complete shards of
+    a case's layer.
     """
     seconds = _seconds_per_run(results, profile)
     budget = budget or Budget.of_this_machine()
@@ -127,11 +138,29 @@ def grid_plan(
     plans = []
     for case, layer in layers.items():
         shape, images = shapes[model_key(case)][layer], split_sizes(profile, case.dataset)
-        mode = choose_mode(feature_bytes(sum(images.values()), shape), budget, profile.feature_mode)
+        size = feature_bytes(sum(images.values()), shape)
+        mode = choose_mode(profile, case.backbone, layer, size, budget, data=_loader(data, case, layer))
         plans.append(CasePlan(case, layer, shape, images, planned_runs(profile), seconds, mode))
         if mode == "shards":  # the free space the next case finds is smaller
             budget = budget.after_writing(plans[-1].stored_bytes)
     return plans
+
+
+def _loader(
+    data: Callable[[str], tuple[Dataset, Splits]] | None, case: Case, layer: str
+) -> Callable[[], tuple[Dataset, Splits]]:
+    """``case``'s data set and splits from ``data``, or an error that says why the plan needs them."""
+
+    def load() -> tuple[Dataset, Splits]:
+        if data is None:
+            raise ValueError(
+                f"The cache holds feature shards of {case.backbone} at {layer}: to tell whether they are "
+                f"complete for {case.label}, as run would, grid_plan needs the data: pass "
+                "data=lambda name: prepare.load_splits(profile, name)."
+            )
+        return data(case.dataset)
+
+    return load
 
 
 def plan_table(plans: list[CasePlan], memory_bytes: int | None = None) -> pd.DataFrame:

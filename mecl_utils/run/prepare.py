@@ -29,15 +29,9 @@ from mecl_utils.networks.backbones import get_layer
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Dataset, Splits, load_dataset, make_splits
 from mecl_utils.protocol.experiments import Case, CaseData, RunSpec, cases, planned_runs, stale_rows
-from mecl_utils.protocol.feature_modes import (
-    Budget,
-    cached_feature_shards,
-    choose_mode,
-    cut_backbone,
-    feature_bytes,
-    shards_complete,
-)
+from mecl_utils.protocol.feature_modes import Budget, choose_mode, cut_backbone, feature_bytes
 from mecl_utils.protocol.feature_modes import identity as feature_identity
+from mecl_utils.protocol.feature_shards import cached_feature_shards
 from mecl_utils.protocol.features import SPLIT_NAMES, cached_features
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
@@ -58,7 +52,6 @@ from mecl_utils.seeds import stream_seed
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 
 __all__ = [
-    "layer_feature_mode",
     "load_splits",
     "network_roles",
     "prepare_case",
@@ -255,8 +248,8 @@ def prepare_case(
 
     The stages: data (load and split), networks (``prepare_networks``: backbone and teachers trained side by
     side, the training split scored; then the backbone's test accuracy), features of the branch layer, held
-    as ``layer_feature_mode`` chooses on ``budget`` (default: this machine's). ``workers`` and ``engine`` go
-    to ``prepare_networks``.
+    as ``feature_modes.choose_mode`` chooses on ``budget`` (default: this machine's), as ``plan`` shows.
+    ``workers`` and ``engine`` go to ``prepare_networks``.
     """
     timings = {}
     start = time.perf_counter()
@@ -299,8 +292,8 @@ def prepare_case(
     for number in profile.branch_numbers:
         other = branch_layer(case.backbone, case.dataset, number)
         sizes[other] = _feature_bytes(backbone, other, splits)
-        modes[other] = layer_feature_mode(
-            profile, case.backbone, other, sizes[other], key, dataset, splits, budget
+        modes[other] = choose_mode(
+            profile, case.backbone, other, sizes[other], budget, data=lambda: (dataset, splits)
         )
     mode = modes[layer]
     layers = [layer, *sorted(other for other in modes if other != layer and modes[other] == mode)]
@@ -354,28 +347,6 @@ def prepare_case(
 def _feature_bytes(backbone, layer: str, splits: Splits) -> int:
     shape = tuple(get_layer(backbone, layer).output.shape[1:])
     return feature_bytes(sum(len(getattr(splits, name)) for name in SPLIT_NAMES), shape)
-
-
-def layer_feature_mode(
-    profile: Profile,
-    network: str,
-    layer: str,
-    size: int,
-    backbone_parts_key: str,
-    dataset: Dataset,
-    splits: Splits,
-    budget: Budget,
-) -> str:
-    """Where a branch's inputs at ``layer`` live: ``feature_modes.choose_mode`` of their float32 ``size``.
-
-    Shards already written for the layer are kept even if the disk has since filled up, so that a resumed
-    grid trains the same runs it started with.
-    """
-    mode = choose_mode(size, budget, profile.feature_mode)
-    if profile.feature_mode == "auto" and mode == "backbone":
-        if shards_complete(backbone_parts_key, network, dataset, splits, layer):
-            return "shards"
-    return mode
 
 
 def run_grid(

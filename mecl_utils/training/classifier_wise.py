@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from mecl_utils.curriculum.rows import LazyRows
 from mecl_utils.curriculum.sampler import CurriculumSampler, curriculum_dataset
 from mecl_utils.networks.backbones import copy_variables, reset_optimizer, top1_accuracy
 from mecl_utils.networks.branches import build_branch
@@ -173,8 +174,9 @@ def train_branch(
     """Train a fresh branch on ``train`` with ``sampler``'s batches; report accuracy on ``evaluate``.
 
     ``train``/``val``/``evaluate`` are (inputs, labels): features of the branch layer (arrays, or
-    ``feature_modes.ShardedFeatures`` on disk), or images when ``frozen_backbone`` (a model from images to
-    that layer's features, ``feature_modes.cut_backbone``) is given: the backbone mode.
+    ``rows.LazyRows`` such as ``feature_shards.ShardedFeatures`` on disk), or images when ``frozen_backbone``
+    (a model from images to that layer's features, ``feature_modes.cut_backbone``) is given: the backbone
+    mode.
     ``predict`` names inputs whose softmax outputs under the final weights are returned (``probabilities``),
     what an exit policy needs at inference. With ``distillation``, the branch also learns from the final
     exit: ``train`` and ``val`` then hold packed targets (``distillation.pack_targets``), ``evaluate`` labels.
@@ -234,12 +236,12 @@ PREDICT_BATCH = 512
 
 
 def _labelled(x, y):
-    """Validation data for ``model.fit``: arrays as they are, features on disk as a tf.data pipeline."""
-    return x.dataset(y, batch_size=VALIDATION_BATCH) if hasattr(x, "dataset") else (x, y)
+    """Validation data for ``model.fit``: arrays as they are, ``LazyRows`` as a tf.data pipeline."""
+    return x.dataset(y, batch_size=VALIDATION_BATCH) if isinstance(x, LazyRows) else (x, y)
 
 
 def _predict(model: keras.Model, x) -> np.ndarray:
-    if hasattr(x, "dataset"):  # features on disk: the pipeline sets the batch size
+    if isinstance(x, LazyRows):  # read from disk: the pipeline sets the batch size
         return model.predict(x.dataset(batch_size=PREDICT_BATCH), verbose=0)
     return model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
 
