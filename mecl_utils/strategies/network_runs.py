@@ -54,10 +54,10 @@ from mecl_utils.protocol.teachers import (
     teacher_losses,
     trained_backbone,
 )
-from mecl_utils.report.statistics import PairedDifference, holm, paired_difference
 from mecl_utils.run.engine import Engine
 from mecl_utils.run.prepare import load_splits, prepare_networks
 from mecl_utils.seeds import stream_seed
+from mecl_utils.statistics import PairedDifference, holm, paired_difference
 from mecl_utils.strategies.whole_network import MultiExit, exit_accuracies, train_end_to_end, train_layer_wise
 from mecl_utils.training.distillation import Distillation, final_exit_logits
 
