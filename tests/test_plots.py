@@ -160,7 +160,8 @@ def test_image_grid_has_one_axis_per_cell():
 def test_easy_hard_grid_orders_by_loss():
     images = np.zeros((20, 4, 4, 3), dtype=np.uint8)
     losses = np.arange(20)[::-1] / 10  # sample 19 is the easiest
-    fig = figures.easy_hard_grid(images, np.arange(20) % 10, losses, n=5)
+    picks = figure_data.easiest_and_hardest(losses, 5)
+    fig = figures.easy_hard_grid(images[picks], (np.arange(20) % 10)[picks], losses[picks])
     assert len(fig.axes) == 10
     assert fig.axes[0].get_title().startswith("9")  # label of sample 19
     assert fig.axes[5].get_title().startswith("0")  # sample 0, the hardest
@@ -344,3 +345,8 @@ def test_accuracy_cost_curves_draw_one_line_per_method_in_percent():
     ax = figures.accuracy_cost_curves(figure_data.cost_bands(on_grid), points, (0.9, 0.85))
     (line,) = ax.get_lines()
     assert line.get_ydata().tolist() == pytest.approx([60.0, 90.0])
+
+
+def test_the_easiest_come_first_then_the_hardest_and_equal_losses_keep_their_order():
+    picks = figure_data.easiest_and_hardest([0.3, 0.1, 0.2, 0.1], 2)
+    assert picks.tolist() == [1, 3, 0, 2]

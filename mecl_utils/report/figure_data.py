@@ -1,6 +1,7 @@
 """The numbers the book's figures draw, computed from results apart from the drawing (``figures``).
 
-A figure is handed what it shows: a search's accuracy over two of its settings (``search_grid``), each
+A figure is handed what it shows: the easiest and hardest training images by a teacher's loss
+(``easiest_and_hardest``), a search's accuracy over two of its settings (``search_grid``), each
 case's test accuracy per repetition and method (``repetition_accuracies``), the mean and min-max band of a
 method's accuracy-cost curves over its repetitions (``cost_bands``) and the oracle's mean point
 (``oracle_means``), the share of test samples leaving at each exit (``exit_shares``).
@@ -8,12 +9,28 @@ method's accuracy-cost curves over its repetitions (``cost_bands``) and the orac
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from mecl_utils.curriculum.sorting import METHODS
 from mecl_utils.protocol.results import require_one_configuration
 
-__all__ = ["cost_bands", "exit_shares", "oracle_means", "repetition_accuracies", "search_grid"]
+__all__ = [
+    "cost_bands",
+    "easiest_and_hardest",
+    "exit_shares",
+    "oracle_means",
+    "repetition_accuracies",
+    "search_grid",
+]
+
+
+def easiest_and_hardest(losses, n: int) -> np.ndarray:
+    """Indices of the ``n`` lowest-loss samples, easiest first, then of the ``n`` highest-loss ones, hardest
+    first (Fig. 3 and 4). Among equal losses the easiest come in the samples' order, the hardest in
+    reverse."""
+    ranked = np.argsort(np.asarray(losses), kind="stable")
+    return np.concatenate([ranked[:n], ranked[::-1][:n]])
 
 
 def search_grid(frame: pd.DataFrame, index: str, columns: str) -> pd.DataFrame:

@@ -69,17 +69,16 @@ def image_grid(images, labels, *, titles=None, ncols: int = 8, size: float = 1.2
     return fig
 
 
-def easy_hard_grid(images, labels, losses, *, n: int = 8, class_names=None, title: str = ""):
-    """Fig. 3/4 in one figure: the ``n`` lowest-loss images on top, the ``n`` highest-loss ones below.
+def easy_hard_grid(images, labels, losses, *, class_names=None, title: str = ""):
+    """Fig. 3/4 in one figure: the first half of ``images`` on top (the easiest, from
+    ``figure_data.easiest_and_hardest``), the second half below (the hardest).
 
     Titles give the ground-truth label (not the teacher's prediction) and the teacher's loss.
     """
-    losses = np.asarray(losses)
-    ranked = np.argsort(losses, kind="stable")
-    picks = np.concatenate([ranked[:n], ranked[::-1][:n]])
-    names = [str(class_names[y]) if class_names is not None else str(y) for y in np.asarray(labels)[picks]]
-    titles = [f"{name}\n{abs(losses[i]):.2g}" for name, i in zip(names, picks, strict=True)]
-    fig = image_grid(np.asarray(images)[picks], names, titles=titles, ncols=n, suptitle=title)
+    n = len(images) // 2
+    names = [str(class_names[y]) if class_names is not None else str(y) for y in labels]
+    titles = [f"{name}\n{abs(loss):.2g}" for name, loss in zip(names, losses, strict=True)]
+    fig = image_grid(images, names, titles=titles, ncols=n, suptitle=title)
     for ax, text in ((fig.axes[0], "easiest"), (fig.axes[n], "hardest")):
         ax.text(-0.3, 0.5, text, rotation=90, va="center", ha="right", transform=ax.transAxes)
     return fig
