@@ -13,6 +13,8 @@ backbone, trained classifier-wise with curriculum learning. One module per conce
 - ``reaper``: a watchdog that ends what a killed driver started;
 - ``plan``: a grid before it runs: per case, feature sizes, runs and an estimated time;
 - ``quiet``: TensorFlow's start-up notices kept off the console (``MECL_VERBOSE=1`` shows them).
+- ``statistics``: paired differences, their intervals, Holm's correction and the significance rule that
+  every layer computing or reading a comparison uses.
 """
 
 import os

@@ -213,7 +213,7 @@ def _print_table(store: ResultsStore, where: list[tuple[str, str]] | None = None
 
 
 def _exits(args: argparse.Namespace) -> None:
-    from mecl_utils.exits import inference  # imports TensorFlow
+    from mecl_utils.exits import accuracy_cost, multi_exit  # imports TensorFlow
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     store = ResultsStore(args.results or default_results_path(args.profile))
@@ -226,29 +226,29 @@ def _exits(args: argparse.Namespace) -> None:
             f"`python -m mecl_utils run --profile {args.profile}` first."
         )
     profile = get_profile(args.profile)
-    network = inference.exit_network(profile, frame, data_dir=args.data_dir)
+    network = multi_exit.exit_network(profile, frame, data_dir=args.data_dir)
     costs = ", ".join(
         f"{name} {fraction:.0%}"
         for name, fraction in zip(network.exit_names, network.cost_fractions, strict=True)
     )
     print(f"{profile.name}: cost of leaving at each exit, of the full multi-exit network: {costs}")
     print(f"(the classifier alone: {network.classifier_fraction:.0%})")
-    budget = inference.budget_table(network, args.policy, args.budget, args.calibration)
+    budget = accuracy_cost.budget_table(network, args.policy, args.budget, args.calibration)
     print(
         f"\nTest accuracy (%) per budget, {args.policy} threshold chosen on {args.calibration} to meet it; "
         "in brackets the mean test cost, and in how many runs it is over the budget:"
     )
-    print(inference.budget_summary(budget).to_string())
-    curves = inference.policy_curves(network, args.policy)
-    points = inference.operating_points(curves)
-    if points < inference.MIN_OPERATING_POINTS:
+    print(accuracy_cost.budget_summary(budget).to_string())
+    curves = accuracy_cost.policy_curves(network, args.policy)
+    points = accuracy_cost.operating_points(curves)
+    if points < accuracy_cost.MIN_OPERATING_POINTS:
         print(
             f"\nNo area under the curve for {args.policy}: its sweep has {points} distinct operating points, "
-            f"fewer than the {inference.MIN_OPERATING_POINTS} an area can compare."
+            f"fewer than the {accuracy_cost.MIN_OPERATING_POINTS} an area can compare."
         )
         return
     print("\nArea under the accuracy-cost curves (test), paired against vanilla:")
-    print(inference.auc_tests(curves).round(3).to_string())
+    print(accuracy_cost.auc_tests(curves).round(3).to_string())
 
 
 def _plan(args: argparse.Namespace) -> None:

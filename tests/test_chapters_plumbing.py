@@ -39,4 +39,4 @@ def test_every_glue_call_sits_in_a_removed_cell(path):
 def test_no_shown_cell_defines_a_function(path):
     shown = [cell.source for cell in _code_cells(path) if not _tags(cell) & HIDDEN]
     defined = [match.group().strip() for source in shown for match in DEFINITION.finditer(source)]
-    assert not defined, f"{path.name}: shown cells define {defined}; move them to mecl_utils.report.plots"
+    assert not defined, f"{path.name}: shown cells define {defined}; move them to mecl_utils.report"

@@ -1,4 +1,6 @@
-"""The book's figure and table helpers: shapes of figures, text of tables and notes."""
+"""The book's pages: shapes of figures (report.figures, report.figure_data), text of Table IV and of its
+reading (report.table_iv, report.cells, report.readings), and notes on where numbers come from
+(report.provenance)."""
 
 import itertools
 import json
@@ -11,9 +13,15 @@ import pandas as pd
 import pytest
 
 from mecl_utils.protocol.profiles import PROFILES
-from mecl_utils.report import plots
-from mecl_utils.report.statistics import interval_text
-from mecl_utils.report.table_iv import paper_table_iv, table_iv
+from mecl_utils.report import cells, figure_data, figures, provenance, readings
+from mecl_utils.report.table_iv import (
+    closest_paper_rows,
+    format_table_iv,
+    paper_table_iv,
+    style_table_iv,
+    table_iv,
+)
+from mecl_utils.statistics import interval_text
 
 matplotlib.use("Agg")
 
@@ -52,15 +60,15 @@ def _repetition_rows(n_reps=3, cases=((1,), (2,))):
 
 
 def test_mean_std_and_p_text():
-    assert plots.mean_std(71.714, 0.4712) == "71.71 ± 0.47"
-    assert plots.mean_std(71.714, np.nan) == "71.71"
-    assert plots.p_text(0.0321) == "0.032"
-    assert plots.p_text(1e-5) == "<0.001"
-    assert plots.p_text(np.nan) == "–"
+    assert cells.mean_std(71.714, 0.4712) == "71.71 ± 0.47"
+    assert cells.mean_std(71.714, np.nan) == "71.71"
+    assert cells.p_text(0.0321) == "0.032"
+    assert cells.p_text(1e-5) == "<0.001"
+    assert cells.p_text(np.nan) == "–"
 
 
 def test_format_table_iv_on_the_paper_table():
-    text = plots.format_table_iv(paper_table_iv(), bold="**")
+    text = format_table_iv(paper_table_iv(), bold="**")
     first = text.iloc[0]
     assert first["Vanilla"] == "71.71 ± 0.47"
     assert first["Anti"] == "**71.75 ± 0.75**"  # the best method of DenseNet/CIFAR-10/branch 1
@@ -70,24 +78,24 @@ def test_format_table_iv_on_the_paper_table():
 
 def test_format_and_style_our_table_with_p_values():
     table = table_iv(_repetition_rows())
-    text = plots.format_table_iv(table)
+    text = format_table_iv(table)
     assert {"Curriculum p", "Anti p (Holm)", "Random p (Holm)"} <= set(text.columns)
-    html = plots.style_table_iv(table).to_html()
+    html = style_table_iv(table).to_html()
     assert "font-weight: bold" in html
     assert "<0.001" not in html  # a p-value must not read as the start of an HTML tag
 
 
 def test_format_table_iv_gives_each_difference_with_its_interval():
     row = table_iv(_repetition_rows()).iloc[0]
-    text = plots.format_table_iv(row.to_frame().T).iloc[0]
+    text = format_table_iv(row.to_frame().T).iloc[0]
     low, high = row["Anti low"], row["Anti high"]
     assert text["Anti Δ"] == f"{row['Anti difference']:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def test_styled_table_iv_says_which_p_values_are_holm_corrected():
-    html = plots.style_table_iv(table_iv(_repetition_rows())).to_html()
+    html = style_table_iv(table_iv(_repetition_rows())).to_html()
     assert "Holm-corrected" in html and "<small>p (Holm) " in html and "<small>Δ " in html
-    assert "Holm" not in plots.style_table_iv(paper_table_iv()).to_html()  # the paper has no tests
+    assert "Holm" not in style_table_iv(paper_table_iv()).to_html()  # the paper has no tests
 
 
 def _noisy_rows():
@@ -106,7 +114,7 @@ def _noisy_rows():
 
 def test_case_verdict_reads_curriculum_first_whatever_the_best_mean():
     row = table_iv(_noisy_rows()).iloc[0]
-    verdict = plots.case_verdict(row)
+    verdict = readings.case_verdict(row)
     assert verdict["best"] == "Random"  # the best mean, for display only
     methods = [(c["method"], c["role"]) for c in verdict["comparisons"]]
     assert methods == [("Curriculum", "primary"), ("Anti", "secondary"), ("Random", "secondary")]
@@ -117,20 +125,20 @@ def test_case_verdict_reads_curriculum_first_whatever_the_best_mean():
 
 def test_case_verdict_reads_the_p_value_at_the_given_level():
     row = table_iv(_repetition_rows()).iloc[0]
-    p = plots.case_verdict(row)["comparisons"][0]["p"]
-    assert not plots.case_verdict(row, alpha=p / 2)["comparisons"][0]["passes"]
-    assert plots.case_verdict(row, alpha=min(1.0, p * 2))["comparisons"][0]["passes"]
+    p = readings.case_verdict(row)["comparisons"][0]["p"]
+    assert not readings.case_verdict(row, alpha=p / 2)["comparisons"][0]["passes"]
+    assert readings.case_verdict(row, alpha=min(1.0, p * 2))["comparisons"][0]["passes"]
 
 
 def test_case_verdict_does_not_trust_two_repetitions():
     row = table_iv(_repetition_rows(n_reps=2)).iloc[0]
-    verdict = plots.case_verdict(row)
+    verdict = readings.case_verdict(row)
     assert not any(comparison["passes"] for comparison in verdict["comparisons"])
 
 
 @pytest.mark.parametrize("profile", ["smoke", "book", "paper"])
 def test_profile_note_names_the_profile_and_reason(profile):
-    note = plots.profile_note(profile, "no CIFAR-10 copy found", data_source="/data/x")
+    note = provenance.profile_note(profile, "no CIFAR-10 copy found", data_source="/data/x")
     assert note.startswith(":::{note}") and note.rstrip().endswith(":::")
     assert f"**{profile}**" in note
     assert "no CIFAR-10 copy found" in note and "/data/x" in note
@@ -139,12 +147,12 @@ def test_profile_note_names_the_profile_and_reason(profile):
 
 
 def test_profile_note_without_reason_has_no_reason_line():
-    assert "Why this profile" not in plots.profile_note("smoke")
+    assert "Why this profile" not in provenance.profile_note("smoke")
 
 
 def test_image_grid_has_one_axis_per_cell():
     images = np.zeros((10, 8, 8, 1), dtype=np.uint8)
-    fig = plots.image_grid(images, list(range(10)), ncols=4)
+    fig = figures.image_grid(images, list(range(10)), ncols=4)
     assert len(fig.axes) == 12
     assert [ax.get_title() for ax in fig.axes[:3]] == ["0", "1", "2"]
 
@@ -152,7 +160,8 @@ def test_image_grid_has_one_axis_per_cell():
 def test_easy_hard_grid_orders_by_loss():
     images = np.zeros((20, 4, 4, 3), dtype=np.uint8)
     losses = np.arange(20)[::-1] / 10  # sample 19 is the easiest
-    fig = plots.easy_hard_grid(images, np.arange(20) % 10, losses, n=5)
+    picks = figure_data.easiest_and_hardest(losses, 5)
+    fig = figures.easy_hard_grid(images[picks], (np.arange(20) % 10)[picks], losses[picks])
     assert len(fig.axes) == 10
     assert fig.axes[0].get_title().startswith("9")  # label of sample 19
     assert fig.axes[5].get_title().startswith("0")  # sample 0, the hardest
@@ -160,21 +169,21 @@ def test_easy_hard_grid_orders_by_loss():
 
 def test_loss_histograms_one_axis_per_teacher():
     losses = {"self": np.random.default_rng(0).exponential(size=100), "tiny_cnn": np.zeros(100)}
-    fig = plots.loss_histograms(losses)
+    fig = figures.loss_histograms(losses)
     assert len(fig.axes) == 2
 
 
 def test_learning_curves_one_line_per_run():
     rows = _repetition_rows()
     rows = rows[(rows["branch"] == 1) & (rows["repetition"] == 0)]
-    fig = plots.learning_curves(rows)
+    fig = figures.learning_curves(rows)
     (ax,) = fig.axes
     assert len(ax.get_lines()) == 4
     assert list(ax.get_lines()[0].get_ydata()) == [50, 70, 80]
 
 
 def test_paired_repetitions_one_axis_per_case_one_line_per_repetition():
-    fig = plots.paired_repetitions(_repetition_rows(n_reps=3))
+    fig = figures.paired_repetitions(figure_data.repetition_accuracies(_repetition_rows(n_reps=3)))
     assert len(fig.axes) == 2
     assert all(len(ax.get_lines()) == 3 for ax in fig.axes)
 
@@ -186,7 +195,7 @@ def test_paired_repetitions_long_method_labels_do_not_overlap():
     rows["method"] = rows["method"].map(
         dict(zip(("vanilla", "curriculum", "anti", "random"), groups, strict=True))
     )
-    fig = plots.paired_repetitions(rows, methods=groups)
+    fig = figures.paired_repetitions(figure_data.repetition_accuracies(rows, methods=groups))
     fig.canvas.draw()
     for ax in fig.axes:
         boxes = [label.get_window_extent() for label in ax.get_xticklabels()]
@@ -196,7 +205,7 @@ def test_paired_repetitions_long_method_labels_do_not_overlap():
 
 def test_timing_summary_sums_stages_and_takes_the_cold_preparation():
     rows = _repetition_rows(n_reps=2)
-    summary = plots.timing_summary(rows)
+    summary = provenance.timing_summary(rows)
     assert summary.loc["repetition", "count"] == 16
     assert summary.loc["repetition", "seconds"] == pytest.approx(32.0)
     assert summary.loc["networks", "seconds"] == pytest.approx(3.1)  # max per case, summed
@@ -205,19 +214,19 @@ def test_timing_summary_sums_stages_and_takes_the_cold_preparation():
 
 
 def test_profile_table_has_one_column_per_profile_and_counts_runs():
-    table = plots.profile_table(PROFILES)
+    table = provenance.profile_table(PROFILES)
     assert list(table.columns) == ["smoke", "book", "paper"]
     assert table.loc["training images", "smoke"] == "all"
     assert table.loc["branch runs in all", "smoke"] == 16 * 2  # 16 runs per case, 2 cases
 
 
 def test_paper_accuracy_reads_table_i_in_percent():
-    assert plots.paper_accuracy("mobilenet", "cifar10") == pytest.approx(94.28)
-    assert plots.paper_accuracy("mobilenet", "cifar100") == pytest.approx(76.91)
+    assert provenance.paper_accuracy("mobilenet", "cifar10") == pytest.approx(94.28)
+    assert provenance.paper_accuracy("mobilenet", "cifar100") == pytest.approx(76.91)
 
 
 def test_paper_accuracy_is_nan_for_a_network_not_in_the_paper():
-    assert np.isnan(plots.paper_accuracy("tiny_cnn"))
+    assert np.isnan(provenance.paper_accuracy("tiny_cnn"))
 
 
 def test_search_heatmap_stars_only_the_best_setting():
@@ -228,14 +237,14 @@ def test_search_heatmap_stars_only_the_best_setting():
             "accuracy": [0.5, 0.625, 0.875, 0.25],
         }
     )
-    fig = plots.search_heatmap(runs, "optimizer", "learning_rate")
+    fig = figures.search_heatmap(figure_data.search_grid(runs, "optimizer", "learning_rate"))
     texts = sorted(text.get_text() for text in fig.axes[0].texts)
     assert texts == ["25.0", "50.0", "62.5", "87.5 ★"]
 
 
 def test_verdict_sentence_reads_a_consistent_gain_as_distinguishable_with_its_interval():
     row = table_iv(_repetition_rows()).iloc[0]
-    sentence = plots.verdict_sentence(row)
+    sentence = readings.verdict_sentence(row)
     assert sentence.startswith(
         "**tiny_cnn / digits / branch 1**: Curriculum (primary) minus vanilla is +1.00 points: "
         "distinguishable from noise at the 0.05 level (p < 0.001; 95 % interval "
@@ -245,7 +254,7 @@ def test_verdict_sentence_reads_a_consistent_gain_as_distinguishable_with_its_in
 
 def test_verdict_sentence_words_a_non_significant_primary_with_its_interval_not_as_no_effect():
     row = table_iv(_noisy_rows()).iloc[0]
-    sentence = plots.verdict_sentence(row)
+    sentence = readings.verdict_sentence(row)
     primary = sentence.split(". ")[0]
     assert "Curriculum (primary)" in primary and "not distinguishable with 3 repetitions" in primary
     assert f"the interval is {interval_text(row['Curriculum low'], row['Curriculum high'])}" in primary
@@ -253,14 +262,14 @@ def test_verdict_sentence_words_a_non_significant_primary_with_its_interval_not_
 
 
 def test_verdict_sentence_marks_the_secondary_p_values_holm_corrected():
-    sentence = plots.verdict_sentence(table_iv(_noisy_rows()).iloc[0])
+    sentence = readings.verdict_sentence(table_iv(_noisy_rows()).iloc[0])
     random = sentence[sentence.index("Random curriculum (secondary)") :]
     assert "distinguishable from noise at the 0.05 level (Holm-corrected p" in random
 
 
 def test_verdict_sentence_with_two_repetitions_still_gives_the_interval():
     row = table_iv(_repetition_rows(n_reps=2)).iloc[0]
-    sentence = plots.verdict_sentence(row)
+    sentence = readings.verdict_sentence(row)
     interval = interval_text(row["Curriculum low"], row["Curriculum high"])
     assert (
         f"with 2 repetitions a paired test cannot be read (at least 3 are needed); the interval is {interval}"
@@ -271,20 +280,20 @@ def test_verdict_sentence_with_two_repetitions_still_gives_the_interval():
 def test_verdict_sentence_when_vanilla_is_best_still_reads_curriculum_first():
     rows = _repetition_rows()
     rows.loc[rows["method"] == "vanilla", "accuracy"] += 0.1
-    sentence = plots.verdict_sentence(table_iv(rows).iloc[0])
+    sentence = readings.verdict_sentence(table_iv(rows).iloc[0])
     assert sentence.startswith("**tiny_cnn / digits / branch 1**: Curriculum (primary) minus vanilla is -")
 
 
 def test_closest_paper_rows_falls_back_to_mobilenet_on_cifar10():
     paper = paper_table_iv()
-    rows, why = plots.closest_paper_rows(paper, paper.iloc[:0])  # no case the paper has
+    rows, why = closest_paper_rows(paper, paper.iloc[:0])  # no case the paper has
     assert set(rows["backbone"]) == {"mobilenet"} and set(rows["dataset"]) == {"cifar10"}
     assert len(rows) == 2 and "closest" in why
 
 
 def test_closest_paper_rows_are_our_cases_when_the_paper_has_them():
     paper = paper_table_iv()
-    rows, why = plots.closest_paper_rows(paper, paper.iloc[[5]])
+    rows, why = closest_paper_rows(paper, paper.iloc[[5]])
     assert rows[["backbone", "dataset", "branch"]].values.tolist() == [
         paper.iloc[5][["backbone", "dataset", "branch"]].tolist()
     ]
@@ -292,17 +301,52 @@ def test_closest_paper_rows_are_our_cases_when_the_paper_has_them():
 
 
 def test_styled_table_iv_folds_p_values_and_choices_into_cells():
-    html = plots.style_table_iv(table_iv(_repetition_rows())).to_html()
+    html = style_table_iv(table_iv(_repetition_rows())).to_html()
     assert "Choices" in html and "Opt" not in html and "Curriculum p" not in html
     assert "<small>p " in html
 
 
 def test_machine_table_names_this_machine():
-    table = plots.machine_table("results.csv")
+    table = provenance.machine_table("results.csv")
     assert table.loc["CPU cores visible", "value"] == os.cpu_count()
     assert table.loc["results file", "value"] == "results.csv"
 
 
 def test_styled_table_iv_puts_each_interval_on_a_line_of_its_own():
-    html = plots.style_table_iv(table_iv(_repetition_rows())).to_html()
+    html = style_table_iv(table_iv(_repetition_rows())).to_html()
     assert "<small>Δ +" in html and "<br>[" in html and " [" not in html.split("Δ", 1)[1].split("</small>")[0]
+
+
+def test_a_search_grid_names_its_axes_after_the_settings_the_heatmap_labels():
+    runs = pd.DataFrame({"optimizer": ["sgd", "adam"], "learning_rate": [0.1, 0.1], "accuracy": [0.5, 0.75]})
+    ax = figures.search_heatmap(figure_data.search_grid(runs, "optimizer", "learning_rate")).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("learning_rate", "optimizer")
+
+
+def test_exit_shares_are_percent_of_each_methods_samples():
+    counts = pd.DataFrame({"branch 1": [1, 3], "final": [3, 1]}, index=["vanilla", "curriculum"])
+    shares = figure_data.exit_shares(counts)
+    assert shares.loc["vanilla"].tolist() == [25.0, 75.0] and shares.loc["curriculum", "branch 1"] == 75.0
+
+
+def test_cost_bands_give_the_mean_and_range_over_repetitions_at_each_cost():
+    on_grid = pd.DataFrame(
+        {"method": "vanilla", "repetition": [0, 1, 0, 1], "cost": [0.5, 0.5, 1.0, 1.0],
+         "accuracy": [0.6, 0.8, 0.9, 0.9]}
+    )  # fmt: skip
+    band = figure_data.cost_bands(on_grid).loc["vanilla"]
+    assert band.loc[0.5].tolist() == pytest.approx([0.7, 0.6, 0.8]) and band.loc[1.0, "max"] == 0.9
+
+
+def test_accuracy_cost_curves_draw_one_line_per_method_in_percent():
+    on_grid = pd.DataFrame({"method": ["vanilla", "vanilla"], "repetition": 0, "cost": [0.5, 1.0],
+                            "accuracy": [0.6, 0.9]})  # fmt: skip
+    points = pd.DataFrame({"method": ["vanilla"], "cost": [1.0], "accuracy": [0.9]})
+    ax = figures.accuracy_cost_curves(figure_data.cost_bands(on_grid), points, (0.9, 0.85))
+    (line,) = ax.get_lines()
+    assert line.get_ydata().tolist() == pytest.approx([60.0, 90.0])
+
+
+def test_the_easiest_come_first_then_the_hardest_and_equal_losses_keep_their_order():
+    picks = figure_data.easiest_and_hardest([0.3, 0.1, 0.2, 0.1], 2)
+    assert picks.tolist() == [1, 3, 0, 2]

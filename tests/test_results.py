@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 
 from mecl_utils.protocol.results import ResultsStore, default_results_path
-from mecl_utils.report.statistics import holm, paired_difference
 from mecl_utils.report.table_iv import paper_table_iv, table_iv
+from mecl_utils.statistics import holm, paired_difference
 
 
 def test_store_appends_and_reloads(tmp_path):

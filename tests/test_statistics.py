@@ -5,13 +5,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mecl_utils.report.statistics import (
+from mecl_utils.statistics import (
+    PairedDifference,
+    chance_caveat,
     compare_with_baseline,
     difference_reading,
     holm,
     interval_text,
     paired_difference,
     passes,
+    readable,
     reading,
     welch_difference,
 )
@@ -123,3 +126,26 @@ def test_a_difference_reading_with_too_few_repetitions_still_gives_the_interval(
     text = difference_reading(d)
     assert text.startswith("+2.00 points, with 2 repetitions a paired test cannot be read")
     assert text.endswith(f"the interval is {interval_text(2 - half, 2 + half)}")
+
+
+def test_a_paired_difference_is_read_back_from_the_columns_a_table_row_names():
+    row = pd.Series(
+        {"Anti difference": 1.5, "Anti low": 0.5, "Anti high": 2.5, "Anti pairs": 4, "Anti p": 0.02}
+    )
+    d = PairedDifference.from_row(row, "Anti {}")
+    assert (d.n, d.mean, d.low, d.high, d.p) == (4, 1.5, 0.5, 2.5, 0.02) and math.isnan(d.sd)
+
+
+def test_a_row_without_a_pairs_column_counts_its_repetitions_and_may_name_its_mean():
+    row = pd.Series({"final vs plain": -1.0, "final vs plain low": -2.0, "final vs plain high": 0.0,
+                     "final vs plain p": 0.1, "repetitions": 3})  # fmt: skip
+    d = PairedDifference.from_row(row, "final vs plain {}", "final vs plain")
+    assert (d.n, d.mean) == (3, -1.0)
+
+
+def test_a_test_is_read_only_with_enough_pairs_and_a_p_value():
+    assert readable(0.5, 3) and not readable(0.01, 2) and not readable(np.nan, 5)
+
+
+def test_the_chance_caveat_counts_the_passes_expected_by_chance():
+    assert "about 0.5 times by chance alone" in chance_caveat(10, 2, 0.05)

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from mecl_utils.report import strategy_comparisons
-from mecl_utils.report.statistics import holm
+from mecl_utils.statistics import holm
 
 
 def test_the_strategy_table_reads_strategy_by_strategy_vanilla_first_whatever_order_runs_finished():

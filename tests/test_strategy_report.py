@@ -1,13 +1,15 @@
-"""The strategies chapter's readings (mecl_utils.report.strategy_tables) on tables built from literal runs."""
+"""The strategies chapter's tables and readings (mecl_utils.report.distillation_tables, strategy_tables,
+open_questions) on tables built from literal runs."""
 
 import math
 
 import pandas as pd
 from scipy import stats
 
-from mecl_utils.report import statistics, strategy_tables
-from mecl_utils.report.statistics import interval_text
+from mecl_utils import statistics
+from mecl_utils.report import distillation_tables, open_questions, strategy_tables
 from mecl_utils.report.strategy_comparisons import distillation_table, strategy_table
+from mecl_utils.statistics import interval_text
 
 
 def _interval(differences: list[float]) -> str:
@@ -101,7 +103,7 @@ def _distilled(curriculum_shift: tuple[float, ...] = (0.0, 0.0)) -> pd.DataFrame
 
 
 def test_each_distillation_difference_reads_with_its_interval():
-    case = strategy_tables.distillation_reading(_distilled((0.0,)), alpha=0.05).split("\n\n")[0]
+    case = distillation_tables.distillation_reading(_distilled((0.0,)), alpha=0.05).split("\n\n")[0]
     assert case.startswith(
         "**mobilenet / cifar10 / branch 1**: distilled minus plain vanilla branches, -1.00 points, not "
         "distinguishable with 3 repetitions (Holm-corrected p = "
@@ -112,12 +114,13 @@ def test_each_distillation_difference_reads_with_its_interval():
 
 
 def test_the_distillation_reading_names_its_families():
-    reading = strategy_tables.distillation_reading(_distilled(), alpha=0.05)
+    reading = distillation_tables.distillation_reading(_distilled(), alpha=0.05)
     assert "Distillation's p-values are Holm-corrected across the table's 2 cases" in reading
 
 
 def test_a_passing_distillation_test_comes_with_what_chance_alone_would_give():
-    reading = strategy_tables.distillation_reading(_distilled((1.0, 0.0)), alpha=0.05)  # 2, 3, 2: p < 0.05
+    # Differences 2, 3, 2: p < 0.05.
+    reading = distillation_tables.distillation_reading(_distilled((1.0, 0.0)), alpha=0.05)
     assert (
         "Curriculum minus vanilla among distilled branches, +2.33 points, distinguishable from noise"
         in reading
@@ -127,19 +130,19 @@ def test_a_passing_distillation_test_comes_with_what_chance_alone_would_give():
 
 
 def test_no_distillation_caveat_where_nothing_passes():
-    reading = strategy_tables.distillation_reading(_distilled(), alpha=0.05)
+    reading = distillation_tables.distillation_reading(_distilled(), alpha=0.05)
     assert "by chance alone" not in reading
 
 
 def test_the_distillation_question_gives_every_cases_interval_and_what_remains_possible():
-    first = strategy_tables.open_questions_reading(_distilled(), _strategies(), alpha=0.05).split("\n\n")[0]
+    first = open_questions.open_questions_reading(_distilled(), _strategies(), alpha=0.05).split("\n\n")[0]
     assert "In 2 of 2 cases" in first and "in 0 the gain is distinguishable from noise" in first
     assert f"mobilenet / cifar10 / branch 1 {_interval([1, 3, 2]).replace('[', '+2.00 [')}" in first
     assert "These runs do not show that it does: their intervals together span" in first
 
 
 def test_the_strategy_question_weighs_its_tests_after_holm_and_gives_the_trade_offs_interval():
-    second = strategy_tables.open_questions_reading(_distilled(), _strategies(), alpha=0.05).split("\n\n")[1]
+    second = open_questions.open_questions_reading(_distilled(), _strategies(), alpha=0.05).split("\n\n")[1]
     assert "Of the 3 comparisons" in second and "0 are distinguishable from noise" in second
     assert (
         "These runs show neither a gain nor a loss from curriculum: their intervals together span" in second
@@ -149,12 +152,12 @@ def test_the_strategy_question_weighs_its_tests_after_holm_and_gives_the_trade_o
 
 
 def test_a_single_test_is_not_counted_as_one_of_one():
-    caveat = strategy_tables.chance_caveat(1, 1, 0.05)
+    caveat = statistics.chance_caveat(1, 1, 0.05)
     assert "of these 1" not in caveat and "probability 0.05" in caveat
 
 
 def test_the_distillation_table_shows_each_difference_with_its_interval():
-    row = strategy_tables.format_distillation_table(_distilled()).iloc[0]
+    row = distillation_tables.format_distillation_table(_distilled()).iloc[0]
     interval = _interval([1, 3, 2]).removesuffix(" points")
     p = stats.ttest_1samp([1, 3, 2], 0).pvalue
     assert row["curriculum, distilled"] == f"+2.00 {interval}, p {p:.3f}"
@@ -174,7 +177,7 @@ def test_the_strategy_table_shows_curriculums_difference_beside_its_accuracy():
 
 
 def test_the_strategy_question_reads_no_test_with_too_few_repetitions():
-    second = strategy_tables.open_questions_reading(_distilled(), _strategies(repetitions=2), alpha=0.05)
+    second = open_questions.open_questions_reading(_distilled(), _strategies(repetitions=2), alpha=0.05)
     second = second.split("\n\n")[1]
     assert "none is read: with 2 repetitions a paired test cannot be (at least 3 are needed)" in second
     assert "With 2 repetitions no test of it is read, so these runs neither show the trade-off" in second
@@ -182,9 +185,9 @@ def test_the_strategy_question_reads_no_test_with_too_few_repetitions():
 
 def test_the_distillation_table_for_a_page_puts_each_std_under_its_mean_and_shows_no_index():
     table = _distilled((0.01, 0.2)).assign(
-        **{f"{group} std": 0.5 for group in strategy_tables.DISTILLATION_GROUPS}
+        **{f"{group} std": 0.5 for group in distillation_tables.DISTILLATION_GROUPS}
     )
-    page = strategy_tables.style_distillation_table(table).to_html()
+    page = distillation_tables.style_distillation_table(table).to_html()
     assert "60.00<br><small>±&nbsp;0.50</small>" in page
     assert "mobilenet<br><small>cifar10&nbsp;·&nbsp;branch&nbsp;2<br>3&nbsp;repetitions</small>" in page
     assert 'class="row_heading' not in page  # no 0, 1 in front of the rows

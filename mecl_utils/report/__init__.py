@@ -1,1 +1,1 @@
-"""Reading the results: statistics, Table IV, figures and tables, and the sentences the chapters print."""
+"""Reading the results: Table IV, the figures and tables, and the sentences the chapters print."""

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mecl_utils.protocol.results import require_one_configuration
-from mecl_utils.report.statistics import PairedDifference, holm, paired_difference
+from mecl_utils.statistics import PairedDifference, holm, paired_difference
 from mecl_utils.strategies.network_runs import NETWORK_STRATEGIES, STRATEGY_METHODS
 
 __all__ = ["distillation_table", "strategy_table"]

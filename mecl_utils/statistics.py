@@ -4,7 +4,9 @@ Bakhtiarnia, Zhang & Iosifidis (2021, Sec. IV) give the four training methods of
 branch initialisations, so a method is compared with vanilla through the per-repetition differences
 (method − vanilla): their mean, a 95 % t confidence interval, and a paired t-test. The paper reports
 mean ± std and no test; this module is what every reading of the book (Table IV, the early-exit AUCs, the
-strategy tables, the verdict sentences) uses instead of a test of its own.
+strategy tables, the verdict sentences) uses instead of a test of its own. It depends on nothing else of
+the package, so the layers that compute the comparisons (``strategies.network_runs``, ``exits.accuracy_cost``)
+and those that read them (``report``) import the same rule.
 
 The comparisons are fixed before any result is seen (``PRIMARY``, ``SECONDARY``): curriculum against
 vanilla is the primary one and is read at ``ALPHA`` as it is; anti-curriculum and random curriculum against
@@ -12,7 +14,8 @@ vanilla are secondary and their p-values are Holm-corrected across the secondary
 comparison is chosen after looking at the means. A test passes (``passes``) when it has at least
 ``MIN_REPETITIONS`` pairs and its (corrected) p-value is below ``ALPHA``; a test that does not pass says the
 difference is *not distinguishable* with that many repetitions, and its interval says which differences
-remain possible (``reading``). It never says there is no difference.
+remain possible (``reading``). It never says there is no difference. Where several uncorrected tests are
+read side by side, ``chance_caveat`` says how many would pass by chance alone.
 
 Where only published means and standard deviations exist (the paper's own table), no pairing is possible:
 ``welch_difference`` gives the unpaired (Welch) difference, its interval and p-value from those summaries.
@@ -34,12 +37,14 @@ __all__ = [
     "PRIMARY",
     "SECONDARY",
     "PairedDifference",
+    "chance_caveat",
     "compare_with_baseline",
     "difference_reading",
     "holm",
     "interval_text",
     "paired_difference",
     "passes",
+    "readable",
     "reading",
     "welch_difference",
 ]
@@ -62,6 +67,24 @@ class PairedDifference:
     low: float  # the CONFIDENCE t interval of the mean difference (NaN below two pairs)
     high: float
     p: float  # two-sided paired t-test (NaN below two pairs, or when the differences do not vary)
+
+    @classmethod
+    def from_row(cls, row: pd.Series, template: str, mean: str | None = None) -> PairedDifference:
+        """The paired difference a table row holds in the columns ``template`` names.
+
+        ``template.format(field)`` names each column: 'Curriculum {}' reads 'Curriculum difference',
+        'Curriculum low', 'Curriculum high', 'Curriculum pairs' and 'Curriculum p'; ``mean`` names the mean's
+        column where it is not ``template.format('difference')``. Without a pairs column the row's
+        ``repetitions`` count the pairs. Tables keep no SD of the differences: ``sd`` is NaN.
+        """
+        return cls(
+            n=int(row.get(template.format("pairs"), row.get("repetitions"))),
+            mean=float(row[mean or template.format("difference")]),
+            sd=math.nan,
+            low=float(row[template.format("low")]),
+            high=float(row[template.format("high")]),
+            p=float(row[template.format("p")]),
+        )
 
 
 def paired_difference(
@@ -97,9 +120,29 @@ def holm(p_values) -> np.ndarray:
     return adjusted
 
 
+def readable(p: float, n: int) -> bool:
+    """Whether the rule reads a test at all: at least ``MIN_REPETITIONS`` pairs and a p-value."""
+    return n >= MIN_REPETITIONS and not pd.isna(p)
+
+
 def passes(p: float, n: int, alpha: float = ALPHA) -> bool:
     """The book's significance rule: at least ``MIN_REPETITIONS`` pairs and a p-value below ``alpha``."""
-    return n >= MIN_REPETITIONS and not pd.isna(p) and p < alpha
+    return readable(p, n) and p < alpha
+
+
+def chance_caveat(tests: int, passed: int, alpha: float) -> str:
+    """What ``passed`` of ``tests`` paired tests below ``alpha`` are worth when nothing is there at all."""
+    if tests == 1:
+        return (
+            f"This one test falls below {alpha:g}; with no effect at all it would do so with probability "
+            f"{alpha:g}. Read it as a lead to re-test with more repetitions, not as a finding."
+        )
+    verb = "falls" if passed == 1 else "fall"
+    return (
+        f"{passed} of these {tests} tests {verb} below {alpha:g}; with no effect anywhere, {tests} tests at "
+        f"that level would do so about {tests * alpha:.1f} times by chance alone. Read them as leads to "
+        "re-test with more repetitions, not as findings."
+    )
 
 
 def compare_with_baseline(

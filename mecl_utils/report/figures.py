@@ -1,0 +1,205 @@
+"""The book's figures: they draw what they are handed and compute nothing.
+
+Each draws, at the scale of the chosen profile, a figure of Bakhtiarnia, Zhang & Iosifidis (2021) or what
+lies behind one:
+
+- ``image_grid``, ``easy_hard_grid``: Fig. 3 and Fig. 4, the easiest and hardest training images by a
+  teacher's loss, with their ground-truth labels;
+- ``loss_histograms``: the distribution of those teacher losses (not in the paper);
+- ``learning_curves``: validation accuracy per epoch of the four training methods (the paper reports final
+  accuracies only);
+- ``search_heatmap``: the hyper-parameter-split accuracy of a search, one cell per setting, the chosen one
+  starred;
+- ``paired_repetitions``: the per-repetition test accuracies behind a Table IV mean ± std, one line per
+  repetition, since the four methods of a repetition share their initial weights;
+- ``accuracy_cost_curves``, ``exit_histogram``: a multi-exit network's accuracy against cost, and where its
+  test samples leave.
+
+The numbers a figure draws from results (a search's grid, each case's accuracies per repetition, the band of
+accuracy-cost curves, the share of samples per exit) come from ``figure_data``. Functions return a
+``matplotlib`` figure or axes; the notebooks call ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from mecl_utils.curriculum.sorting import METHODS
+from mecl_utils.protocol.results import METHOD_COLUMNS
+
+__all__ = [
+    "METHOD_COLORS",
+    "accuracy_cost_curves",
+    "easy_hard_grid",
+    "exit_histogram",
+    "image_grid",
+    "learning_curves",
+    "loss_histograms",
+    "paired_repetitions",
+    "search_heatmap",
+]
+
+METHOD_COLORS = {"vanilla": "C7", "curriculum": "C0", "anti": "C3", "random": "C2"}
+
+
+def image_grid(images, labels, *, titles=None, ncols: int = 8, size: float = 1.2, suptitle: str = ""):
+    """Images in a grid, each titled with its label (or ``titles``); unused cells stay blank."""
+    images = np.asarray(images)
+    nrows = max(1, math.ceil(len(images) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.5)), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if index >= len(images):
+            continue
+        image = images[index]
+        if image.ndim == 3 and image.shape[-1] == 1:
+            ax.imshow(image[..., 0], cmap="gray_r", vmin=0, vmax=255)
+        else:
+            ax.imshow(image)
+        ax.set_title(str(titles[index] if titles is not None else labels[index]), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def easy_hard_grid(images, labels, losses, *, class_names=None, title: str = ""):
+    """Fig. 3/4 in one figure: the first half of ``images`` on top (the easiest, from
+    ``figure_data.easiest_and_hardest``), the second half below (the hardest).
+
+    Titles give the ground-truth label (not the teacher's prediction) and the teacher's loss.
+    """
+    n = len(images) // 2
+    names = [str(class_names[y]) if class_names is not None else str(y) for y in labels]
+    titles = [f"{name}\n{abs(loss):.2g}" for name, loss in zip(names, losses, strict=True)]
+    fig = image_grid(images, names, titles=titles, ncols=n, suptitle=title)
+    for ax, text in ((fig.axes[0], "easiest"), (fig.axes[n], "hardest")):
+        ax.text(-0.3, 0.5, text, rotation=90, va="center", ha="right", transform=ax.transAxes)
+    return fig
+
+
+def loss_histograms(losses: dict, *, bins: int = 40, floor: float = 1e-6):
+    """One histogram per teacher of its per-sample losses, on a log axis (losses span many decades)."""
+    fig, axes = plt.subplots(1, len(losses), figsize=(4 * len(losses), 3), squeeze=False, sharey=True)
+    for ax, (name, values) in zip(axes.flat, losses.items(), strict=True):
+        values = np.clip(np.asarray(values, dtype=float), floor, None)
+        edges = np.logspace(np.log10(floor), np.log10(max(values.max(), floor * 10)), bins + 1)
+        ax.hist(values, bins=edges, color="C0")
+        ax.axvline(np.median(values), color="C3", linestyle="--", label="median")
+        ax.set(xscale="log", xlabel="teacher loss (cross-entropy)", title=f"teacher: {name}")
+        ax.legend()
+    axes.flat[0].set_ylabel("training images")
+    fig.tight_layout()
+    return fig
+
+
+def _curve(value) -> list[float]:
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
+def learning_curves(rows: pd.DataFrame, *, column: str = "val_accuracy", label: str = "method", ax=None):
+    """Per-epoch curves of ``column`` (a JSON list in the results store), one line per row.
+
+    Accuracies are drawn in %; any other column (e.g. ``train_loss``) as stored.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    scale = 100 if "accuracy" in column else 1
+    for _, row in rows.iterrows():
+        values = np.asarray(_curve(row[column])) * scale
+        name = str(row[label])
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=name, color=METHOD_COLORS.get(name))
+    ylabel = column.replace("_", " ") + (" (%)" if scale == 100 else "")
+    ylabel = ylabel.replace("val ", "validation ").replace("train ", "training ")
+    ax.set(xlabel="epoch", ylabel=ylabel)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend()
+    return ax.figure
+
+
+def search_heatmap(grid: pd.DataFrame, title: str = ""):
+    """A search's hyper-parameter-split accuracy (%) over two of its settings (``figure_data.search_grid``,
+    e.g. optimizer × learning rate); the best cell, the one the search keeps, is starred."""
+    values = grid.to_numpy()
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 0.9 + 0.6 * grid.shape[0]))
+    image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    best = np.unravel_index(np.nanargmax(values), grid.shape)
+    for (i, j), value in np.ndenumerate(values):
+        text = f"{value:.1f}" + (" ★" if (i, j) == best else "")
+        ax.text(j, i, text, ha="center", va="center", color="white" if value < 60 else "black")
+    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
+    ax.set(xlabel=grid.columns.name, ylabel=grid.index.name, title=title)
+    fig.colorbar(image, ax=ax, label="hparam-split accuracy (%)")
+    return fig
+
+
+def paired_repetitions(accuracies: Mapping[tuple, pd.DataFrame]):
+    """Test accuracy per method, one grey line per repetition (shared initial weights), their mean as a bar,
+    one axis per case (``figure_data.repetition_accuracies``: (backbone, dataset, branch) -> repetitions ×
+    methods, in %)."""
+    fig, axes = plt.subplots(1, len(accuracies), figsize=(4.5 * len(accuracies), 3.5), squeeze=False)
+    for ax, ((backbone, dataset, branch), table) in zip(axes.flat, accuracies.items(), strict=True):
+        x = np.arange(len(table.columns))
+        for _, accuracy in table.iterrows():
+            ax.plot(x, accuracy.to_numpy(), color="grey", alpha=0.6, marker="o")
+        colors = [METHOD_COLORS.get(m.split()[-1], "k") for m in table]  # "distilled vanilla": vanilla's
+        ax.scatter(x, table.mean(), color=colors, s=160, marker="_", linewidths=3, zorder=3)  # means
+        names = [METHOD_COLUMNS.get(m, m) for m in table.columns]
+        ax.set_xticks(x, [name.replace(" ", "\n") for name in names])  # "distilled\ncurriculum": side by side
+        ax.set(title=f"{backbone} / {dataset} / branch {branch}", ylabel="test accuracy (%)")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_cost_curves(
+    bands: pd.DataFrame,
+    exit_points: pd.DataFrame,
+    classifier: tuple[float, float],
+    oracle: pd.DataFrame | None = None,
+    ax=None,
+):
+    """Test accuracy against mean cost per method: the mean over repetitions with a min-max band
+    (``figure_data.cost_bands``), each exit's own accuracy as a point (``exit_points``: method, cost,
+    accuracy), the plain classifier, and the oracle's mean (``figure_data.oracle_means``) as a hollow
+    marker."""
+    ax = ax or plt.subplots(figsize=(7.5, 4.2))[1]
+    for method in METHODS:
+        if method not in bands.index.get_level_values("method"):
+            continue
+        band = bands.loc[method]
+        color = METHOD_COLORS[method]
+        ax.plot(band.index, 100 * band["mean"], color=color, label=method)
+        ax.fill_between(band.index, 100 * band["min"], 100 * band["max"], color=color, alpha=0.15)
+        points = exit_points[exit_points["method"] == method]
+        ax.scatter(points["cost"], 100 * points["accuracy"], color=color, s=25, zorder=3)
+        if oracle is not None and method in oracle.index:
+            best = oracle.loc[method]
+            ax.scatter([best["cost"]], [100 * best["accuracy"]], facecolors="none", edgecolors=color, s=70)
+    ax.scatter(
+        [classifier[0]],
+        [100 * classifier[1]],
+        marker="*",
+        s=160,
+        color="k",
+        label="classifier alone",
+        zorder=4,
+    )
+    ax.set(xlabel="mean cost (fraction of the full multi-exit network's MACs)", ylabel="test accuracy (%)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def exit_histogram(shares: pd.DataFrame, ax=None):
+    """Share of test samples leaving at each exit (``figure_data.exit_shares``: one row per method, one
+    column per exit, in %)."""
+    ax = ax or plt.subplots(figsize=(6.5, 3))[1]
+    shares.T.plot.bar(ax=ax, rot=0, color=[METHOD_COLORS.get(m) for m in shares.index])
+    ax.set(xlabel="exit", ylabel="test samples (%)")
+    return ax
