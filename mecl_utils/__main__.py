@@ -28,9 +28,10 @@ from mecl_utils import quiet
 from mecl_utils.cache import cache_dir
 from mecl_utils.curriculum.sorting import METHODS
 from mecl_utils.networks.data import DataNotFoundError
-from mecl_utils.protocol.experiments import Case, cases, stale_rows
 from mecl_utils.protocol.profiles import FEATURE_MODES, PROFILES, get_profile
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import Case, cases
+from mecl_utils.protocol.stages import stale_rows
 from mecl_utils.report.table_iv import table_iv
 
 

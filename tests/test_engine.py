@@ -8,8 +8,10 @@ import os
 
 import pytest
 
-from mecl_utils.protocol.experiments import RunSpec, run_case, train_run
+from mecl_utils.protocol.branch_runs import train_run
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import RunSpec
+from mecl_utils.protocol.stages import run_case
 from mecl_utils.run.engine import Engine, default_workers
 from tests.test_experiments import CASE, _data, _profile
 

@@ -5,9 +5,10 @@ import collections
 import pytest
 from test_experiments import _data, _profile
 
-from mecl_utils.protocol import experiments
-from mecl_utils.protocol.experiments import Case, run_case
+from mecl_utils.protocol.branch_runs import execute
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import Case
+from mecl_utils.protocol.stages import run_case
 from mecl_utils.run.grid import held_bytes, run_cases
 
 PROFILE = _profile().replace(repetitions=1)
@@ -30,7 +31,7 @@ class RecordingEngine:
     def finished_runs(self):
         while self._pending:
             spec, profile, data = self._pending.popleft()
-            yield spec, experiments.execute(spec, profile, data)
+            yield spec, execute(spec, profile, data)
 
 
 def _accuracies(store):

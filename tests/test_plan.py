@@ -7,11 +7,11 @@ import pandas as pd
 
 from mecl_utils.__main__ import main
 from mecl_utils.networks.backbones import build_tiny_cnn
-from mecl_utils.protocol.experiments import planned_runs
 from mecl_utils.protocol.feature_modes import Budget
 from mecl_utils.protocol.features import extract_features
 from mecl_utils.protocol.plan import grid_plan, plan_table, split_sizes
 from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.stages import planned_runs
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 
 SMOKE = get_profile("smoke")

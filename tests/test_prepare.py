@@ -8,8 +8,8 @@ import pytest
 
 from mecl_utils.cache import cache_key, cache_path
 from mecl_utils.protocol import features, teachers
-from mecl_utils.protocol.experiments import Case
 from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.runs import Case
 from mecl_utils.run import prepare
 from mecl_utils.run.engine import Engine
 from mecl_utils.run.prepare import network_roles, prepare_case, prepare_grid_networks, prepare_networks

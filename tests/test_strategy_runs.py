@@ -12,9 +12,9 @@ from test_experiments import CASE, _data, _profile
 
 from mecl_utils.curriculum.pacing import FULL, FixedExponential
 from mecl_utils.curriculum.sampler import curriculum_dataset
-from mecl_utils.protocol.experiments import case_stages, run_case
 from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.stages import case_stages, run_case
 from mecl_utils.protocol.teachers import build_network
 from mecl_utils.report.statistics import holm
 from mecl_utils.run.engine import Engine

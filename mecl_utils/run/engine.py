@@ -34,7 +34,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 
 from mecl_utils import quiet
-from mecl_utils.protocol.experiments import execute, keep_outputs, train_run
+from mecl_utils.protocol.branch_runs import execute, keep_outputs, train_run
 from mecl_utils.run import reaper
 
 __all__ = ["GPU_SHARE", "MAX_RETRIES", "Engine", "default_workers", "loopback_only"]

@@ -1,7 +1,7 @@
 """The grid as a graph: a case's three stages depend on each other, different cases do not.
 
 The protocol (Sec. III) runs, per case, the vanilla search, then the curriculum search with its choices,
-then the repetitions with the curriculum search's (``experiments.case_stages``). Run case after case, the
+then the repetitions with the curriculum search's (``stages.case_stages``). Run case after case, the
 workers idle at every stage's end while its last runs finish, and a cluster with more workers than a stage
 has runs is never full. :func:`run_cases` keeps several cases open on one engine instead: every open case
 has its current stage in flight; the moment a stage's last run is stored, that case's next stage starts;
@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mecl_utils.curriculum.sorting import METHODS
-from mecl_utils.protocol.experiments import Case, CaseData, RunSpec, case_stages
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import Case, CaseData, RunSpec
+from mecl_utils.protocol.stages import case_stages
 
 __all__ = ["CASES_IN_FLIGHT", "held_bytes", "run_cases"]
 

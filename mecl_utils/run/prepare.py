@@ -8,7 +8,7 @@ shards on disk, or computed by the cut backbone in every run). Everything heavy 
 comes from (``teachers``, ``features``, ``feature_modes``), so a second call is fast; within one process
 the loaded data set is reused for both branches of a backbone.
 
-``run_grid`` is the whole profile: every case prepared and its protocol (``experiments.case_stages``) run,
+``run_grid`` is the whole profile: every case prepared and its protocol (``stages.case_stages``) run,
 with the branch runs as parallel Ray tasks (``engine.Engine``) and cases side by side (``grid``), under one
 progress bar.
 """
@@ -28,7 +28,6 @@ from mecl_utils.curriculum.sorting import METHODS
 from mecl_utils.networks.backbones import get_layer
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Dataset, Splits, load_dataset, make_splits
-from mecl_utils.protocol.experiments import Case, CaseData, RunSpec, cases, planned_runs, stale_rows
 from mecl_utils.protocol.feature_modes import (
     Budget,
     cached_feature_shards,
@@ -41,6 +40,8 @@ from mecl_utils.protocol.feature_modes import identity as feature_identity
 from mecl_utils.protocol.features import SPLIT_NAMES, cached_features
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import Case, CaseData, RunSpec, cases
+from mecl_utils.protocol.stages import planned_runs, stale_rows
 from mecl_utils.protocol.teachers import (
     backbone_key,
     classifier_parts,

@@ -44,9 +44,10 @@ from mecl_utils.curriculum.pacing import Pacing, parameters, preset
 from mecl_utils.curriculum.sampler import CurriculumSampler, sampler_for_method
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Dataset, Splits
-from mecl_utils.protocol.experiments import OUTPUT_SPLITS, Case, CaseData, RunSpec, case_stages, run_specs
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore, require_one_configuration
+from mecl_utils.protocol.runs import OUTPUT_SPLITS, Case, CaseData, RunSpec
+from mecl_utils.protocol.stages import case_stages, run_specs
 from mecl_utils.protocol.teachers import (
     classifier_parts,
     losses_parts,
@@ -94,7 +95,7 @@ def distillation_specs(
     """The distilled runs of ``case``: every repetition × (vanilla, curriculum), with Table IV's choices.
 
     The choices (optimizer, learning rate, teacher, pacing) are those the case's own searches made today
-    (``experiments.case_stages``): read from the rows of exactly the search runs of this profile, code and
+    (``stages.case_stages``): read from the rows of exactly the search runs of this profile, code and
     data, by run_id, never from another row of the store (an older training version, another grid or
     profile). Both searches must be in ``store``: a ValueError says so.
     """
@@ -271,7 +272,7 @@ def _layers(run: NetworkRun, profile: Profile) -> list[str]:
 
 
 def network_identity(run: NetworkRun, profile: Profile, dataset: Dataset, splits: Splits) -> dict:
-    """Exactly what determines a network run's result (compare ``experiments.run_identity``)."""
+    """Exactly what determines a network run's result (compare ``runs.run_identity``)."""
     seeds = run.seeds(profile)
     curriculum = run.method == "curriculum"
     return {
@@ -391,7 +392,7 @@ def _outputs_path(run_id: str):
 
 
 def keep_network_outputs(run_id: str, outputs: dict[str, np.ndarray]) -> None:
-    """Cache a network run's outputs, replacing any kept there before (``experiments.keep_outputs``' rule).
+    """Cache a network run's outputs, replacing any kept there before (``branch_runs.keep_outputs``' rule).
 
     Outputs are written before their row, so a run stopped in between leaves outputs without a row; the run
     then trains again and its outputs replace those left behind, never the other way round.
