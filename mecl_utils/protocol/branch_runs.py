@@ -25,14 +25,7 @@ from mecl_utils.protocol.runs import OUTPUT_SPLITS, CaseData, RunSpec
 from mecl_utils.training.classifier_wise import TRAINING_VERSION, BranchRun, train_branch
 from mecl_utils.training.distillation import pack_targets
 
-__all__ = ["branch_outputs", "execute", "keep_outputs", "train_run"]
-
-
-def execute(spec: RunSpec, profile: Profile, data: CaseData, *, verbose: int = 0) -> dict:
-    """Train and evaluate one run; return its result row (without storing it), its outputs cached."""
-    row, probabilities = train_run(spec, profile, data, verbose=verbose)
-    keep_outputs(spec.run_id(profile, data), probabilities)
-    return row
+__all__ = ["branch_outputs", "keep_outputs", "train_run"]
 
 
 def keep_outputs(run_id: str, probabilities: dict[str, np.ndarray] | None) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mecl_utils.curriculum.sorting import METHODS
+from mecl_utils.protocol.branch_runs import keep_outputs, train_run
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import Case, CaseData, RunSpec
@@ -93,7 +94,7 @@ def run_cases(
                     missing.append(spec)
             if missing:
                 state.remaining = set(missing)
-                engine.start_runs(missing, profile, state.data)
+                engine.start_runs(train_run, missing, profile, state.data)
                 return True
         return False
 
@@ -108,9 +109,10 @@ def run_cases(
                 open_cases[case] = state
 
     open_more()
-    for spec, row in engine.finished_runs():
+    for spec, (row, probabilities) in engine.finished_runs():
         state = open_cases[spec.case]
         run_id = state.run_ids[spec]
+        keep_outputs(run_id, probabilities)  # by the driver, before the row (branch_runs.keep_outputs)
         store.append({"run_id": run_id, **row})
         if on_run is not None:
             on_run(spec, run_id, False)
