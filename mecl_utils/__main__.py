@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.verbose:
         os.environ[quiet.VERBOSE_VARIABLE] = "1"  # the workers show TensorFlow's start-up notices
     from mecl_utils.run.engine import Engine
-    from mecl_utils.run.prepare import run_grid  # imports TensorFlow: only for the run command
+    from mecl_utils.run.grid import run_grid  # imports TensorFlow: only for the run command
 
     # Each branch run builds a new model, so TensorFlow's retracing notice fires; it is expected here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -20,7 +20,7 @@ from mecl_utils.protocol.runs import cases
 from mecl_utils.protocol.stages import planned_runs
 from mecl_utils.report.table_iv import table_iv
 from mecl_utils.run.engine import Engine
-from mecl_utils.run.prepare import run_grid
+from mecl_utils.run.grid import run_grid
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.stages import case_stages, run_case
 from mecl_utils.protocol.teachers import build_network
 from mecl_utils.report.statistics import holm
+from mecl_utils.run.case_networks import load_splits
 from mecl_utils.run.engine import Engine
-from mecl_utils.run.prepare import load_splits
 from mecl_utils.strategies import network_runs
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 from mecl_utils.training.distillation import Distillation

@@ -50,14 +50,13 @@ from mecl_utils.protocol.runs import OUTPUT_SPLITS, Case, CaseData, RunSpec
 from mecl_utils.protocol.stages import case_stages, run_specs
 from mecl_utils.protocol.teachers import (
     classifier_parts,
-    losses_parts,
     network_batch_size,
-    teacher_losses,
+    network_keys,
     trained_backbone,
 )
 from mecl_utils.report.statistics import PairedDifference, holm, paired_difference
+from mecl_utils.run.case_networks import case_networks, load_splits
 from mecl_utils.run.engine import Engine
-from mecl_utils.run.prepare import load_splits, prepare_networks
 from mecl_utils.seeds import stream_seed
 from mecl_utils.strategies.whole_network import MultiExit, exit_accuracies, train_end_to_end, train_layer_wise
 from mecl_utils.training.distillation import Distillation, final_exit_logits
@@ -284,9 +283,9 @@ def network_identity(run: NetworkRun, profile: Profile, dataset: Dataset, splits
         ),
         "layers": _layers(run, profile),
         "split_index": {name: array_fingerprint(getattr(splits, name).index) for name in OUTPUT_SPLITS},
-        "teacher": cache_key(
-            losses_parts(profile, run.teacher, run.backbone, dataset, splits, profile.seed)
-        ) if curriculum else None,
+        "teacher": network_keys(
+            profile, run.teacher, run.backbone, dataset, splits, seed=profile.seed
+        ).losses_key if curriculum else None,
         "pacing": parameters(run.pacing) if curriculum else None,
         "sampler": {"class_balance": profile.class_balance if curriculum else None,
                     "vanilla_sampling": None if curriculum else profile.vanilla_sampling},
@@ -426,7 +425,7 @@ def run_network_strategies(
     """Every repetition × strategy × method of ``backbone`` on ``dataset_name``; finished runs are skipped.
 
     The curriculum runs order the training data by ``teacher``'s losses (trained and scored through
-    ``prepare.prepare_networks``) and pace it with ``pacing``. Runs train as Ray tasks on ``engine`` (default:
+    ``case_networks``) and pace it with ``pacing``. Runs train as Ray tasks on ``engine`` (default:
     an embedded instance) and the driver stores each row as it arrives. Returns the run_ids in grid order.
     """
     unknown = sorted(set(strategies) - set(NETWORK_STRATEGIES))
@@ -439,8 +438,7 @@ def run_network_strategies(
     dataset, splits = load_splits(profile, dataset_name, data_dir)
     with contextlib.ExitStack() as stack:
         engine = engine if engine is not None else stack.enter_context(Engine())
-        prepare_networks(profile, backbone, dataset, splits, seed=profile.seed, engine=engine)
-        losses = teacher_losses(profile, teacher, backbone, dataset, splits, seed=profile.seed)
+        losses = case_networks(profile, backbone, dataset, splits, engine=engine).teacher_losses[teacher]
         runs = [
             NetworkRun(backbone, dataset_name, strategy, method, repetition,
                        *((teacher, pacing) if method == "curriculum" else (None, None)))
