@@ -12,7 +12,7 @@ work into the stages of the method:
 - backbone fine-tune and teachers: the cache sidecars record when each trained network and each set of
   teacher losses started and how long it took; a stage is the union of its intervals, so nested work (a
   teacher trained while its losses are computed) is counted once. The two train side by side
-  (``prepare.prepare_networks``), so "networks" gives the wall time of both together;
+  (``case_networks.prepare_networks``), so "networks" gives the wall time of both together;
 - features: the same, for the cached branch-layer features;
 - branch grid, distilled branches, whole-network strategies: from the first run's start to the last run's
   end in the results file, per kind of run (runs overlap when they train in parallel workers);

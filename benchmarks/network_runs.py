@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from mecl_utils.protocol.profiles import get_profile
-from mecl_utils.run.prepare import load_splits
+from mecl_utils.run.case_networks import load_splits
 from mecl_utils.strategies.network_runs import (
     NETWORK_STRATEGIES,
     NetworkRun,

@@ -5,7 +5,7 @@ search runs, 8 curriculum search runs and 5 repetitions × 4 methods of 100 epoc
 case, on whatever device TensorFlow sees:
 - feature extraction: images/s of the backbone (native input size, random weights: the throughput does not
   depend on them) up to the branch layer, as ``features.extract_features`` computes them;
-- branch training: images/s of one vanilla run (``experiments.train_run``, the code the grid runs) on those
+- branch training: images/s of one vanilla run (``branch_runs.train_run``, the code the grid runs) on those
   features, over ``--epochs`` epochs of ``--images`` images;
 - peak GPU memory (TensorFlow's allocator), when there is a GPU;
 and prints the estimated wall time of the whole paper grid's branch runs on ``--gpus`` GPUs with
@@ -26,9 +26,11 @@ import numpy as np
 
 from mecl_utils.networks.backbones import build_classifier, network_spec
 from mecl_utils.networks.branches import branch_layer
-from mecl_utils.protocol.experiments import Case, CaseData, RunSpec, planned_runs, train_run
+from mecl_utils.protocol.branch_runs import train_run
 from mecl_utils.protocol.features import extract_features
 from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.runs import Case, CaseData, RunSpec
+from mecl_utils.protocol.stages import planned_runs
 from mecl_utils.run.engine import GPU_SHARE
 
 CIFAR_TRAIN, CIFAR_TEST = 50_000, 10_000

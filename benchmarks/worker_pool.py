@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from mecl_utils.protocol.experiments import Case, CaseData, RunSpec
 from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.runs import Case, CaseData, RunSpec
 from mecl_utils.run.engine import Engine, default_workers
 
 SHAPES = {1: (8, 8, 32), 2: (4, 4, 128)}  # the book profile's features at conv_dw_4_relu and conv_dw_7_relu

@@ -27,9 +27,10 @@ import pandas as pd
 from mecl_utils import quiet
 from mecl_utils.curriculum.sorting import METHODS
 from mecl_utils.networks.data import DataNotFoundError
-from mecl_utils.protocol.experiments import Case, cases, stale_rows
 from mecl_utils.protocol.profiles import FEATURE_MODES, PROFILES, get_profile
 from mecl_utils.protocol.results import ResultsStore, default_results_path
+from mecl_utils.protocol.runs import Case, cases
+from mecl_utils.protocol.stages import stale_rows
 from mecl_utils.report.table_iv import table_iv
 
 
@@ -158,7 +159,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.verbose:
         os.environ[quiet.VERBOSE_VARIABLE] = "1"  # the workers show TensorFlow's start-up notices
     from mecl_utils.run.engine import Engine
-    from mecl_utils.run.prepare import run_grid  # imports TensorFlow: only for the run command
+    from mecl_utils.run.grid import run_grid  # imports TensorFlow: only for the run command
 
     # Each branch run builds a new model, so TensorFlow's retracing notice fires; it is expected here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -262,7 +263,7 @@ def _plan(args: argparse.Namespace) -> None:
     memory, budget = psutil.virtual_memory().total, Budget.of_this_machine()
 
     def data(name: str):  # what run reads: only when the cache holds shards of a case's layer
-        from mecl_utils.run.prepare import load_splits
+        from mecl_utils.run.case_networks import load_splits
 
         return load_splits(profile, name, args.data_dir)
 

@@ -70,6 +70,6 @@ def built_book(tmp_path_factory, smoke_cache) -> Path:
 def smoke_digits():
     """Digits and its splits at the smoke profile's sizes and seed (what the smoke networks train on)."""
     from mecl_utils.protocol.profiles import get_profile
-    from mecl_utils.run.prepare import load_splits
+    from mecl_utils.run.case_networks import load_splits
 
     return load_splits(get_profile("smoke"), "digits")

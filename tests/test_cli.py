@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mecl_utils.__main__ import _parse_case, _workers, main
-from mecl_utils.protocol.experiments import TRAINING_VERSION
+from mecl_utils.training.classifier_wise import TRAINING_VERSION
 
 
 def test_case_argument_must_name_backbone_dataset_branch():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from test_experiments import CASE, _data, _profile
 
-from mecl_utils.protocol.experiments import case_stages, run_case
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.stages import case_stages, run_case
 from mecl_utils.strategies import distilled_exits
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 from mecl_utils.training.distillation import Distillation

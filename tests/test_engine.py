@@ -8,8 +8,10 @@ import os
 
 import pytest
 
-from mecl_utils.protocol.experiments import RunSpec, run_case, train_run
+from mecl_utils.protocol.branch_runs import train_run
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import RunSpec
+from mecl_utils.protocol.stages import run_case
 from mecl_utils.run.engine import Engine, default_workers
 from tests.test_experiments import CASE, _data, _profile
 
@@ -36,7 +38,7 @@ def test_a_failing_run_in_a_task_raises_its_own_error():
         "curriculum_search", CASE, "curriculum", "sgd", 0.01, "no-such-teacher", "FEP(100)", 0, "hparam"
     )
     with Engine(1) as engine, pytest.raises(KeyError, match="no-such-teacher"):
-        list(engine.run([spec], _profile(), _data()))
+        list(engine.run(train_run, [spec], _profile(), _data()))
 
 
 @pytest.mark.slow
@@ -80,12 +82,16 @@ def test_without_workers_runs_train_in_this_process_without_ray():
         RunSpec("vanilla_search", CASE, "vanilla", optimizer, 0.01, None, None, 0, "hparam")
         for optimizer in ("sgd", "adam")
     ]
-    finished = list(engine.run(specs, profile, data))
+    finished = list(engine.run(train_run, specs, profile, data))
     assert [done for done, _ in finished] == specs
-    for spec, row in finished:  # each row is its own spec's run, trained as train_run trains it
+    for spec, (row, _) in finished:  # each row is its own spec's run, trained as train_run trains it
         assert (row["method"], row["optimizer"], row["eval_split"]) == ("vanilla", spec.optimizer, "hparam")
         assert row["accuracy"] == train_run(spec, profile, data)[0]["accuracy"]
     assert not ray.is_initialized() and engine.nodes == {}
+
+
+def test_the_engine_runs_whatever_task_it_is_handed_with_the_shared_arguments():
+    assert list(Engine(0).run(divmod, [7, 9], 2)) == [(7, (3, 1)), (9, (4, 1))]
 
 
 def test_an_address_means_the_clusters_cpus(monkeypatch):

@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from mecl_utils.curriculum import pacing
-from mecl_utils.protocol import experiments
-from mecl_utils.protocol.experiments import Case, CaseData, cases, planned_runs, run_case
+from mecl_utils.protocol import branch_runs, runs, stages
 from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import Case, CaseData, cases
+from mecl_utils.protocol.stages import planned_runs, run_case
 from mecl_utils.report.table_iv import table_iv
 
 
@@ -128,24 +129,24 @@ def test_repetition_runs_keep_their_branch_outputs_for_exit_policies(tmp_path, m
     run_case(profile, CASE, data, store, methods=("vanilla", "random"))
     frame = store.frame()
     for row in frame[frame["stage"] == "repetition"].itertuples():
-        outputs = experiments.branch_outputs(row.run_id)
+        outputs = branch_runs.branch_outputs(row.run_id)
         assert sorted(outputs) == ["hparam", "test", "val"]
         assert outputs["test"].shape == (30, 3)
         np.testing.assert_allclose(outputs["test"].sum(axis=1), 1, rtol=1e-5)
         assert np.mean(outputs["test"].argmax(axis=1) == data.labels["test"]) == row.accuracy
     search = frame[frame["stage"] != "repetition"]["run_id"].iloc[0]
     with pytest.raises(KeyError, match="only repetition runs keep them"):
-        experiments.branch_outputs(search)
+        branch_runs.branch_outputs(search)
 
 
 def _spec(method="curriculum", teacher="self", pacing="FEP(100)", stage="repetition", repetition=0):
     eval_split = "test" if stage == "repetition" else "hparam"
-    return experiments.RunSpec(stage, CASE, method, "adam", 1e-3, teacher, pacing, repetition, eval_split)
+    return runs.RunSpec(stage, CASE, method, "adam", 1e-3, teacher, pacing, repetition, eval_split)
 
 
 def test_run_ids_change_with_the_training_version(monkeypatch):
     before = _spec().run_id(_profile(), _data())
-    monkeypatch.setattr(experiments, "TRAINING_VERSION", experiments.TRAINING_VERSION + 1)
+    monkeypatch.setattr(runs, "TRAINING_VERSION", runs.TRAINING_VERSION + 1)
     assert _spec().run_id(_profile(), _data()) != before
 
 
@@ -188,11 +189,9 @@ def test_run_ids_differ_between_repetitions_and_the_search():
 
 
 def test_stale_rows_are_those_of_another_training_version():
-    frame = pd.DataFrame(
-        {"run_id": ["a", "b", "c"], "training_version": [2, experiments.TRAINING_VERSION, None]}
-    )
-    assert experiments.stale_rows(frame).tolist() == [True, False, True]
-    assert experiments.stale_rows(pd.DataFrame({"run_id": ["old"]})).tolist() == [True]
+    frame = pd.DataFrame({"run_id": ["a", "b", "c"], "training_version": [2, stages.TRAINING_VERSION, None]})
+    assert stages.stale_rows(frame).tolist() == [True, False, True]
+    assert stages.stale_rows(pd.DataFrame({"run_id": ["old"]})).tolist() == [True]
 
 
 def test_run_ids_follow_the_class_balance_of_paced_vanilla():
@@ -211,7 +210,7 @@ def test_repetition_run_ids_follow_the_hparam_split_whose_outputs_they_keep():
 
 def test_a_retrained_run_replaces_outputs_left_by_a_run_whose_row_was_lost(tmp_path, monkeypatch):
     monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
-    experiments.keep_outputs("lost-row", {"test": np.zeros((2, 3), "float32")})  # stored no row
+    branch_runs.keep_outputs("lost-row", {"test": np.zeros((2, 3), "float32")})  # stored no row
     retrained = {"test": np.ones((2, 3), "float32")}
-    experiments.keep_outputs("lost-row", retrained)
-    np.testing.assert_array_equal(experiments.branch_outputs("lost-row")["test"], retrained["test"])
+    branch_runs.keep_outputs("lost-row", retrained)
+    np.testing.assert_array_equal(branch_runs.branch_outputs("lost-row")["test"], retrained["test"])

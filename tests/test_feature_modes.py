@@ -11,11 +11,11 @@ from mecl_utils.curriculum.sampler import sampler_for_method
 from mecl_utils.networks.backbones import build_tiny_cnn
 from mecl_utils.networks.branches import feature_extractor
 from mecl_utils.protocol import feature_shards
-from mecl_utils.protocol.experiments import Case, RunSpec
 from mecl_utils.protocol.feature_modes import Budget, choose_mode, cut_backbone
 from mecl_utils.protocol.feature_shards import cached_feature_shards
 from mecl_utils.protocol.features import extract_features
 from mecl_utils.protocol.profiles import get_profile
+from mecl_utils.protocol.runs import Case, RunSpec
 from mecl_utils.run.prepare import prepare_case
 from mecl_utils.training.classifier_wise import BranchRun, train_branch
 

@@ -5,9 +5,9 @@ import collections
 import pytest
 from test_experiments import _data, _profile
 
-from mecl_utils.protocol import experiments
-from mecl_utils.protocol.experiments import Case, run_case
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import Case
+from mecl_utils.protocol.stages import run_case
 from mecl_utils.run.grid import held_bytes, run_cases
 
 PROFILE = _profile().replace(repetitions=1)
@@ -23,14 +23,14 @@ class RecordingEngine:
         self.started: list[tuple[int, str]] = []
         self._pending = collections.deque()
 
-    def start_runs(self, specs, profile, data):
+    def start_runs(self, task, specs, *shared):
         self.started.append((specs[0].case.branch, specs[0].stage))
-        self._pending.extend((spec, profile, data) for spec in specs)
+        self._pending.extend((task, spec, shared) for spec in specs)
 
     def finished_runs(self):
         while self._pending:
-            spec, profile, data = self._pending.popleft()
-            yield spec, experiments.execute(spec, profile, data)
+            task, spec, shared = self._pending.popleft()
+            yield spec, task(spec, *shared)
 
 
 def _accuracies(store):

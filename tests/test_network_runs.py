@@ -10,8 +10,8 @@ from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.teachers import build_network
 from mecl_utils.report import strategy_comparisons
+from mecl_utils.run.case_networks import load_splits
 from mecl_utils.run.engine import Engine
-from mecl_utils.run.prepare import load_splits
 from mecl_utils.strategies import network_runs
 
 NETWORKS = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1, repetitions=2)

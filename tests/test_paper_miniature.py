@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from mecl_utils.curriculum.sorting import METHODS
-from mecl_utils.protocol.experiments import cases, planned_runs
 from mecl_utils.protocol.plan import grid_plan
 from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import cases
+from mecl_utils.protocol.stages import planned_runs
 from mecl_utils.report.table_iv import table_iv
 from mecl_utils.run.engine import Engine
-from mecl_utils.run.prepare import run_grid
+from mecl_utils.run.grid import run_grid
 
 pytestmark = pytest.mark.slow
 

@@ -10,12 +10,13 @@ from mecl_utils.__main__ import main
 from mecl_utils.networks.backbones import build_tiny_cnn
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.protocol import feature_shards, plan
-from mecl_utils.protocol.experiments import cases, planned_runs
 from mecl_utils.protocol.feature_modes import Budget, choose_mode
 from mecl_utils.protocol.feature_shards import cached_feature_shards
 from mecl_utils.protocol.features import extract_features
 from mecl_utils.protocol.plan import grid_plan, plan_table, split_sizes
 from mecl_utils.protocol.profiles import PROFILES, get_profile
+from mecl_utils.protocol.runs import cases
+from mecl_utils.protocol.stages import planned_runs
 from mecl_utils.protocol.teachers import backbone_key
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 

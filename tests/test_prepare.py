@@ -1,4 +1,4 @@
-"""Tests for run.prepare.prepare_networks: backbone and teachers trained side by side, cached."""
+"""Tests for run.case_networks and run.prepare: backbone and teachers trained side by side, cached."""
 
 import os
 import subprocess
@@ -6,13 +6,14 @@ import sys
 
 import pytest
 
-from mecl_utils.cache import cache_key, cache_path
+from mecl_utils.cache import cache_path
 from mecl_utils.protocol import features, teachers
-from mecl_utils.protocol.experiments import Case
 from mecl_utils.protocol.profiles import get_profile
-from mecl_utils.run import prepare
+from mecl_utils.protocol.runs import Case
+from mecl_utils.run import case_networks as networks_module
+from mecl_utils.run.case_networks import case_networks, network_roles, prepare_grid_networks, prepare_networks
 from mecl_utils.run.engine import Engine
-from mecl_utils.run.prepare import network_roles, prepare_case, prepare_grid_networks, prepare_networks
+from mecl_utils.run.prepare import prepare_case
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
 
@@ -45,15 +46,24 @@ def test_cached_networks_are_skipped(cache_root, smoke_digits):
 
 def test_only_the_network_missing_from_the_cache_trains_again(cache_root, smoke_digits):
     prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0)
-    network, seed, epochs = teachers.teacher_recipe(PROFILE, "tiny_cnn_wide", "tiny_cnn", 0)
-    parts = teachers.classifier_parts(PROFILE, network, *smoke_digits, seed=seed, epochs=epochs)
-    cache_path("classifier", cache_key(parts), ".keras").unlink()
+    wide = teachers.network_keys(PROFILE, "tiny_cnn_wide", "tiny_cnn", *smoke_digits, seed=0)
+    cache_path("classifier", wide.key, ".keras").unlink()
     assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == ["tiny_cnn_wide"]
+
+
+def test_a_cases_networks_come_with_the_keys_of_their_cache_entries(cache_root, smoke_digits):
+    networks = case_networks(PROFILE, "tiny_cnn", *smoke_digits, workers=0)
+    assert (cache_root / "classifier" / f"{networks.backbone_key}.keras").is_file()
+    assert list(networks.teacher_losses) == list(networks.teacher_keys) == ["self", "tiny_cnn_wide"]
+    for key in networks.teacher_keys.values():
+        assert (cache_root / "teacher_losses" / f"{key}.npz").is_file()
 
 
 def test_a_grid_trains_every_missing_network_once_before_its_cases(cache_root, monkeypatch):
     trained = []
-    monkeypatch.setattr(prepare, "_prepare_job", lambda profile, datasets, seed, job, *_: trained.append(job))
+    monkeypatch.setattr(
+        networks_module, "_prepare_job", lambda profile, datasets, seed, job, *_: trained.append(job)
+    )
     profile = PROFILE.replace(teachers=("self", "inceptionv3", "efficientnetb7"))
     selected = [Case(backbone, "digits", n) for backbone in ("densenet201", "inceptionv3") for n in (1, 2)]
     with Engine(0) as engine:
@@ -87,7 +97,7 @@ def test_a_script_without_a_main_guard_trains_its_networks_as_ray_tasks(tmp_path
     # Ray's workers never import the calling script, so it needs no `if __name__ == "__main__":`.
     script = tmp_path / "unguarded.py"
     script.write_text(
-        "from mecl_utils.run.prepare import load_splits, prepare_networks\n"
+        "from mecl_utils.run.case_networks import load_splits, prepare_networks\n"
         "from mecl_utils.protocol.profiles import get_profile\n"
         "profile = get_profile('smoke').replace(backbone_epochs=1, teacher_epochs=1)\n"
         "print(prepare_networks(profile, 'tiny_cnn', *load_splits(profile, 'digits'), seed=0, workers=2))\n"

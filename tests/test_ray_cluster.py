@@ -20,7 +20,7 @@ import pytest
 from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.protocol.results import ResultsStore, default_results_path
 from mecl_utils.run.engine import Engine, loopback_only
-from mecl_utils.run.prepare import run_grid
+from mecl_utils.run.grid import run_grid
 from tests.test_engine import _accuracies
 
 ROOT = Path(__file__).resolve().parents[1]

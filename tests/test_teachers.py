@@ -140,3 +140,11 @@ def test_evaluate_is_the_fraction_of_correct_argmax_predictions(backbone, data):
     val = data[1].val
     expected = np.mean(predictions(backbone, val).argmax(axis=1) == val.y)
     assert teachers.evaluate(backbone, val) == pytest.approx(expected)
+
+
+def test_the_smoke_networks_keep_their_pinned_cache_keys(smoke_digits):
+    # Literals from the code before issue 32 moved the networks' identity: a layout change must leave them.
+    smoke = get_profile("smoke")
+    assert teachers.backbone_key(smoke, "tiny_cnn", *smoke_digits, seed=smoke.seed) == "10a1227cf956a0d60778"
+    keys = teachers.network_keys(smoke, "tiny_cnn_wide", "tiny_cnn", *smoke_digits, seed=smoke.seed)
+    assert keys.losses_key == "d450e3cd73e6fb7dc872"

@@ -28,11 +28,12 @@ from mecl_utils.exits import policies
 from mecl_utils.networks.backbones import PREDICT_BATCH_SIZE, top1_accuracy
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.costs import exit_costs, total_macs
-from mecl_utils.protocol.experiments import OUTPUT_SPLITS, branch_outputs
+from mecl_utils.protocol.branch_runs import branch_outputs
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import require_one_configuration
+from mecl_utils.protocol.runs import OUTPUT_SPLITS
 from mecl_utils.protocol.teachers import backbone_key, trained_backbone
-from mecl_utils.run.prepare import load_splits
+from mecl_utils.run.case_networks import load_splits
 from mecl_utils.strategies.network_runs import exit_keys, network_outputs
 
 __all__ = [

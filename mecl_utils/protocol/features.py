@@ -88,7 +88,7 @@ def cached_features(
 ) -> dict[str, dict[str, np.ndarray]]:
     """{split name: {layer name: features}} for the splits train, val, hparam and test, through the cache.
 
-    ``classifier_parts_key`` is the backbone's cache key (``teachers.classifier_key``); each (split, layer)
+    ``classifier_parts_key`` is the backbone's cache key (``teachers.backbone_key``); each (split, layer)
     array is cached under it. ``classifier`` is the backbone, needed only when something is not cached;
     if omitted, the profile's backbone (``teachers.trained_backbone`` with ``profile.seed``) is used, after
     checking that its key is ``classifier_parts_key``.

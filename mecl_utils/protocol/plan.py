@@ -23,10 +23,11 @@ import psutil
 
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Dataset, Splits
-from mecl_utils.protocol.experiments import Case, cases, planned_runs, stale_rows
 from mecl_utils.protocol.feature_modes import Budget, choose_mode, feature_bytes
 from mecl_utils.protocol.features import SPLIT_NAMES
 from mecl_utils.protocol.profiles import Profile
+from mecl_utils.protocol.runs import Case, cases
+from mecl_utils.protocol.stages import planned_runs, stale_rows
 
 __all__ = ["CasePlan", "grid_plan", "plan_table", "split_sizes"]
 

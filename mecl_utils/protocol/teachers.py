@@ -21,6 +21,7 @@ schedule.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -48,14 +49,15 @@ STEPS_PER_EXECUTION = 16
 
 __all__ = [
     "CLASSIFIER_VERSION",
+    "NetworkKeys",
     "backbone_key",
     "build_network",
-    "classifier_key",
     "classifier_parts",
     "evaluate",
     "is_self_taught",
-    "losses_parts",
     "network_batch_size",
+    "network_epochs",
+    "network_keys",
     "teacher_losses",
     "teacher_recipe",
     "train_classifier",
@@ -112,11 +114,9 @@ def classifier_parts(
     }
 
 
-def classifier_key(
-    profile: Profile, network: str, dataset: Dataset, splits: Splits, *, seed: int, epochs: int
-) -> str:
-    """The cache key of the classifier ``train_classifier`` gives for these arguments (no training)."""
-    return cache_key(classifier_parts(profile, network, dataset, splits, seed=seed, epochs=epochs))
+def network_epochs(profile: Profile, epochs: int | None = None) -> int:
+    """How many epochs a network of ``profile`` trains: ``epochs``, or the backbone's when None."""
+    return profile.backbone_epochs if epochs is None else epochs
 
 
 def network_batch_size(network: str) -> int:
@@ -154,7 +154,7 @@ def train_classifier(
 
     ``epochs`` defaults to ``profile.backbone_epochs``. ``verbose`` shows Keras' per-epoch progress bar.
     """
-    epochs = profile.backbone_epochs if epochs is None else epochs
+    epochs = network_epochs(profile, epochs)
     parts = classifier_parts(profile, network, dataset, splits, seed=seed, epochs=epochs)
 
     def train() -> keras.Model:
@@ -199,8 +199,7 @@ def trained_backbone(
 
 def backbone_key(profile: Profile, network: str, dataset: Dataset, splits: Splits, *, seed: int) -> str:
     """The cache key of ``trained_backbone(profile, network, dataset, splits, seed=seed)`` (no training)."""
-    network, network_seed, epochs = teacher_recipe(profile, "self", network, seed)
-    return classifier_key(profile, network, dataset, splits, seed=network_seed, epochs=epochs)
+    return network_keys(profile, "self", network, dataset, splits, seed=seed).key
 
 
 def is_self_taught(teacher: str, backbone_network: str) -> bool:
@@ -250,7 +249,7 @@ def teacher_losses(
 
     Computed from the teacher's logits in float64 (``sorting.cross_entropy_from_logits``).
     """
-    parts = losses_parts(profile, teacher, backbone_network, dataset, splits, seed)
+    parts = network_keys(profile, teacher, backbone_network, dataset, splits, seed=seed).losses_parts
 
     def compute() -> dict[str, np.ndarray]:
         model = trained_teacher(
@@ -261,19 +260,43 @@ def teacher_losses(
     return cached_arrays("teacher_losses", parts, compute)["losses"]
 
 
-def losses_parts(
-    profile: Profile, teacher: str, backbone_network: str, dataset: Dataset, splits: Splits, seed: int
-) -> dict:
-    """The cache-key parts of ``teacher_losses`` for these arguments."""
-    network, teacher_seed, epochs = teacher_recipe(profile, teacher, backbone_network, seed)
-    return {
+@dataclass(frozen=True, eq=False)
+class NetworkKeys:
+    """A case's network in the cache: the one ``teacher`` names ("self": the backbone) and its scores."""
+
+    network: str
+    seed: int  # its training seed, from its own stream of the root seed
+    epochs: int
+    parts: dict  # the classifier's cache-key parts (``classifier_parts``)
+    losses_parts: dict  # the cache-key parts of its losses on the training split (``teacher_losses``)
+
+    @property
+    def key(self) -> str:
+        """The classifier's cache key (``train_classifier``'s entry)."""
+        return cache_key(self.parts)
+
+    @property
+    def losses_key(self) -> str:
+        """The cache key of its losses: what a run's identity holds of its teacher."""
+        return cache_key(self.losses_parts)
+
+
+def network_keys(
+    profile: Profile, teacher: str, backbone_network: str, dataset: Dataset, splits: Splits, *, seed: int
+) -> NetworkKeys:
+    """The identity of the network that trains ``teacher`` for a case of ``backbone_network`` (no training).
+
+    ``seed`` is the root seed (``teacher_recipe``). Every cache key of a case's networks is built here.
+    """
+    network, network_seed, epochs = teacher_recipe(profile, teacher, backbone_network, seed)
+    parts = classifier_parts(profile, network, dataset, splits, seed=network_seed, epochs=epochs)
+    losses = {
         "version": LOSSES_VERSION,
         "teacher_network": network,
-        "teacher_classifier": classifier_key(
-            profile, network, dataset, splits, seed=teacher_seed, epochs=epochs
-        ),
+        "teacher_classifier": cache_key(parts),
         "train_index": array_fingerprint(splits.train.index),
     }
+    return NetworkKeys(network, network_seed, epochs, parts, losses)
 
 
 def evaluate(model: keras.Model, split: Split, *, batch_size: int = PREDICT_BATCH_SIZE) -> float:

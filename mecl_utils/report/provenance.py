@@ -18,8 +18,9 @@ import pandas as pd
 
 from mecl_utils.cache import cache_dir
 from mecl_utils.networks.backbones import NETWORKS
-from mecl_utils.protocol.experiments import cases, planned_runs
 from mecl_utils.protocol.profiles import Profile, get_profile
+from mecl_utils.protocol.runs import cases
+from mecl_utils.protocol.stages import planned_runs
 
 __all__ = [
     "PREPARATION",

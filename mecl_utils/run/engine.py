@@ -1,10 +1,12 @@
-"""Parallel work on Ray: branch runs and network training as Ray tasks, on one machine or a cluster.
+"""Parallel work on Ray: the tasks a caller hands over, as Ray tasks, on one machine or a cluster.
 
 The protocol of Bakhtiarnia, Zhang & Iosifidis (2021), Sec. III, trains many small branches, and within a
 stage of it (the vanilla search, the curriculum search, the repetitions) the runs are independent; so are
-the backbone and the teachers of a case. :class:`Engine` hands such work to Ray as tasks and yields every
-result as soon as it is ready, so the caller (the driver, the only process that writes the results store)
-stores it at once and an interrupted grid loses only the runs in flight.
+the backbone and the teachers of a case. :class:`Engine` runs the functions it is handed with their
+arguments (``run``, ``start_runs``, ``map``) as Ray tasks and yields every result as soon as it is ready,
+so the caller (the driver, the only process that writes the results store) stores it at once and an
+interrupted grid loses only the runs in flight. What a task is, and what the driver does with its result,
+is the caller's (``stages.run_specs``, ``grid.run_cases``): the engine knows no protocol.
 
 - With no address (and no ``$RAY_ADDRESS``), the first piece of work starts an embedded Ray instance on
   this machine, listening on 127.0.0.1 only, with one CPU per worker (``workers``, default one per core);
@@ -12,9 +14,9 @@ stores it at once and an interrupted grid loses only the runs in flight.
 - Every task declares its resources: one CPU, and a share of a GPU where the cluster has GPUs
   (``GPU_SHARE``). TensorFlow in the task runs on the task's CPUs only, so a run's result does not depend on
   what runs beside it, nor on the number of workers or nodes.
-- A case's arrays reach the tasks through Ray's object store, put once per case.
-- A task whose worker process or node dies is retried (``MAX_RETRIES``); a run's row is stored once, when
-  its task returns to the driver.
+- The arguments runs share (a case's arrays) reach the tasks through Ray's object store, put once.
+- A task whose worker process or node dies is retried (``MAX_RETRIES``); its result reaches the driver
+  once, when the task returns.
 - Ray's own start-up output stays out of the console unless ``$MECL_VERBOSE`` is set.
 - The embedded instance's workers run at this process's niceness, not at Ray's default of 15: its own
   daemons and the driver then no longer preempt the training at every wake-up (``benchmarks/README.md``).
@@ -34,7 +36,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 
 from mecl_utils import quiet
-from mecl_utils.protocol.experiments import execute, keep_outputs, train_run
 from mecl_utils.run import reaper
 
 __all__ = ["GPU_SHARE", "MAX_RETRIES", "Engine", "default_workers", "loopback_only"]
@@ -42,7 +43,9 @@ __all__ = ["GPU_SHARE", "MAX_RETRIES", "Engine", "default_workers", "loopback_on
 # Four branch runs share a GPU: one branch is far too small to fill one.
 GPU_SHARE = 0.25
 MAX_RETRIES = 3
-SHARED_CASES = 4  # cases whose data stay in the object store (grid.CASES_IN_FLIGHT run side by side)
+# Arguments runs share (each open case's data, the profile) kept in the object store, the least recently
+# used dropped first: room for more cases than grid.CASES_IN_FLIGHT keeps open side by side.
+SHARED_VALUES = 4
 # Set in every task's process before TensorFlow loads, on this machine and on a cluster's nodes (oneDNN's
 # kernels need nothing here: importing mecl_utils, which a task does first, switches them on).
 WORKER_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -109,7 +112,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 class Engine:
-    """Branch runs (``run``) and other independent work (``map``) as Ray tasks; see the module docstring.
+    """Independent calls (``run``, ``start_runs``, ``map``) as Ray tasks; see the module docstring.
 
     Use it as a context manager, so that an embedded Ray instance ends with it::
 
@@ -129,9 +132,9 @@ class Engine:
         self._reaper = None  # the watchdog that ends the embedded instance if this process dies
         self._task = None
         self._gpu_share = 0.0
-        self._shared: dict[int, tuple[object, object]] = {}  # id -> (case data, its object-store reference)
-        self._runs: dict = {}  # started branch runs: Ray reference -> (spec, profile, data)
-        self._queued: collections.deque = collections.deque()  # started branch runs, in process
+        self._shared: dict[int, tuple[object, object]] = {}  # id -> (value, its object-store reference)
+        self._runs: dict = {}  # started runs: Ray reference -> item
+        self._queued: collections.deque = collections.deque()  # started runs, in process: (task, item, args)
 
     @property
     def in_process(self) -> bool:
@@ -144,7 +147,7 @@ class Engine:
         self.close()
 
     def close(self) -> None:
-        """Forget the shared case data and unfinished runs; shut Ray down if this engine started it."""
+        """Forget the shared arguments and unfinished runs; shut Ray down if this engine started it."""
         self._shared.clear()
         self._runs.clear()
         self._queued.clear()
@@ -166,42 +169,41 @@ class Engine:
             return f"Ray cluster at {self.address}"
         return f"{self.workers} Ray workers"
 
-    def run(self, specs: Iterable, profile, data) -> Iterator[tuple[object, dict]]:
-        """(spec, result row) for every ``experiments.RunSpec``, in the order the runs finish."""
+    def run(self, task: Callable, items: Iterable, *shared) -> Iterator[tuple[object, object]]:
+        """(item, ``task(item, *shared)``) for every item, in the order the calls finish (``start_runs``)."""
         if self._runs or self._queued:
             raise RuntimeError("runs started with start_runs are still unfinished: read finished_runs first")
-        self.start_runs(specs, profile, data)
+        self.start_runs(task, items, *shared)
         yield from self.finished_runs()
 
-    def start_runs(self, specs: Iterable, profile, data) -> None:
-        """Start the branch runs ``specs`` of one case (``data``); ``finished_runs`` yields their rows.
+    def start_runs(self, task: Callable, items: Iterable, *shared) -> None:
+        """Start ``task(item, *shared)`` for every item; ``finished_runs`` yields (item, result).
 
-        Runs of several cases may be in flight together (``grid.run_cases``). In process, a run trains when
+        The ``shared`` arguments (a case's data, the profile) are put in the object store once, and kept
+        there for the calls that follow with the same objects (the last ``SHARED_VALUES``). Calls of several
+        ``start_runs`` may be in flight together (``grid.run_cases``). In process, a call runs when
         ``finished_runs`` reaches it.
         """
-        specs = list(specs)
+        items = list(items)
         if self.in_process:
-            self._queued.extend((spec, profile, data) for spec in specs)
+            self._queued.extend((task, item, shared) for item in items)
             return
-        if not specs:
+        if not items:
             return
         self._start()
-        shared = self._share(data)
-        for spec in specs:
-            self._runs[self._submit(train_run, spec, profile, shared)] = (spec, profile, data)
+        references = [self._share(value) for value in shared]
+        for item in items:
+            self._runs[self._submit(task, item, *references)] = item
 
-    def finished_runs(self) -> Iterator[tuple[object, dict]]:
-        """(spec, result row) of every started run as it finishes, until none is left.
+    def finished_runs(self) -> Iterator[tuple[object, object]]:
+        """(item, result) of every started call as it finishes, until none is left.
 
-        Runs started while this is being read are waited for too. The runs' branch outputs (repetitions)
-        are written here, by the driver.
+        Calls started while this is being read are waited for too.
         """
         while self._queued:
-            spec, profile, data = self._queued.popleft()
-            yield spec, execute(spec, profile, data)
-        for (spec, profile, data), (row, probabilities) in self._gather(self._runs):
-            keep_outputs(spec.run_id(profile, data), probabilities)
-            yield spec, row
+            task, item, shared = self._queued.popleft()
+            yield item, task(item, *shared)
+        yield from self._gather(self._runs)
 
     def map(self, function: Callable, items: Iterable, *common) -> Iterator[tuple[object, object]]:
         """(item, ``function(*common, item)``) for every item, in the order the calls finish.
@@ -256,15 +258,17 @@ class Engine:
                 ray.cancel(ref, force=True)
             pending.clear()
 
-    def _share(self, data):
-        """``data`` in the object store, put once per case (the last few cases are kept)."""
+    def _share(self, value):
+        """``value`` in the object store, put once (the last ``SHARED_VALUES`` used are kept)."""
         import ray
 
-        if id(data) not in self._shared:
-            if len(self._shared) >= SHARED_CASES:  # tasks still running keep their own reference alive
+        if id(value) in self._shared:
+            self._shared[id(value)] = self._shared.pop(id(value))  # used last: dropped last
+        else:
+            if len(self._shared) >= SHARED_VALUES:  # tasks still running keep their own reference alive
                 self._shared.pop(next(iter(self._shared)))
-            self._shared[id(data)] = (data, ray.put(data))
-        return self._shared[id(data)][1]
+            self._shared[id(value)] = (value, ray.put(value))
+        return self._shared[id(value)][1]
 
     def _start(self) -> None:
         if self._task is not None:

@@ -19,12 +19,13 @@ import dataclasses
 import itertools
 from collections.abc import Callable
 
-from mecl_utils.protocol.experiments import Case, CaseData, RunSpec, case_stages, run_specs
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
+from mecl_utils.protocol.runs import Case, CaseData, RunSpec
+from mecl_utils.protocol.stages import case_stages, run_specs
 from mecl_utils.protocol.teachers import trained_backbone
+from mecl_utils.run.case_networks import load_splits
 from mecl_utils.run.engine import Engine
-from mecl_utils.run.prepare import load_splits
 from mecl_utils.strategies.network_runs import STRATEGY_METHODS
 from mecl_utils.training.distillation import Distillation, final_exit_logits
 

@@ -41,12 +41,16 @@ from mecl_utils.curriculum.pacing import Pacing, parameters, preset
 from mecl_utils.curriculum.sampler import CurriculumSampler, sampler_for_method
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Dataset, Splits
-from mecl_utils.protocol.experiments import OUTPUT_SPLITS
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
-from mecl_utils.protocol.teachers import classifier_parts, losses_parts, network_batch_size, teacher_losses
+from mecl_utils.protocol.runs import OUTPUT_SPLITS
+from mecl_utils.protocol.teachers import (
+    classifier_parts,
+    network_batch_size,
+    network_keys,
+)
+from mecl_utils.run.case_networks import case_networks, load_splits
 from mecl_utils.run.engine import Engine
-from mecl_utils.run.prepare import load_splits, prepare_networks
 from mecl_utils.seeds import stream_seed
 from mecl_utils.strategies.whole_network import MultiExit, exit_accuracies, train_end_to_end, train_layer_wise
 
@@ -144,7 +148,7 @@ def _layers(run: NetworkRun, profile: Profile) -> list[str]:
 
 
 def network_identity(run: NetworkRun, profile: Profile, dataset: Dataset, splits: Splits) -> dict:
-    """Exactly what determines a network run's result (compare ``experiments.run_identity``)."""
+    """Exactly what determines a network run's result (compare ``runs.run_identity``)."""
     seeds = run.seeds(profile)
     curriculum = run.method == "curriculum"
     return {
@@ -156,9 +160,9 @@ def network_identity(run: NetworkRun, profile: Profile, dataset: Dataset, splits
         ),
         "layers": _layers(run, profile),
         "split_index": {name: array_fingerprint(getattr(splits, name).index) for name in OUTPUT_SPLITS},
-        "teacher": cache_key(
-            losses_parts(profile, run.teacher, run.backbone, dataset, splits, profile.seed)
-        ) if curriculum else None,
+        "teacher": network_keys(
+            profile, run.teacher, run.backbone, dataset, splits, seed=profile.seed
+        ).losses_key if curriculum else None,
         "pacing": parameters(run.pacing) if curriculum else None,
         "sampler": {"class_balance": profile.class_balance if curriculum else None,
                     "vanilla_sampling": None if curriculum else profile.vanilla_sampling},
@@ -264,7 +268,7 @@ def _outputs_path(run_id: str):
 
 
 def keep_network_outputs(run_id: str, outputs: dict[str, np.ndarray]) -> None:
-    """Cache a network run's outputs, replacing any kept there before (``experiments.keep_outputs``' rule).
+    """Cache a network run's outputs, replacing any kept there before (``branch_runs.keep_outputs``' rule).
 
     Outputs are written before their row, so a run stopped in between leaves outputs without a row; the run
     then trains again and its outputs replace those left behind, never the other way round.
@@ -298,7 +302,7 @@ def run_network_strategies(
     """Every repetition × strategy × method of ``backbone`` on ``dataset_name``; finished runs are skipped.
 
     The curriculum runs order the training data by ``teacher``'s losses (trained and scored through
-    ``prepare.prepare_networks``) and pace it with ``pacing``. Runs train as Ray tasks on ``engine`` (default:
+    ``case_networks``) and pace it with ``pacing``. Runs train as Ray tasks on ``engine`` (default:
     an embedded instance) and the driver stores each row as it arrives. Returns the run_ids in grid order.
     """
     unknown = sorted(set(strategies) - set(NETWORK_STRATEGIES))
@@ -311,8 +315,7 @@ def run_network_strategies(
     dataset, splits = load_splits(profile, dataset_name, data_dir)
     with contextlib.ExitStack() as stack:
         engine = engine if engine is not None else stack.enter_context(Engine())
-        prepare_networks(profile, backbone, dataset, splits, seed=profile.seed, engine=engine)
-        losses = teacher_losses(profile, teacher, backbone, dataset, splits, seed=profile.seed)
+        losses = case_networks(profile, backbone, dataset, splits, engine=engine).teacher_losses[teacher]
         runs = [
             NetworkRun(backbone, dataset_name, strategy, method, repetition,
                        *((teacher, pacing) if method == "curriculum" else (None, None)))

@@ -38,7 +38,12 @@ from mecl_utils.networks.branches import build_branch
 from mecl_utils.networks.costs import total_macs
 from mecl_utils.networks.data import Dataset, Split, Splits
 from mecl_utils.protocol.profiles import Profile
-from mecl_utils.protocol.teachers import STEPS_PER_EXECUTION, build_network, network_batch_size
+from mecl_utils.protocol.teachers import (
+    STEPS_PER_EXECUTION,
+    build_network,
+    network_batch_size,
+    network_epochs,
+)
 
 __all__ = [
     "WEIGHTINGS",
@@ -300,7 +305,7 @@ def train_end_to_end(
     Returns the trained network and the early exits' weights epoch by epoch. ``epochs`` defaults to the
     backbone's.
     """
-    epochs = profile.backbone_epochs if epochs is None else epochs
+    epochs = network_epochs(profile, epochs)
     trainer = _trainer("end_to_end", profile, network, dataset, layers, sampler)
     multi = _seeded(profile, network, dataset, layers, _branch_shapes(trainer.multi), seed, init_seed)
     shares = compute_shares(multi.classifier, layers)
@@ -334,7 +339,7 @@ def train_layer_wise(
     branch k's cross-entropy alone. Layers the Table I rule freezes stay frozen. ``on_stage(k, network)`` is
     called after each stage.
     """
-    epochs = profile.backbone_epochs if epochs is None else epochs
+    epochs = network_epochs(profile, epochs)
     trainer = _trainer("layer_wise", profile, network, dataset, layers, sampler)
     multi = _seeded(profile, network, dataset, layers, _branch_shapes(trainer.multi), seed, init_seed)
     copy_variables(trainer.multi.model, multi.model)

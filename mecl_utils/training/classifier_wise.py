@@ -39,11 +39,11 @@ __all__ = [
     "train_branch",
 ]
 
-# Part of every run's id (experiments.run_identity): bump it when a change alters what a run trains, so
+# Part of every run's id (runs.run_identity): bump it when a change alters what a run trains, so
 # stored results of the old engine are not mixed with new ones. 2: epochs of exactly one pass of batches.
 # 3: dropout seeded by its own stream, losses from logits with a seeded tie-break, vanilla through the paced
 # sampler, search seeds disjoint from the repetitions'. 4: repetition runs keep their branch outputs
-# (experiments.branch_outputs), so runs stored without them are trained again, to the same weights.
+# (branch_runs.branch_outputs), so runs stored without them are trained again, to the same weights.
 # 5: the run identity holds the sampler's class balance for vanilla too, and a reported run's hparam split.
 TRAINING_VERSION = 5
 
