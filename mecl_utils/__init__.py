@@ -1,20 +1,23 @@
 """mecl_utils: the library behind the mecl book.
 
 Multi-Exit Curriculum Learning (Bakhtiarnia, Zhang & Iosifidis, 2021): early-exit branches on a frozen
-backbone, trained classifier-wise with curriculum learning. One module per concept:
+backbone, trained classifier-wise with curriculum learning. The subpackages, in the order data flows
+through them (each imports only from those above it and from the foundations):
 
-- ``pacing``: the pacing functions λ(t) of Eq. (2)-(7) and the Table III presets;
-- ``curriculum``: difficulty scores (teacher cross-entropy) and the four orderings of Sec. III;
-- ``sampler``: the curriculum mini-batch process of Fig. 2, for Keras or for cached feature arrays;
-- ``data``: CIFAR-10/100 and offline digits, with train/validation/hyper-parameter/test splits;
-- ``models``: Table I networks, Table II branch placements, the Fig. 7 branch, multi-exit models;
-- ``engine``: branch runs and networks as Ray tasks, on an embedded local instance or a cluster;
-- ``grid``: the protocol's cases side by side, each case's stages in order;
-- ``reaper``: a watchdog that ends what a killed driver started;
-- ``plan``: a grid before it runs: per case, feature sizes, runs and an estimated time;
-- ``quiet``: TensorFlow's start-up notices kept off the console (``MECL_VERBOSE=1`` shows them).
-- ``statistics``: paired differences, their intervals, Holm's correction and the significance rule that
-  every layer computing or reading a comparison uses.
+- ``curriculum/``: pacing λ(t) (Eq. 2-7, Table III), difficulty orderings (Sec. III), the Fig. 2 sampler;
+- ``networks/``: data and splits, the Table I backbones, Table II placements and the Fig. 7 branch, costs;
+- ``training/``: one branch trained classifier-wise (Sec. II-A), optionally distilled from the final exit;
+- ``protocol/``: profiles, trained networks and scores, features, run identity, the three stages, results;
+- ``run/``: a case prepared, a grid run case by case side by side, Ray tasks, the watchdog;
+- ``strategies/``: the Sec. V questions: end-to-end and layer-wise networks, distilled exits;
+- ``exits/``: exit policies, accuracy against compute, real staged latency on this CPU;
+- ``report/``: Table IV, tables, figures and the sentences the chapters print;
+- ``book/``: chapter parameters, kernels, the chapter cache, the Jupyter Book build (``python -m``).
+
+Foundations every layer may use: ``seeds`` (one root seed, a named stream per random choice), ``cache``
+(content-keyed, atomic), ``statistics`` (paired differences, intervals, Holm, the significance rule) and
+``quiet`` (TensorFlow's start-up notices off the console; ``MECL_VERBOSE=1`` shows them). The command line
+is ``python -m mecl_utils`` (``__main__``).
 """
 
 import os

@@ -4,6 +4,7 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them).
 except under CI (``CI=true``), where they fail: CI must not pass without looking at the pages.
 """
 
+import contextlib
 import functools
 import http.server
 import os
@@ -16,7 +17,7 @@ from urllib.parse import urldefrag, urlsplit
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -98,6 +99,11 @@ def open_page(browser: webdriver.Chrome, url: str, tries: int = 3) -> webdriver.
         except WebDriverException as err:
             shown = (err.msg or repr(err)).splitlines()[0]
             continue
+        # On a loaded machine the document can still be parsing when get() returns: give it time.
+        with contextlib.suppress(TimeoutException):
+            WebDriverWait(browser, 30).until(
+                lambda b: b.execute_script("return document.readyState") == "complete"
+            )
         shown = browser.execute_script("return [document.URL, document.readyState]")
         if shown == [url, "complete"]:
             return browser
