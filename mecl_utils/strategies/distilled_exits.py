@@ -38,7 +38,7 @@ def distillation_specs(
     """The distilled runs of ``case``: every repetition × (vanilla, curriculum), with Table IV's choices.
 
     The choices (optimizer, learning rate, teacher, pacing) are those the case's own searches made today
-    (``experiments.case_stages``): read from the rows of exactly the search runs of this profile, code and
+    (``stages.case_stages``): read from the rows of exactly the search runs of this profile, code and
     data, by run_id, never from another row of the store (an older training version, another grid or
     profile). Both searches must be in ``store``: a ValueError says so.
     """
