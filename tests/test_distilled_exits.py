@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 from test_experiments import CASE, _data, _profile
 
+from mecl_utils.networks import backbones
+from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.stages import case_stages, run_case
+from mecl_utils.run.case_networks import case_networks, load_splits
 from mecl_utils.strategies import distilled_exits
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 from mecl_utils.training.distillation import Distillation
@@ -116,3 +119,16 @@ def test_distillation_refuses_a_store_holding_only_stale_rows(tmp_path):
     store.append(STALE)
     with pytest.raises(ValueError, match=r"not in .*: run the protocol first"):
         distilled_exits.distillation_specs(_profile(), CASE, _data(), store, DISTILLATION)
+
+
+def test_final_logits_are_the_cases_cached_backbones_and_train_nothing(tmp_path, monkeypatch, count_fits):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
+    profile = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
+    dataset, splits = load_splits(profile, CASE.dataset)
+    networks = case_networks(profile, CASE.backbone, dataset, splits, workers=0)  # what prepare_case trains
+    trained = len(count_fits)
+    data = _data()
+    data = dataclasses.replace(data, identity={**data.identity, "backbone": networks.backbone_key})
+    logits = distilled_exits.with_final_logits(profile, CASE, data).final_logits
+    assert len(count_fits) == trained  # read back from the cache, nothing trained anew
+    np.testing.assert_array_equal(logits["val"], backbones.logits(networks.backbone, splits.val.x))

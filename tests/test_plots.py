@@ -169,23 +169,76 @@ def test_easy_hard_grid_orders_by_loss():
 
 def test_loss_histograms_one_axis_per_teacher():
     losses = {"self": np.random.default_rng(0).exponential(size=100), "tiny_cnn": np.zeros(100)}
-    fig = figures.loss_histograms(losses)
+    fig = figures.loss_histograms(figure_data.loss_histogram_bins(losses))
     assert len(fig.axes) == 2
+
+
+def test_loss_histogram_bins_raise_losses_to_the_floor_and_span_floor_to_the_largest():
+    # A new function (the computation moved out of figures.loss_histograms): expectations by hand.
+    ((values, edges, median),) = figure_data.loss_histogram_bins(
+        {"self": [0.0, 0.01, 100.0]}, bins=4
+    ).values()
+    assert values.tolist() == [1e-6, 0.01, 100.0]
+    assert edges == pytest.approx([1e-6, 1e-4, 1e-2, 1.0, 100.0])  # 4 bins, 2 decades each
+    assert median == 0.01
+
+
+def test_loss_histogram_bins_span_ten_times_the_floor_when_every_loss_is_below_it():
+    ((values, edges, median),) = figure_data.loss_histogram_bins({"self": [0.0, 0.0]}, bins=2).values()
+    assert values.tolist() == [1e-6, 1e-6] and median == 1e-6
+    assert edges == pytest.approx([1e-6, 10**-5.5, 1e-5])
 
 
 def test_learning_curves_one_line_per_run():
     rows = _repetition_rows()
     rows = rows[(rows["branch"] == 1) & (rows["repetition"] == 0)]
-    fig = figures.learning_curves(rows)
+    curves = figure_data.epoch_curves(rows, "val_accuracy")
+    fig = figures.learning_curves(curves, figure_data.curve_label("val_accuracy"))
     (ax,) = fig.axes
     assert len(ax.get_lines()) == 4
     assert list(ax.get_lines()[0].get_ydata()) == [50, 70, 80]
 
 
+def test_epoch_curves_decode_the_stored_json_and_put_accuracies_in_percent():
+    # A new function (the computation moved out of figures.learning_curves): expectations by hand.
+    rows = pd.DataFrame(
+        {
+            "method": ["vanilla", "anti"],
+            "val_accuracy": ["[0.25, 0.5]", "[0.75]"],
+            "train_loss": ["[2.5, 1.5]", "[0.5]"],
+        }
+    )
+    accuracy = figure_data.epoch_curves(rows, "val_accuracy")
+    assert [(name, values.tolist()) for name, values in accuracy] == [("vanilla", [25, 50]), ("anti", [75])]
+    loss = figure_data.epoch_curves(rows, "train_loss")
+    assert [(name, values.tolist()) for name, values in loss] == [("vanilla", [2.5, 1.5]), ("anti", [0.5])]
+
+
+def test_curve_label_names_the_split_and_the_percent():
+    assert figure_data.curve_label("val_accuracy") == "validation accuracy (%)"
+    assert figure_data.curve_label("train_loss") == "training loss"
+
+
 def test_paired_repetitions_one_axis_per_case_one_line_per_repetition():
-    fig = figures.paired_repetitions(figure_data.repetition_accuracies(_repetition_rows(n_reps=3)))
+    accuracies = figure_data.repetition_accuracies(_repetition_rows(n_reps=3))
+    fig = figures.paired_repetitions(accuracies, figure_data.repetition_means(accuracies))
     assert len(fig.axes) == 2
     assert all(len(ax.get_lines()) == 3 for ax in fig.axes)
+
+
+def test_repetition_means_average_each_methods_repetitions():
+    # A new function (the mean moved out of figures.paired_repetitions): expectations by hand.
+    table = pd.DataFrame({"vanilla": [80.0, 84.0], "curriculum": [81.0, 86.0]}, index=[0, 1])
+    means = figure_data.repetition_means({("tiny_cnn", "digits", 1): table})
+    assert means[("tiny_cnn", "digits", 1)].to_dict() == {"vanilla": 82.0, "curriculum": 83.5}
+
+
+def test_paired_repetitions_title_an_integer_branch_when_the_store_also_holds_whole_networks():
+    # Whole-network rows have no branch, so the store reads the branch column as floats (1.0).
+    rows = _repetition_rows(n_reps=2, cases=((1,),)).astype({"branch": float})
+    accuracies = figure_data.repetition_accuracies(rows)
+    fig = figures.paired_repetitions(accuracies, figure_data.repetition_means(accuracies))
+    assert fig.axes[0].get_title() == "tiny_cnn / digits / branch 1"
 
 
 def test_paired_repetitions_long_method_labels_do_not_overlap():
@@ -195,7 +248,8 @@ def test_paired_repetitions_long_method_labels_do_not_overlap():
     rows["method"] = rows["method"].map(
         dict(zip(("vanilla", "curriculum", "anti", "random"), groups, strict=True))
     )
-    fig = figures.paired_repetitions(figure_data.repetition_accuracies(rows, methods=groups))
+    accuracies = figure_data.repetition_accuracies(rows, methods=groups)
+    fig = figures.paired_repetitions(accuracies, figure_data.repetition_means(accuracies))
     fig.canvas.draw()
     for ax in fig.axes:
         boxes = [label.get_window_extent() for label in ax.get_xticklabels()]
@@ -237,9 +291,16 @@ def test_search_heatmap_stars_only_the_best_setting():
             "accuracy": [0.5, 0.625, 0.875, 0.25],
         }
     )
-    fig = figures.search_heatmap(figure_data.search_grid(runs, "optimizer", "learning_rate"))
+    grid = figure_data.search_grid(runs, "optimizer", "learning_rate")
+    fig = figures.search_heatmap(grid, figure_data.best_cell(grid))
     texts = sorted(text.get_text() for text in fig.axes[0].texts)
     assert texts == ["25.0", "50.0", "62.5", "87.5 ★"]
+
+
+def test_best_cell_names_the_setting_with_the_highest_accuracy():
+    # A new function (the search moved out of figures.search_heatmap): expectations by hand.
+    grid = pd.DataFrame([[50.0, 62.5], [87.5, np.nan]], index=["sgd", "adam"], columns=[0.01, 0.1])
+    assert figure_data.best_cell(grid) == ("adam", 0.01)
 
 
 def test_verdict_sentence_reads_a_consistent_gain_as_distinguishable_with_its_interval():
@@ -319,7 +380,8 @@ def test_styled_table_iv_puts_each_interval_on_a_line_of_its_own():
 
 def test_a_search_grid_names_its_axes_after_the_settings_the_heatmap_labels():
     runs = pd.DataFrame({"optimizer": ["sgd", "adam"], "learning_rate": [0.1, 0.1], "accuracy": [0.5, 0.75]})
-    ax = figures.search_heatmap(figure_data.search_grid(runs, "optimizer", "learning_rate")).axes[0]
+    grid = figure_data.search_grid(runs, "optimizer", "learning_rate")
+    ax = figures.search_heatmap(grid, figure_data.best_cell(grid)).axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("learning_rate", "optimizer")
 
 
@@ -350,3 +412,38 @@ def test_accuracy_cost_curves_draw_one_line_per_method_in_percent():
 def test_the_easiest_come_first_then_the_hardest_and_equal_losses_keep_their_order():
     picks = figure_data.easiest_and_hardest([0.3, 0.1, 0.2, 0.1], 2)
     assert picks.tolist() == [1, 3, 0, 2]
+
+
+def _network_rows():
+    return pd.DataFrame(
+        {
+            "strategy": ["layer_wise", "layer_wise", "plain", "layer_wise"],
+            "method": ["vanilla", "curriculum", "vanilla", "vanilla"],
+            "test_accuracy_final": [0.5, 0.75, 0.625, 0.25],
+            "test_accuracy_branch_1": [0.125, 0.25, 0.0, 0.375],
+        }
+    )
+
+
+def test_strategy_exit_points_one_row_per_run_and_exit_in_percent_final_exit_last():
+    # A new function (the computation moved out of strategy_tables.strategy_exit_accuracies): by hand.
+    points = figure_data.strategy_exit_points(_network_rows())
+    assert list(dict.fromkeys(points["exit"])) == ["branch_1", "final"]
+    assert list(dict.fromkeys(points["strategy"])) == ["layer_wise", "plain"]
+    final = points[points["exit"] == "final"]
+    assert final["accuracy"].tolist() == [50.0, 75.0, 62.5, 25.0]
+
+
+def test_strategy_exit_means_average_each_strategy_method_and_exit():
+    # A new function (the mean moved out of strategy_tables.strategy_exit_accuracies): by hand.
+    means = figure_data.strategy_exit_means(figure_data.strategy_exit_points(_network_rows()))
+    assert means[("layer_wise", "vanilla", "final")] == 37.5
+    assert means[("layer_wise", "vanilla", "branch_1")] == 25.0
+    assert means[("plain", "vanilla", "final")] == 62.5
+
+
+def test_strategy_exit_accuracies_one_panel_per_strategy_a_dot_per_run():
+    points = figure_data.strategy_exit_points(_network_rows())
+    fig = figures.strategy_exit_accuracies(points, figure_data.strategy_exit_means(points))
+    assert [ax.get_title() for ax in fig.axes] == ["layer-wise", "plain"]
+    assert [label.get_text() for label in fig.axes[0].get_xticklabels()] == ["branch_1", "final"]

@@ -6,6 +6,7 @@ import pytest
 
 from mecl_utils.cache import cache_key
 from mecl_utils.curriculum.sorting import cross_entropy, tie_fraction
+from mecl_utils.networks import backbones
 from mecl_utils.protocol import teachers
 from mecl_utils.protocol.profiles import get_profile
 
@@ -85,7 +86,7 @@ def test_losses_come_from_logits_so_confident_samples_do_not_tie(backbone, data)
 
 def test_logits_give_the_classifier_probabilities(backbone, data):
     val = data[1].val
-    logits = teachers.logits(backbone, val.x)
+    logits = backbones.logits(backbone, val.x)
     softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
     softmax /= softmax.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(softmax, predictions(backbone, val), atol=1e-5)

@@ -55,7 +55,7 @@ class CurriculumSampler:
         ordering = np.asarray(ordering)
         if ordering.ndim != 1 or ordering.size == 0 or not np.issubdtype(ordering.dtype, np.integer):
             raise ValueError(
-                "ordering must be a non-empty 1-D array of sample indices (see curriculum.order)"
+                "ordering must be a non-empty 1-D array of sample indices (see curriculum.sorting.order)"
             )
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")

@@ -3,7 +3,7 @@
 The paper trains its exits for dynamic inference: a sample leaves at an early exit when that exit is good
 enough. Here the multi-exit network of one repetition is the fine-tuned backbone's own classifier as the
 final exit plus that repetition's trained branches, one per Table II placement. Nothing is retrained: the
-branches' softmax outputs were kept by the protocol (``experiments.branch_outputs``) and the final exit's are
+branches' softmax outputs were kept by the protocol (``branch_runs.branch_outputs``) and the final exit's are
 computed once and cached (``final_exit_outputs``). The cost of leaving at an exit comes from the MAC counter
 (``costs``).
 

@@ -76,7 +76,7 @@ def train_run(
         if data.final_logits is None:
             raise ValueError(
                 f"a distilled run of {spec.case.label} needs the final exit's logits: pass the case through "
-                "network_runs.with_final_logits first"
+                "distilled_exits.with_final_logits first"
             )
         train, val = (
             (x, pack_targets(y, data.final_logits[name])) for name, (x, y) in (("train", train), ("val", val))

@@ -122,8 +122,8 @@ def grid_plan(
     chooses it, in the grid's order. A budget of half the free disk space shrinks by half of each earlier
     case's shards (``run`` measures the free space when it reaches a case, and keeps shards already
     written); a set one does not. ``data(name)``: the data set of that name and its splits at the profile's
-    sizes (``prepare.load_splits``), which ``choose_mode`` asks for when the cache holds complete shards of
-    a case's layer.
+    sizes (``case_networks.load_splits``), which ``choose_mode`` asks for when the cache holds complete
+    shards of a case's layer.
     """
     seconds = _seconds_per_run(results, profile)
     budget = budget or Budget.of_this_machine()
@@ -157,7 +157,7 @@ def _loader(
             raise ValueError(
                 f"The cache holds feature shards of {case.backbone} at {layer}: to tell whether they are "
                 f"complete for {case.label}, as run would, grid_plan needs the data: pass "
-                "data=lambda name: prepare.load_splits(profile, name)."
+                "data=lambda name: case_networks.load_splits(profile, name)."
             )
         return data(case.dataset)
 

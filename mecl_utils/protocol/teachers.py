@@ -10,7 +10,7 @@ Implements, for Bakhtiarnia, Zhang & Iosifidis (2021), Sec. III and Table I:
   (InceptionV3 teaching InceptionV3 in Table IV), is the backbone itself: the paper's *self-taught* case, in
   which no second network is trained;
 - the difficulty score of each training sample: the teacher's categorical cross-entropy on it
-  (``teacher_losses``), computed from its logits in float64, which ``curriculum`` turns into an ordering.
+  (``teacher_losses``), computed from its logits in float64, which ``sorting.order`` turns into an ordering.
 
 Every model and loss vector is cached by content (``cache``): the key holds what determines the result
 (network, data fingerprint, split indices, recipe, seed) but not the role. The backbone and every

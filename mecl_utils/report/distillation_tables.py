@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mecl_utils.report.cells import case_label, difference_cell, mean_std
-from mecl_utils.report.figure_data import repetition_accuracies
+from mecl_utils.report.figure_data import repetition_accuracies, repetition_means
 from mecl_utils.report.figures import paired_repetitions
 from mecl_utils.statistics import ALPHA, PairedDifference, chance_caveat, difference_reading, passes, readable
 
@@ -58,7 +58,7 @@ def distillation_pairs(rows: pd.DataFrame):
     accuracies = repetition_accuracies(
         reps.assign(method=prefix + reps["method"]), methods=DISTILLATION_GROUPS
     )
-    return paired_repetitions(accuracies)
+    return paired_repetitions(accuracies, repetition_means(accuracies))
 
 
 def style_distillation_table(table: pd.DataFrame):

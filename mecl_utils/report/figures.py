@@ -12,17 +12,19 @@ lies behind one:
   starred;
 - ``paired_repetitions``: the per-repetition test accuracies behind a Table IV mean ± std, one line per
   repetition, since the four methods of a repetition share their initial weights;
+- ``strategy_exit_accuracies``: each exit's test accuracy per way of training a whole network (the paper's
+  Sec. V question);
 - ``accuracy_cost_curves``, ``exit_histogram``: a multi-exit network's accuracy against cost, and where its
   test samples leave.
 
-The numbers a figure draws from results (a search's grid, each case's accuracies per repetition, the band of
-accuracy-cost curves, the share of samples per exit) come from ``figure_data``. Functions return a
-``matplotlib`` figure or axes; the notebooks call ``plt.show()``.
+Every number a figure draws (a histogram's bins and median, the curves per epoch in %, a search's grid and
+its best cell, each case's accuracies per repetition and their means, the accuracies per exit and their
+means, the band of accuracy-cost curves, the share of samples per exit) comes from ``figure_data``.
+Functions return a ``matplotlib`` figure or axes; the notebooks call ``plt.show()``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 
@@ -32,6 +34,7 @@ import pandas as pd
 
 from mecl_utils.curriculum.sorting import METHODS
 from mecl_utils.protocol.results import METHOD_COLUMNS
+from mecl_utils.report.strategy_tables import STRATEGY_NAMES
 
 __all__ = [
     "METHOD_COLORS",
@@ -43,6 +46,7 @@ __all__ = [
     "loss_histograms",
     "paired_repetitions",
     "search_heatmap",
+    "strategy_exit_accuracies",
 ]
 
 METHOD_COLORS = {"vanilla": "C7", "curriculum": "C0", "anti": "C3", "random": "C2"}
@@ -84,14 +88,13 @@ def easy_hard_grid(images, labels, losses, *, class_names=None, title: str = "")
     return fig
 
 
-def loss_histograms(losses: dict, *, bins: int = 40, floor: float = 1e-6):
-    """One histogram per teacher of its per-sample losses, on a log axis (losses span many decades)."""
-    fig, axes = plt.subplots(1, len(losses), figsize=(4 * len(losses), 3), squeeze=False, sharey=True)
-    for ax, (name, values) in zip(axes.flat, losses.items(), strict=True):
-        values = np.clip(np.asarray(values, dtype=float), floor, None)
-        edges = np.logspace(np.log10(floor), np.log10(max(values.max(), floor * 10)), bins + 1)
+def loss_histograms(histograms: Mapping[str, tuple]):
+    """One histogram per teacher of its per-sample losses, on a log axis (losses span many decades):
+    ``figure_data.loss_histogram_bins``, name -> (losses, bin edges, median)."""
+    fig, axes = plt.subplots(1, len(histograms), figsize=(4 * len(histograms), 3), squeeze=False, sharey=True)
+    for ax, (name, (values, edges, median)) in zip(axes.flat, histograms.items(), strict=True):
         ax.hist(values, bins=edges, color="C0")
-        ax.axvline(np.median(values), color="C3", linestyle="--", label="median")
+        ax.axvline(median, color="C3", linestyle="--", label="median")
         ax.set(xscale="log", xlabel="teacher loss (cross-entropy)", title=f"teacher: {name}")
         ax.legend()
     axes.flat[0].set_ylabel("training images")
@@ -99,39 +102,28 @@ def loss_histograms(losses: dict, *, bins: int = 40, floor: float = 1e-6):
     return fig
 
 
-def _curve(value) -> list[float]:
-    return json.loads(value) if isinstance(value, str) else list(value)
-
-
-def learning_curves(rows: pd.DataFrame, *, column: str = "val_accuracy", label: str = "method", ax=None):
-    """Per-epoch curves of ``column`` (a JSON list in the results store), one line per row.
-
-    Accuracies are drawn in %; any other column (e.g. ``train_loss``) as stored.
-    """
+def learning_curves(curves, ylabel: str, ax=None):
+    """Per-epoch curves, one line per (name, values) of ``curves`` (``figure_data.epoch_curves``), the
+    y axis labelled ``ylabel`` (``figure_data.curve_label``)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
-    scale = 100 if "accuracy" in column else 1
-    for _, row in rows.iterrows():
-        values = np.asarray(_curve(row[column])) * scale
-        name = str(row[label])
+    for name, values in curves:
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=name, color=METHOD_COLORS.get(name))
-    ylabel = column.replace("_", " ") + (" (%)" if scale == 100 else "")
-    ylabel = ylabel.replace("val ", "validation ").replace("train ", "training ")
     ax.set(xlabel="epoch", ylabel=ylabel)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     return ax.figure
 
 
-def search_heatmap(grid: pd.DataFrame, title: str = ""):
+def search_heatmap(grid: pd.DataFrame, best: tuple, title: str = ""):
     """A search's hyper-parameter-split accuracy (%) over two of its settings (``figure_data.search_grid``,
-    e.g. optimizer × learning rate); the best cell, the one the search keeps, is starred."""
+    e.g. optimizer × learning rate); the ``best`` cell (``figure_data.best_cell``: (row, column) labels), the
+    one the search keeps, is starred."""
     values = grid.to_numpy()
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * grid.shape[1], 0.9 + 0.6 * grid.shape[0]))
     image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
-    best = np.unravel_index(np.nanargmax(values), grid.shape)
     for (i, j), value in np.ndenumerate(values):
-        text = f"{value:.1f}" + (" ★" if (i, j) == best else "")
+        text = f"{value:.1f}" + (" ★" if (grid.index[i], grid.columns[j]) == best else "")
         ax.text(j, i, text, ha="center", va="center", color="white" if value < 60 else "black")
     ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
@@ -140,20 +132,50 @@ def search_heatmap(grid: pd.DataFrame, title: str = ""):
     return fig
 
 
-def paired_repetitions(accuracies: Mapping[tuple, pd.DataFrame]):
+def paired_repetitions(accuracies: Mapping[tuple, pd.DataFrame], means: Mapping[tuple, pd.Series]):
     """Test accuracy per method, one grey line per repetition (shared initial weights), their mean as a bar,
     one axis per case (``figure_data.repetition_accuracies``: (backbone, dataset, branch) -> repetitions ×
-    methods, in %)."""
+    methods, in %; ``figure_data.repetition_means``: case -> each method's mean)."""
     fig, axes = plt.subplots(1, len(accuracies), figsize=(4.5 * len(accuracies), 3.5), squeeze=False)
     for ax, ((backbone, dataset, branch), table) in zip(axes.flat, accuracies.items(), strict=True):
         x = np.arange(len(table.columns))
         for _, accuracy in table.iterrows():
             ax.plot(x, accuracy.to_numpy(), color="grey", alpha=0.6, marker="o")
         colors = [METHOD_COLORS.get(m.split()[-1], "k") for m in table]  # "distilled vanilla": vanilla's
-        ax.scatter(x, table.mean(), color=colors, s=160, marker="_", linewidths=3, zorder=3)  # means
+        ax.scatter(
+            x, means[(backbone, dataset, branch)], color=colors, s=160, marker="_", linewidths=3, zorder=3
+        )  # means
         names = [METHOD_COLUMNS.get(m, m) for m in table.columns]
         ax.set_xticks(x, [name.replace(" ", "\n") for name in names])  # "distilled\ncurriculum": side by side
         ax.set(title=f"{backbone} / {dataset} / branch {branch}", ylabel="test accuracy (%)")
+    fig.tight_layout()
+    return fig
+
+
+def strategy_exit_accuracies(points: pd.DataFrame, means: pd.Series, split: str = "test"):
+    """Each exit's accuracy on ``split`` per strategy: one panel per strategy, vanilla and curriculum side by
+    side, each run a dot, the mean a bar (``figure_data.strategy_exit_points``, ``strategy_exit_means``)."""
+    strategies = list(dict.fromkeys(points["strategy"]))
+    exits = list(dict.fromkeys(points["exit"]))
+    fig, axes = plt.subplots(
+        1, len(strategies), figsize=(3.6 * len(strategies), 3.4), sharey=True, squeeze=False
+    )
+    for ax, strategy in zip(axes.flat, strategies, strict=True):
+        group = points[points["strategy"] == strategy]
+        for offset, (method, color) in zip(
+            (-0.12, 0.12), (("vanilla", "C7"), ("curriculum", "C0")), strict=True
+        ):
+            runs = group[group["method"] == method]
+            for index, name in enumerate(exits):
+                values = runs.loc[runs["exit"] == name, "accuracy"]
+                mean = means.get((strategy, method, name), np.nan)
+                ax.scatter(np.full(len(values), index + offset), values, color=color, s=18, alpha=0.7)
+                ax.scatter([index + offset], [mean], color=color, marker="_", s=200, linewidths=3,
+                           label=method if index == 0 else None)  # fmt: skip
+        ax.set_xticks(range(len(exits)), exits)
+        ax.set(title=STRATEGY_NAMES.get(strategy, strategy), xlabel="exit")
+    axes.flat[0].set_ylabel(f"{split} accuracy (%)")
+    axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

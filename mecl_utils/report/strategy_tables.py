@@ -1,5 +1,5 @@
 """Curriculum learning in whole networks trained end to end or layer-wise (the paper's Sec. V question):
-the tables, figure and reading.
+the tables and reading (its figure is ``figures.strategy_exit_accuracies``).
 
 ``strategy_comparisons.strategy_table`` holds, per way of training (``STRATEGY_NAMES``) and method, each
 exit's test accuracy and the paired differences. The comparisons are fixed in advance: curriculum against
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -26,7 +25,6 @@ __all__ = [
     "exit_names",
     "format_strategy_table",
     "network_setting_table",
-    "strategy_exit_accuracies",
     "strategy_reading",
     "style_strategy_table",
     "tested_exits",
@@ -96,35 +94,6 @@ def style_strategy_table(table: pd.DataFrame):
         {"selector": "td", "props": "vertical-align: top;"},
     ]
     return folded.style.set_table_styles(compact)
-
-
-def strategy_exit_accuracies(rows: pd.DataFrame, split: str = "test"):
-    """Each exit's test accuracy per strategy: one panel per strategy, vanilla and curriculum side by side."""
-    strategies = list(dict.fromkeys(rows["strategy"]))
-    exits = sorted(
-        (c.removeprefix(f"{split}_accuracy_") for c in rows.columns if c.startswith(f"{split}_accuracy_")),
-        key=lambda name: (name == "final", name),
-    )
-    fig, axes = plt.subplots(
-        1, len(strategies), figsize=(3.6 * len(strategies), 3.4), sharey=True, squeeze=False
-    )
-    for ax, strategy in zip(axes.flat, strategies, strict=True):
-        group = rows[rows["strategy"] == strategy]
-        for offset, (method, color) in zip(
-            (-0.12, 0.12), (("vanilla", "C7"), ("curriculum", "C0")), strict=True
-        ):
-            runs = group[group["method"] == method]
-            for index, name in enumerate(exits):
-                values = 100 * runs[f"{split}_accuracy_{name}"]
-                ax.scatter(np.full(len(values), index + offset), values, color=color, s=18, alpha=0.7)
-                ax.scatter([index + offset], [values.mean()], color=color, marker="_", s=200, linewidths=3,
-                           label=method if index == 0 else None)  # fmt: skip
-        ax.set_xticks(range(len(exits)), exits)
-        ax.set(title=STRATEGY_NAMES.get(strategy, strategy), xlabel="exit")
-    axes.flat[0].set_ylabel(f"{split} accuracy (%)")
-    axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def strategy_reading(table: pd.DataFrame, alpha: float = ALPHA) -> str:

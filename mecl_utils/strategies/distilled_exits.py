@@ -23,8 +23,7 @@ from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import Case, CaseData, RunSpec
 from mecl_utils.protocol.stages import case_stages, run_specs
-from mecl_utils.protocol.teachers import trained_backbone
-from mecl_utils.run.case_networks import load_splits
+from mecl_utils.run.case_networks import case_networks, load_splits
 from mecl_utils.run.engine import Engine
 from mecl_utils.strategies.network_runs import STRATEGY_METHODS
 from mecl_utils.training.distillation import Distillation, final_exit_logits
@@ -38,7 +37,7 @@ def distillation_specs(
     """The distilled runs of ``case``: every repetition × (vanilla, curriculum), with Table IV's choices.
 
     The choices (optimizer, learning rate, teacher, pacing) are those the case's own searches made today
-    (``experiments.case_stages``): read from the rows of exactly the search runs of this profile, code and
+    (``stages.case_stages``): read from the rows of exactly the search runs of this profile, code and
     data, by run_id, never from another row of the store (an older training version, another grid or
     profile). Both searches must be in ``store``: a ValueError says so.
     """
@@ -59,9 +58,12 @@ def distillation_specs(
 def with_final_logits(
     profile: Profile, case: Case, data: CaseData, *, data_dir: str | None = None
 ) -> CaseData:
-    """``data`` with its backbone's final-exit logits on train and val (cached), what distilled runs read."""
+    """``data`` with its backbone's final-exit logits on train and val (cached), what distilled runs read.
+
+    ``data`` comes from ``prepare.prepare_case``, which had ``case_networks`` train what the cache lacked: the
+    backbone is read back here (in this process, ``workers=0``, should it be missing after all)."""
     dataset, splits = load_splits(profile, case.dataset, data_dir)
-    backbone = trained_backbone(profile, case.backbone, dataset, splits, seed=profile.seed)
+    backbone = case_networks(profile, case.backbone, dataset, splits, workers=0).backbone
     logits = final_exit_logits(
         backbone, data.identity["backbone"], {"train": splits.train, "val": splits.val}
     )
