@@ -121,3 +121,8 @@ def test_no_cell_on_the_page_parses_strings_or_builds_a_store_or_engine(path):
         for call in _plumbing_calls(cell.source)
     ]
     assert not shown, f"{path.name}: cells on the page call {shown}; let the chapter surface do it"
+
+
+def test_the_teaching_exercises_import_the_package_through_the_surface_only():
+    modules = re.findall(r"from (mecl_utils[\w.]*) import", (ROOT / "book" / "teaching.md").read_text())
+    assert modules and set(modules) == {SURFACE}, f"book/teaching.md imports from {sorted(set(modules))}"

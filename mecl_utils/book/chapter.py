@@ -1,19 +1,21 @@
 """The chapters' surface: everything a chapter of the book imports from ``mecl_utils``, in one place.
 
-Every chapter in ``notebooks/`` imports from this module only, so a chapter reads like a short example (set
-up, data, model, train, evaluate) and never names the package's inner layout. It holds two things:
+Every chapter in ``notebooks/`` (and every exercise of ``book/teaching.md``) imports from this module only,
+so a chapter reads like a short example (set up, data, model, train, evaluate) and never names the
+package's inner layout. It holds two things:
 
 - the names the chapters use, imported from their homes: the pacing functions and sorting orders of the
   curriculum (Sec. III-A/B, Table III), the networks and branch placements (Tables I and II), the profiles and
   the protocol's cases and stages (Sec. IV), the multi-exit evaluation (accuracy-cost curves, latency) and
-  the report's tables, figures and readings;
+  the report's tables, figures and readings, and for exercises that train a branch by hand, the
+  classifier-wise training step (Sec. III-C);
 - a few functions written for the chapters that keep bookkeeping off the page: ``setup`` (settings, data
   folder, quiet TensorFlow), ``results_store``, ``grid_results``, ``train_case``, ``distilled_results``,
   ``network_strategy_rows``, and ``networks_table`` with ``paper_column`` (the trained networks beside the
   paper's Table I, the network's name carried as data).
 
-It is kept small and stable on purpose: a chapter needing something new adds its name here, next to its
-kind, and a function moving inside the package changes one line here instead of every chapter.
+It is kept small and stable on purpose: a chapter needing something new adds its name here, and a function
+moving inside the package changes one line here instead of every chapter.
 """
 
 import logging
@@ -25,8 +27,8 @@ import pandas as pd
 from mecl_utils import statistics
 from mecl_utils.curriculum import pacing
 from mecl_utils.curriculum.pacing import TABLE_III, Pacing, first_batch_reaching, preset
-from mecl_utils.curriculum.sampler import CurriculumSampler
-from mecl_utils.curriculum.sorting import METHODS, order, tie_fraction
+from mecl_utils.curriculum.sampler import CurriculumSampler, sampler_for_method
+from mecl_utils.curriculum.sorting import METHODS, cross_entropy, order, tie_fraction
 from mecl_utils.exits import accuracy_cost, multi_exit, policies
 from mecl_utils.exits.latency import staged_latency
 from mecl_utils.networks.backbones import NETWORKS
@@ -57,6 +59,7 @@ from mecl_utils.run.grid import run_grid
 from mecl_utils.run.prepare import prepare_case
 from mecl_utils.seeds import seed_sequence
 from mecl_utils.strategies import distilled_exits, network_runs
+from mecl_utils.training.classifier_wise import BranchRun, train_branch
 from mecl_utils.training.distillation import Distillation
 
 __all__ = [  # what the chapters import, in ruff's order
@@ -67,6 +70,7 @@ __all__ = [  # what the chapters import, in ruff's order
     "PROFILES",
     "TABLE_II",
     "TABLE_III",
+    "BranchRun",
     "Case",
     "CaseRuns",
     "CurriculumSampler",
@@ -78,6 +82,7 @@ __all__ = [  # what the chapters import, in ruff's order
     "cases",
     "cells",
     "closest_paper_rows",
+    "cross_entropy",
     "distillation_tables",
     "distilled_results",
     "extract_features",
@@ -103,6 +108,7 @@ __all__ = [  # what the chapters import, in ruff's order
     "provenance",
     "readings",
     "results_store",
+    "sampler_for_method",
     "seed_sequence",
     "setup",
     "staged_latency",
@@ -112,6 +118,7 @@ __all__ = [  # what the chapters import, in ruff's order
     "style_table_iv",
     "table_iv",
     "tie_fraction",
+    "train_branch",
     "train_case",
     "trained_backbone",
 ]
@@ -125,9 +132,10 @@ def setup(profile: str, data_dir: str = "") -> tuple[Profile, str | None]:
     return get_profile(profile), data_dir or None
 
 
-def results_store(settings: Profile) -> ResultsStore:
-    """The results file of the profile, the one ``python -m mecl_utils run`` fills too."""
-    return ResultsStore(default_results_path(settings.name))
+def results_store(settings: Profile, path: str | os.PathLike | None = None) -> ResultsStore:
+    """The results file at ``path``; without one, the profile's own, the one ``python -m mecl_utils run``
+    fills too."""
+    return ResultsStore(default_results_path(settings.name) if path is None else path)
 
 
 def _rows(store: ResultsStore, run_ids: list[str]) -> pd.DataFrame:
