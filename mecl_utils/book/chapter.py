@@ -108,6 +108,7 @@ __all__ = [  # what the chapters import, in ruff's order
     "provenance",
     "readings",
     "results_store",
+    "run_case",
     "sampler_for_method",
     "seed_sequence",
     "setup",
