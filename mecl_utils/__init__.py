@@ -12,7 +12,7 @@ through them (each imports only from those above it and from the foundations):
 - ``strategies/``: the Sec. V questions: end-to-end and layer-wise networks, distilled exits;
 - ``exits/``: exit policies, accuracy against compute, real staged latency on this CPU;
 - ``report/``: Table IV, tables, figures and the sentences the chapters print;
-- ``book/``: chapter parameters, kernels, the chapter cache, the Jupyter Book build (``python -m``).
+- ``book/``: the chapters' one import surface, parameters, kernels, chapter cache, the Jupyter Book build.
 
 Foundations every layer may use: ``seeds`` (one root seed, a named stream per random choice), ``cache``
 (content-keyed, atomic), ``statistics`` (paired differences, intervals, Holm, the significance rule) and
