@@ -13,7 +13,7 @@ import time
 from mecl_utils.networks.backbones import backbone_model
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.protocol.profiles import get_profile
-from mecl_utils.protocol.teachers import evaluate, trained_backbone, trained_teacher
+from mecl_utils.protocol.trained_networks import evaluate, trained_backbone, trained_teacher
 from mecl_utils.run.case_networks import load_splits, prepare_networks
 
 

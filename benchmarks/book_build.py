@@ -39,7 +39,7 @@ import pandas as pd
 import psutil
 
 from mecl_utils.protocol.profiles import get_profile
-from mecl_utils.protocol.teachers import teacher_recipe
+from mecl_utils.protocol.trained_networks import teacher_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import pytest
 
 from mecl_utils.networks.backbones import build_tiny_cnn
 from mecl_utils.networks.branches import branch_layer
-from mecl_utils.protocol import features, teachers
+from mecl_utils.protocol import features, trained_networks
 from mecl_utils.protocol.features import cached_features, extract_features
 from mecl_utils.protocol.profiles import get_profile
 
@@ -119,9 +119,9 @@ def test_a_different_backbone_key_gets_its_own_entries(classifier, data, cache_r
 
 def test_without_classifier_the_profile_backbone_is_used(data):
     dataset, splits = data
-    key = teachers.backbone_key(PROFILE, "tiny_cnn", dataset, splits, seed=PROFILE.seed)
+    key = trained_networks.backbone_key(PROFILE, "tiny_cnn", dataset, splits, seed=PROFILE.seed)
     result = cached_features(PROFILE, "tiny_cnn", dataset, splits, key, ["block2_out"])
-    backbone = teachers.trained_backbone(PROFILE, "tiny_cnn", dataset, splits, seed=PROFILE.seed)
+    backbone = trained_networks.trained_backbone(PROFILE, "tiny_cnn", dataset, splits, seed=PROFILE.seed)
     direct = extract_features(backbone, ["block2_out"], splits.test.x)["block2_out"]
     np.testing.assert_allclose(result["test"]["block2_out"], direct, rtol=1e-5, atol=1e-6)
 

@@ -8,7 +8,7 @@ from mecl_utils.curriculum.pacing import FULL, FixedExponential
 from mecl_utils.curriculum.sampler import curriculum_dataset
 from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.protocol.results import ResultsStore
-from mecl_utils.protocol.teachers import build_network
+from mecl_utils.protocol.trained_networks import build_network
 from mecl_utils.report import strategy_comparisons
 from mecl_utils.run.case_networks import load_splits
 from mecl_utils.run.engine import Engine

@@ -17,7 +17,7 @@ from mecl_utils.protocol.plan import grid_plan, plan_table, split_sizes
 from mecl_utils.protocol.profiles import PROFILES, get_profile
 from mecl_utils.protocol.runs import cases
 from mecl_utils.protocol.stages import planned_runs
-from mecl_utils.protocol.teachers import backbone_key
+from mecl_utils.protocol.trained_networks import backbone_key
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 
 SMOKE = get_profile("smoke")

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from mecl_utils.cache import cache_path
-from mecl_utils.protocol import features, teachers
+from mecl_utils.protocol import features, trained_networks
 from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.protocol.runs import Case
 from mecl_utils.run import case_networks as networks_module
@@ -31,8 +31,8 @@ def test_workers_train_every_missing_network_into_the_cache(cache_root, smoke_di
     ]
     assert count_fits == []  # nothing trained in this process
     for teacher in PROFILE.teachers:  # what this process reads was computed by the workers
-        teachers.teacher_losses(PROFILE, teacher, "tiny_cnn", *smoke_digits, seed=0)
-    teachers.trained_backbone(PROFILE, "tiny_cnn", *smoke_digits, seed=0)
+        trained_networks.teacher_losses(PROFILE, teacher, "tiny_cnn", *smoke_digits, seed=0)
+    trained_networks.trained_backbone(PROFILE, "tiny_cnn", *smoke_digits, seed=0)
     assert count_fits == []
 
 
@@ -46,7 +46,7 @@ def test_cached_networks_are_skipped(cache_root, smoke_digits):
 
 def test_only_the_network_missing_from_the_cache_trains_again(cache_root, smoke_digits):
     prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0)
-    wide = teachers.network_keys(PROFILE, "tiny_cnn_wide", "tiny_cnn", *smoke_digits, seed=0)
+    wide = trained_networks.network_keys(PROFILE, "tiny_cnn_wide", "tiny_cnn", *smoke_digits, seed=0)
     cache_path("classifier", wide.key, ".keras").unlink()
     assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == ["tiny_cnn_wide"]
 

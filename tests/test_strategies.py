@@ -8,7 +8,7 @@ import pytest
 from mecl_utils.curriculum.pacing import SingleStep
 from mecl_utils.curriculum.sampler import sampler_for_method
 from mecl_utils.protocol.profiles import get_profile
-from mecl_utils.protocol.teachers import train_classifier
+from mecl_utils.protocol.trained_networks import train_classifier
 from mecl_utils.strategies import whole_network
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=2)

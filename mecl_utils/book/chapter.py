@@ -34,13 +34,13 @@ from mecl_utils.exits.latency import staged_latency
 from mecl_utils.networks.backbones import NETWORKS
 from mecl_utils.networks.branches import INPUT_PLACEMENTS, PLACEMENTS, TABLE_II, branch_layer, build_branch
 from mecl_utils.networks.data import Dataset, Splits
-from mecl_utils.protocol import teachers
+from mecl_utils.protocol import trained_networks
 from mecl_utils.protocol.features import extract_features
 from mecl_utils.protocol.profiles import PROFILES, Profile, get_profile
 from mecl_utils.protocol.results import ResultsStore, default_results_path
 from mecl_utils.protocol.runs import Case, CaseData, cases
 from mecl_utils.protocol.stages import planned_runs, run_case
-from mecl_utils.protocol.teachers import trained_backbone
+from mecl_utils.protocol.trained_networks import trained_backbone
 from mecl_utils.report import (
     cells,
     distillation_tables,
@@ -231,7 +231,7 @@ def networks_table(settings: Profile, backbone, dataset: Dataset, splits: Splits
     networks = [("backbone", backbone_name, backbone)]
     for teacher in settings.teachers:
         if teacher != "self":  # "self" is the backbone itself
-            model = teachers.trained_teacher(
+            model = trained_networks.trained_teacher(
                 settings, teacher, backbone_name, dataset, splits, seed=settings.seed
             )
             networks.append(("teacher", teacher, model))
@@ -241,7 +241,7 @@ def networks_table(settings: Profile, backbone, dataset: Dataset, splits: Splits
             {
                 "role": f"{role} ({name})",
                 "parameters": model.count_params(),
-                "test accuracy (%)": 100 * teachers.evaluate(model, splits.test),
+                "test accuracy (%)": 100 * trained_networks.evaluate(model, splits.test),
                 f"paper, Table I, {column} (%)": provenance.paper_accuracy(name, column),
             }
             for role, name, model in networks

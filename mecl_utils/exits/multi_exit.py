@@ -32,7 +32,7 @@ from mecl_utils.protocol.branch_runs import branch_outputs
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import require_one_configuration
 from mecl_utils.protocol.runs import OUTPUT_SPLITS
-from mecl_utils.protocol.teachers import backbone_key, trained_backbone
+from mecl_utils.protocol.trained_networks import backbone_key, trained_backbone
 from mecl_utils.run.case_networks import load_splits
 from mecl_utils.strategies.network_runs import exit_keys, network_outputs
 

@@ -1,4 +1,4 @@
-"""Backbones and teachers: the networks of Table I, built from ``keras.applications``, plus a tiny CNN.
+"""Network architectures: the Table I classifiers, built from ``keras.applications``, plus a tiny CNN.
 
 Implements, for Bakhtiarnia, Zhang & Iosifidis (2021):
 

@@ -37,7 +37,7 @@ from mecl_utils.networks.data import Dataset, Splits
 from mecl_utils.protocol.feature_shards import any_complete_shards, shards_complete
 from mecl_utils.protocol.features import FEATURES_VERSION
 from mecl_utils.protocol.profiles import FEATURE_MODES, Profile
-from mecl_utils.protocol.teachers import backbone_key
+from mecl_utils.protocol.trained_networks import backbone_key
 
 __all__ = ["FEATURE_MODES", "Budget", "choose_mode", "cut_backbone", "feature_bytes", "identity"]
 

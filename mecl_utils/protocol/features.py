@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from mecl_utils.cache import array_fingerprint, cached_arrays, dataset_fingerprint
 from mecl_utils.networks.branches import feature_extractor
 from mecl_utils.networks.data import Dataset, Splits
-from mecl_utils.protocol import teachers
+from mecl_utils.protocol import trained_networks
 from mecl_utils.protocol.profiles import Profile
 
 __all__ = ["SPLIT_NAMES", "cached_features", "extract_features"]
@@ -88,10 +88,10 @@ def cached_features(
 ) -> dict[str, dict[str, np.ndarray]]:
     """{split name: {layer name: features}} for the splits train, val, hparam and test, through the cache.
 
-    ``classifier_parts_key`` is the backbone's cache key (``teachers.backbone_key``); each (split, layer)
-    array is cached under it. ``classifier`` is the backbone, needed only when something is not cached;
-    if omitted, the profile's backbone (``teachers.trained_backbone`` with ``profile.seed``) is used, after
-    checking that its key is ``classifier_parts_key``.
+    ``classifier_parts_key`` is the backbone's cache key (``trained_networks.backbone_key``); each (split,
+    layer) array is cached under it. ``classifier`` is the backbone, needed only when something is not cached;
+    if omitted, the profile's backbone (``trained_networks.trained_backbone`` with ``profile.seed``) is used,
+    after checking that its key is ``classifier_parts_key``.
     """
     layer_names = list(layer_names)
     if not layer_names or len(set(layer_names)) != len(layer_names):
@@ -138,13 +138,13 @@ def _classifier_getter(
     def get() -> keras.Model:
         if not loaded:
             seed = profile.seed
-            expected = teachers.backbone_key(profile, network, dataset, splits, seed=seed)
+            expected = trained_networks.backbone_key(profile, network, dataset, splits, seed=seed)
             if expected != key:
                 raise ValueError(
                     f"Features for backbone {key} are not cached, and the profile's {network} backbone has "
                     f"key {expected}: pass classifier=<the backbone model> to compute them."
                 )
-            loaded.append(teachers.trained_backbone(profile, network, dataset, splits, seed=seed))
+            loaded.append(trained_networks.trained_backbone(profile, network, dataset, splits, seed=seed))
         return loaded[0]
 
     return get

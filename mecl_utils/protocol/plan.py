@@ -88,7 +88,7 @@ def _layer_shapes(
     """The output shape (without the batch axis) of each of ``layers`` of ``network`` as the profile
     builds it, from one model with random weights."""
     from mecl_utils.networks.backbones import build_classifier, build_tiny_cnn, get_layer
-    from mecl_utils.protocol.teachers import TINY_NETWORKS
+    from mecl_utils.protocol.trained_networks import TINY_NETWORKS
 
     if network in TINY_NETWORKS:
         model = build_tiny_cnn(10, input_shape=input_shape, width=TINY_NETWORKS[network])

@@ -4,8 +4,8 @@ For one case (backbone, dataset) of a profile this loads the data set and its fo
 trains what the cache lacks of the backbone and every independent teacher, side by side as Ray tasks
 (``prepare_networks``; every network of a grid at once: ``prepare_grid_networks``), and scores the training
 split with every teacher of the profile. ``case_networks`` gives the result: the trained backbone and every
-teacher's scores, each with its cache key (``teachers.network_keys``), as the protocol, the strategies and
-the chapters read them. Within one process the loaded data set is reused for every case of a dataset.
+teacher's scores, each with its cache key (``trained_networks.network_keys``), as the protocol, the strategies
+and the chapters read them. Within one process the loaded data set is reused for every case of a dataset.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from mecl_utils.cache import cache_key, cache_path
 from mecl_utils.networks.data import Dataset, Splits, load_dataset, make_splits
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.runs import Case
-from mecl_utils.protocol.teachers import (
+from mecl_utils.protocol.trained_networks import (
     is_self_taught,
     network_keys,
     teacher_losses,

@@ -25,7 +25,7 @@ from mecl_utils.protocol.feature_shards import cached_feature_shards
 from mecl_utils.protocol.features import SPLIT_NAMES, cached_features
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.runs import Case, CaseData
-from mecl_utils.protocol.teachers import evaluate
+from mecl_utils.protocol.trained_networks import evaluate
 from mecl_utils.run.case_networks import case_networks, load_splits
 from mecl_utils.run.engine import Engine
 

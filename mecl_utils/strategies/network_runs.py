@@ -44,7 +44,7 @@ from mecl_utils.networks.data import Dataset, Splits
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import OUTPUT_SPLITS
-from mecl_utils.protocol.teachers import (
+from mecl_utils.protocol.trained_networks import (
     classifier_parts,
     network_batch_size,
     network_keys,

@@ -12,12 +12,12 @@ two other strategies, and Sec. V asks whether curriculum learning helps them too
   including exit 2; and so on to the final exit (``train_layer_wise``). Frozen layers, BatchNormalization's
   moving statistics included, never change again.
 
-Both start from the same point as the classifier-wise backbone (``teachers.build_network``: ImageNet weights
-and a fresh head, or a fresh tiny CNN) with fresh Fig. 7 branches, and follow its recipe (Adam, the
+Both start from the same point as the classifier-wise backbone (``trained_networks.build_network``: ImageNet
+weights and a fresh head, or a fresh tiny CNN) with fresh Fig. 7 branches, and follow its recipe (Adam, the
 backbone's learning rate and epochs, the Table I batch size and frozen layers). The training data arrive
-either as shuffled epochs, exactly as ``teachers.train_classifier`` feeds them (``sampler=None``), or through
-a curriculum sampler over the whole network's training data (a layer-wise stage restarts its pacing). With
-every early-exit weight at 0, end-to-end training leaves the classifier bit for bit as training it alone
+either as shuffled epochs, exactly as ``trained_networks.train_classifier`` feeds them (``sampler=None``), or
+through a curriculum sampler over the whole network's training data (a layer-wise stage restarts its pacing).
+With every early-exit weight at 0, end-to-end training leaves the classifier bit for bit as training it alone
 from the same seed through the same data would: ``train_classifier``'s network with ``sampler=None``, the
 classifier fitted alone through the same sampler otherwise (the tests hold both to the last bit). A process
 traces each kind of network once and trains every later run in that compiled copy (``_COMPILED``): the same
@@ -38,7 +38,7 @@ from mecl_utils.networks.branches import build_branch
 from mecl_utils.networks.costs import total_macs
 from mecl_utils.networks.data import Dataset, Split, Splits
 from mecl_utils.protocol.profiles import Profile
-from mecl_utils.protocol.teachers import (
+from mecl_utils.protocol.trained_networks import (
     STEPS_PER_EXECUTION,
     build_network,
     network_batch_size,
@@ -75,8 +75,8 @@ def build_multi_exit_network(
 ) -> MultiExit:
     """``network`` untrained (seeded as ``train_classifier`` seeds it), with branches at ``layers``.
 
-    The branches are built first, from ``init_seed`` (the same initial weights a classifier-wise branch of
-    the same repetition gets); then the classifier exactly as ``teachers.train_classifier`` builds it from
+    The branches are built first, from ``init_seed`` (the same initial weights a classifier-wise branch of the
+    same repetition gets); then the classifier exactly as ``trained_networks.train_classifier`` builds it from
     ``seed``, so that everything it draws afterwards (head, dropout masks, shuffling) is what it would draw
     without branches.
     """
@@ -179,7 +179,7 @@ class _WeightedCrossEntropy(keras.losses.Loss):
 
 
 def _compile(model: keras.Model, losses: list, profile: Profile, sampler: CurriculumSampler | None) -> None:
-    """Compile as ``teachers.train_classifier`` does, with one loss per output."""
+    """Compile as ``trained_networks.train_classifier`` does, with one loss per output."""
     outputs = len(model.outputs)
     model.compile(
         optimizer=keras.optimizers.Adam(profile.backbone_learning_rate),
@@ -198,9 +198,9 @@ def _fit(
     callbacks: list,
     verbose: int,
 ):
-    """Fit as ``teachers.train_classifier`` does, every output reading the same labels, but without its
-    per-epoch validation pass: no callback here reads it and evaluation changes no weight (the tests' plain
-    run still equals ``train_classifier``'s, which validates, to the last bit). Without it the chapter's
+    """Fit as ``trained_networks.train_classifier`` does, every output reading the same labels, but without
+    its per-epoch validation pass: no callback here reads it and evaluation changes no weight (the tests'
+    plain run still equals ``train_classifier``'s, which validates, to the last bit). Without it the chapter's
     network runs took about 5 % less wall time (``benchmarks/network_runs.py``, benchmarks/README.md).
     """
     outputs = len(model.outputs)

@@ -7,7 +7,7 @@ import pytest
 from mecl_utils.cache import cache_key
 from mecl_utils.curriculum.sorting import cross_entropy, tie_fraction
 from mecl_utils.networks import backbones
-from mecl_utils.protocol import teachers
+from mecl_utils.protocol import trained_networks
 from mecl_utils.protocol.profiles import get_profile
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=1, teacher_epochs=1)
@@ -29,7 +29,7 @@ def cache_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backbone(cache_root, data):
-    return teachers.trained_backbone(PROFILE, "tiny_cnn", *data, seed=0)
+    return trained_networks.trained_backbone(PROFILE, "tiny_cnn", *data, seed=0)
 
 
 def predictions(model, split):
@@ -40,47 +40,47 @@ def predictions(model, split):
 def test_backbone_beats_chance_on_validation(cache_root, data):
     # 8 epochs (the smoke default): after 1-2 epochs the BatchNorm moving statistics still lag behind, and
     # inference-mode accuracy on digits is 0.15-0.35 depending on the seed.
-    model = teachers.trained_backbone(PROFILE.replace(backbone_epochs=8), "tiny_cnn", *data, seed=0)
-    assert teachers.evaluate(model, data[1].val) > 0.6
+    model = trained_networks.trained_backbone(PROFILE.replace(backbone_epochs=8), "tiny_cnn", *data, seed=0)
+    assert trained_networks.evaluate(model, data[1].val) > 0.6
 
 
 def test_second_call_loads_from_cache_without_training(backbone, data, count_fits):
-    again = teachers.trained_backbone(PROFILE, "tiny_cnn", *data, seed=0)
+    again = trained_networks.trained_backbone(PROFILE, "tiny_cnn", *data, seed=0)
     assert count_fits == []
     np.testing.assert_allclose(predictions(again, data[1].val), predictions(backbone, data[1].val), rtol=1e-5)
 
 
 def test_cache_entry_is_named_by_the_backbone_key(backbone, cache_root, data):
-    key = teachers.backbone_key(PROFILE, "tiny_cnn", *data, seed=0)
+    key = trained_networks.backbone_key(PROFILE, "tiny_cnn", *data, seed=0)
     assert (cache_root / "classifier" / f"{key}.keras").is_file()
-    network, seed, epochs = teachers.teacher_recipe(PROFILE, "self", "tiny_cnn", 0)
+    network, seed, epochs = trained_networks.teacher_recipe(PROFILE, "self", "tiny_cnn", 0)
     assert (network, epochs) == ("tiny_cnn", 1)
-    parts = teachers.classifier_parts(PROFILE, "tiny_cnn", *data, seed=seed, epochs=1)
+    parts = trained_networks.classifier_parts(PROFILE, "tiny_cnn", *data, seed=seed, epochs=1)
     assert cache_key(parts) == key
     assert parts["batch_size"] == 32 and parts["weights"] is None and parts["image_size"] is None
 
 
 @pytest.mark.parametrize("change", [{"epochs": 2}, {"seed": 1}], ids=["epochs", "seed"])
 def test_changing_a_key_part_retrains(backbone, data, count_fits, change):
-    teachers.train_classifier(PROFILE, "tiny_cnn", *data, **{"seed": 0, "epochs": 1, **change})
+    trained_networks.train_classifier(PROFILE, "tiny_cnn", *data, **{"seed": 0, "epochs": 1, **change})
     assert len(count_fits) == 1
 
 
 def test_self_teacher_is_the_backbone(backbone, data):
-    teacher = teachers.trained_teacher(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    teacher = trained_networks.trained_teacher(PROFILE, "self", "tiny_cnn", *data, seed=0)
     val = data[1].val
     np.testing.assert_allclose(predictions(teacher, val), predictions(backbone, val), rtol=1e-5)
 
 
 def test_self_teacher_losses_are_the_backbone_cross_entropy(backbone, data):
     train = data[1].train
-    losses = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    losses = trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
     from_probabilities = cross_entropy(predictions(backbone, train), train.y)
     np.testing.assert_allclose(losses, from_probabilities, rtol=1e-4, atol=1e-6)
 
 
 def test_losses_come_from_logits_so_confident_samples_do_not_tie(backbone, data):
-    losses = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    losses = trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
     assert tie_fraction(losses) == 0.0
 
 
@@ -93,59 +93,62 @@ def test_logits_give_the_classifier_probabilities(backbone, data):
 
 
 def test_teacher_losses_are_one_finite_non_negative_score_per_training_sample(backbone, data):
-    losses = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    losses = trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
     assert losses.shape == (len(data[1].train),)
     assert np.all(np.isfinite(losses)) and np.all(losses >= 0)
 
 
 def test_teacher_losses_are_cached(backbone, data, cache_root, monkeypatch):
-    teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
     monkeypatch.setattr(keras.Model, "predict", lambda *a, **k: pytest.fail("losses were recomputed"))
-    teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
     assert len(list((cache_root / "teacher_losses").glob("*.npz"))) == 1
 
 
 def test_independent_teacher_differs_from_the_backbone(backbone, data, count_fits):
-    own = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
-    independent = teachers.teacher_losses(PROFILE, "tiny_cnn_wide", "tiny_cnn", *data, seed=0)
+    own = trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    independent = trained_networks.teacher_losses(PROFILE, "tiny_cnn_wide", "tiny_cnn", *data, seed=0)
     assert len(count_fits) == 1  # the teacher was trained, with its own seed
     assert independent.shape == own.shape
     assert not np.allclose(independent, own)
 
 
 def test_teacher_named_like_the_backbone_is_self_taught(backbone, data, count_fits):
-    own = teachers.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
-    named = teachers.teacher_losses(PROFILE, "tiny_cnn", "tiny_cnn", *data, seed=0)
+    own = trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    named = trained_networks.teacher_losses(PROFILE, "tiny_cnn", "tiny_cnn", *data, seed=0)
     assert count_fits == []  # no second tiny_cnn was trained
     np.testing.assert_array_equal(named, own)
 
 
 def test_paper_inceptionv3_teacher_of_inceptionv3_is_the_backbone():
     paper = get_profile("paper")
-    assert teachers.teacher_recipe(paper, "inceptionv3", "inceptionv3", 0) == teachers.teacher_recipe(
-        paper, "self", "inceptionv3", 0
-    )
-    network, _, _ = teachers.teacher_recipe(paper, "inceptionv3", "densenet201", 0)
+    assert trained_networks.teacher_recipe(
+        paper, "inceptionv3", "inceptionv3", 0
+    ) == trained_networks.teacher_recipe(paper, "self", "inceptionv3", 0)
+    network, _, _ = trained_networks.teacher_recipe(paper, "inceptionv3", "densenet201", 0)
     assert network == "inceptionv3"
-    assert teachers.teacher_recipe(paper, "inceptionv3", "densenet201", 0) != teachers.teacher_recipe(
-        paper, "self", "densenet201", 0
-    )
+    assert trained_networks.teacher_recipe(
+        paper, "inceptionv3", "densenet201", 0
+    ) != trained_networks.teacher_recipe(paper, "self", "densenet201", 0)
 
 
 def test_unknown_teacher_is_rejected_with_the_valid_names(data):
     with pytest.raises(ValueError, match="efficientnetb7"):
-        teachers.trained_teacher(PROFILE, "vgg16", "tiny_cnn", *data, seed=0)
+        trained_networks.trained_teacher(PROFILE, "vgg16", "tiny_cnn", *data, seed=0)
 
 
 def test_evaluate_is_the_fraction_of_correct_argmax_predictions(backbone, data):
     val = data[1].val
     expected = np.mean(predictions(backbone, val).argmax(axis=1) == val.y)
-    assert teachers.evaluate(backbone, val) == pytest.approx(expected)
+    assert trained_networks.evaluate(backbone, val) == pytest.approx(expected)
 
 
 def test_the_smoke_networks_keep_their_pinned_cache_keys(smoke_digits):
     # Literals from the code before issue 32 moved the networks' identity: a layout change must leave them.
     smoke = get_profile("smoke")
-    assert teachers.backbone_key(smoke, "tiny_cnn", *smoke_digits, seed=smoke.seed) == "10a1227cf956a0d60778"
-    keys = teachers.network_keys(smoke, "tiny_cnn_wide", "tiny_cnn", *smoke_digits, seed=smoke.seed)
+    assert (
+        trained_networks.backbone_key(smoke, "tiny_cnn", *smoke_digits, seed=smoke.seed)
+        == "10a1227cf956a0d60778"
+    )
+    keys = trained_networks.network_keys(smoke, "tiny_cnn_wide", "tiny_cnn", *smoke_digits, seed=smoke.seed)
     assert keys.losses_key == "d450e3cd73e6fb7dc872"

@@ -1,4 +1,4 @@
-"""Backbones and teachers: trained once, cached, and the teacher's per-sample losses as difficulty scores.
+"""Trained networks: the backbone and the teachers fine-tuned once, cached by key, and the teachers' scores.
 
 Implements, for Bakhtiarnia, Zhang & Iosifidis (2021), Sec. III and Table I:
 
