@@ -255,9 +255,11 @@ def teacher_losses(
     parts = network_keys(profile, teacher, backbone_network, dataset, splits, seed=seed).losses_parts
 
     def compute() -> dict[str, np.ndarray]:
-        model = trained or trained_teacher(
-            profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose
-        )
+        model = trained
+        if model is None:
+            model = trained_teacher(
+                profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose
+            )
         return {"losses": cross_entropy_from_logits(logits(model, splits.train.x), splits.train.y)}
 
     return cached_arrays("teacher_losses", parts, compute)["losses"]
