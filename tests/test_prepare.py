@@ -44,6 +44,17 @@ def test_cached_networks_are_skipped(cache_root, smoke_digits):
     assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == []
 
 
+def test_networks_trained_here_are_scored_without_being_read_back(cache_root, smoke_digits, monkeypatch):
+    def read_back(path, **options):
+        pytest.fail(f"{path} was read back from the cache")
+
+    monkeypatch.setattr(networks_module.keras.saving, "load_model", read_back)
+    assert prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0) == [
+        "backbone",
+        "tiny_cnn_wide",
+    ]
+
+
 def test_only_the_network_missing_from_the_cache_trains_again(cache_root, smoke_digits):
     prepare_networks(PROFILE, "tiny_cnn", *smoke_digits, seed=0, workers=0)
     wide = trained_networks.network_keys(PROFILE, "tiny_cnn_wide", "tiny_cnn", *smoke_digits, seed=0)

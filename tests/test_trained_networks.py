@@ -105,6 +105,14 @@ def test_teacher_losses_are_cached(backbone, data, cache_root, monkeypatch):
     assert len(list((cache_root / "teacher_losses").glob("*.npz"))) == 1
 
 
+def test_losses_of_the_teacher_in_hand_are_those_of_the_teacher_read_back(backbone, data, cache_root):
+    read_back = trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
+    for path in (cache_root / "teacher_losses").glob("*.npz"):
+        path.unlink()
+    in_hand = trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0, trained=backbone)
+    np.testing.assert_array_equal(in_hand, read_back)
+
+
 def test_independent_teacher_differs_from_the_backbone(backbone, data, count_fits):
     own = trained_networks.teacher_losses(PROFILE, "self", "tiny_cnn", *data, seed=0)
     independent = trained_networks.teacher_losses(PROFILE, "tiny_cnn_wide", "tiny_cnn", *data, seed=0)

@@ -244,17 +244,22 @@ def teacher_losses(
     *,
     seed: int,
     verbose: bool = False,
+    trained: keras.Model | None = None,
 ) -> np.ndarray:
     """Per-sample cross-entropy of the teacher on ``splits.train``, in its row order (difficulty scores).
 
-    Computed from the teacher's logits in float64 (``sorting.cross_entropy_from_logits``).
+    Computed from the teacher's logits in float64 (``sorting.cross_entropy_from_logits``). ``trained``: the
+    network ``trained_teacher`` gives for the same arguments, when the caller holds it already; else it is
+    trained or read from the cache (reading a large network back costs seconds a network).
     """
     parts = network_keys(profile, teacher, backbone_network, dataset, splits, seed=seed).losses_parts
 
     def compute() -> dict[str, np.ndarray]:
-        model = trained_teacher(
-            profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose
-        )
+        model = trained
+        if model is None:
+            model = trained_teacher(
+                profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose
+            )
         return {"losses": cross_entropy_from_logits(logits(model, splits.train.x), splits.train.y)}
 
     return cached_arrays("teacher_losses", parts, compute)["losses"]

@@ -209,9 +209,9 @@ def _prepare_job(
     backbone_network, dataset_name, role = job
     dataset, splits = datasets[dataset_name]
     teacher = _as_teacher(role)
-    trained_teacher(profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose)
-    if _scores(profile, role, backbone_network):
-        teacher_losses(profile, teacher, backbone_network, dataset, splits, seed=seed)
+    model = trained_teacher(profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose)
+    if _scores(profile, role, backbone_network):  # scored by the network in hand, not one read back
+        teacher_losses(profile, teacher, backbone_network, dataset, splits, seed=seed, trained=model)
 
 
 @dataclass(frozen=True, eq=False)
