@@ -1,7 +1,7 @@
 """One branch run trained and evaluated (Sec. III), and the softmax outputs a repetition run keeps.
 
-``train_run`` is what a Ray task runs: it writes nothing, and the driver stores the row and keeps the
-outputs (``keep_outputs``), so a cluster's nodes need no shared folder for them. A repetition run keeps its
+``train_run`` is what a Ray task runs: it writes nothing, and the driver keeps the outputs and stores the
+row (``store_run``), so a cluster's nodes need no shared folder for them. A repetition run keeps its
 branch's softmax outputs on the validation, hyper-parameter and test splits in the cache
 (``branch_outputs``), so exit policies can be studied without training again; the searches do not (at the
 paper's scale that would be gigabytes nobody reads).
@@ -21,24 +21,32 @@ from mecl_utils.cache import cache_key, cache_path, cached_arrays
 from mecl_utils.curriculum.pacing import preset
 from mecl_utils.curriculum.sampler import sampler_for_method
 from mecl_utils.protocol.profiles import Profile
+from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import OUTPUT_SPLITS, CaseData, RunSpec
 from mecl_utils.training.classifier_wise import TRAINING_VERSION, BranchRun, train_branch
 from mecl_utils.training.distillation import pack_targets
 
-__all__ = ["branch_outputs", "keep_outputs", "train_run"]
+__all__ = ["branch_outputs", "keep_outputs", "store_run", "train_run"]
 
 
 def keep_outputs(run_id: str, probabilities: dict[str, np.ndarray] | None) -> None:
     """Cache a repetition's outputs (``branch_outputs``), replacing any kept there before; a search has none.
 
-    Outputs are written before their row is stored (``stages.run_specs``, ``grid.run_cases``), so a run
-    stopped in between leaves outputs without a row. Its run_id is then not in the store, so it trains
-    again, and the retrained run writes its own outputs over the ones left behind: outputs under a stored
-    run_id are always those of the run that stored the row, never a reused older copy.
+    Outputs are written before their row is stored (``store_run``), so a run stopped in between leaves outputs
+    without a row. Its run_id is then not in the store, so it trains again, and the retrained run writes its
+    own outputs over the ones left behind: outputs under a stored run_id are always those of the run that
+    stored the row, never a reused older copy.
     """
     if probabilities is not None:
         cache_path("branch_outputs", cache_key(_outputs_parts(run_id)), ".npz").unlink(missing_ok=True)
         cached_arrays("branch_outputs", _outputs_parts(run_id), lambda: probabilities)
+
+
+def store_run(store: ResultsStore, run_id: str, result: tuple[dict, dict[str, np.ndarray] | None]) -> None:
+    """A finished ``train_run``'s ``result`` (row, outputs) on the driver: outputs kept, then the row."""
+    row, probabilities = result
+    keep_outputs(run_id, probabilities)
+    store.append({"run_id": run_id, **row})
 
 
 def train_run(

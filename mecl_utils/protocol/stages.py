@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 
 from mecl_utils.curriculum.sorting import METHODS
-from mecl_utils.protocol.branch_runs import keep_outputs, train_run
+from mecl_utils.protocol.branch_runs import store_run, train_run
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import Case, CaseData, RunSpec
@@ -117,7 +117,7 @@ def run_specs(
 
     ``on_run(spec, skipped)`` is called for every spec: first the finished ones, in order. Returns the
     run_ids of ``specs``, in order. A run is ``branch_runs.train_run``, which writes nothing: its
-    repetition outputs are kept here, by the driver, before its row is stored.
+    outputs and row are written here, by the driver (``branch_runs.store_run``).
     """
     run_ids = {spec: spec.run_id(profile, data) for spec in specs}
     done = [spec for spec, run_id in run_ids.items() if run_id in store]
@@ -130,9 +130,8 @@ def run_specs(
         if engine is not None
         else ((spec, train_run(spec, profile, data)) for spec in missing)
     )
-    for spec, (row, probabilities) in finished:
-        keep_outputs(run_ids[spec], probabilities)
-        store.append({"run_id": run_ids[spec], **row})
+    for spec, result in finished:
+        store_run(store, run_ids[spec], result)
         if on_run is not None:
             on_run(spec, False)
     return list(run_ids.values())

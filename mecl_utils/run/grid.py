@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mecl_utils.curriculum.sorting import METHODS
-from mecl_utils.protocol.branch_runs import keep_outputs, train_run
+from mecl_utils.protocol.branch_runs import store_run, train_run
 from mecl_utils.protocol.feature_modes import Budget
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
@@ -121,11 +121,10 @@ def run_cases(
                 open_cases[case] = state
 
     open_more()
-    for spec, (row, probabilities) in engine.finished_runs():
+    for spec, result in engine.finished_runs():
         state = open_cases[spec.case]
         run_id = state.run_ids[spec]
-        keep_outputs(run_id, probabilities)  # by the driver, before the row (branch_runs.keep_outputs)
-        store.append({"run_id": run_id, **row})
+        store_run(store, run_id, result)  # by the driver: outputs, then the row
         if on_run is not None:
             on_run(spec, run_id, False)
         state.remaining.discard(spec)
