@@ -40,7 +40,7 @@ format: env
 	$(VENV)/bin/ruff format .
 
 test: lint
-	MPLBACKEND=Agg $(PY) -m pytest -n 2 --dist loadgroup
+	MPLBACKEND=Agg $(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
 
 # MathJax 3 from npm lets the equations render without a network; without npm the book uses the CDN.
 MATHJAX := .cache/mathjax/node_modules/mathjax/es5/tex-mml-chtml.js

@@ -17,15 +17,27 @@ import keras  # noqa: E402
 # The session fixtures that train the smoke grid and build the book: every test using one runs on the
 # same pytest-xdist worker, so that both happen once per suite.
 SHARED_SMOKE_FIXTURES = {"smoke_cache", "built_book"}
+# The groups that take longest (``--durations``: the smoke group about 590 s, the miniature paper grid
+# about 250 s, everything else under 90 s a group), queued first so that the two workers end together.
+# pytest-xdist would otherwise queue groups by their number of tests (``make test`` turns that off with
+# --no-loadscope-reorder): the one-test miniature grid came last and ran alone for four minutes.
+LONGEST_GROUPS = ("smoke", "test_paper_miniature")
+
+
+def xdist_group(item) -> str:
+    shares_smoke = SHARED_SMOKE_FIXTURES & set(item.fixturenames)
+    return "smoke" if shares_smoke else item.module.__name__
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     """Groups for ``make test``'s ``-n 2 --dist loadgroup``: a module's tests run on one worker (its module
-    fixtures are built once), and the tests sharing the smoke cache or the book on one worker too."""
+    fixtures are built once), and the tests sharing the smoke cache or the book on one worker too. The
+    longest groups come first, the rest keep their order."""
     for item in items:
-        shares_smoke = SHARED_SMOKE_FIXTURES & set(item.fixturenames)
-        item.add_marker(pytest.mark.xdist_group("smoke" if shares_smoke else item.module.__name__))
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+    rank = {group: index for index, group in enumerate(LONGEST_GROUPS)}
+    items.sort(key=lambda item: rank.get(xdist_group(item), len(rank)))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -35,3 +35,19 @@ def test_loadgroup_keeps_a_group_on_one_worker(pytester):
     base = next(pytester.path.glob("**/worker-0")).parent
     workers = {(base / f"worker-{n}").read_text() for n in range(4)}
     assert len(workers) == 1, f"one xdist group ran on {sorted(workers)}"
+
+
+def test_the_longest_groups_are_collected_first_and_make_test_keeps_that_order():
+    import subprocess
+    import sys
+
+    files = ["tests/test_pacing.py", "tests/test_paper_miniature.py", "tests/test_book.py"]
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *files],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    modules = [line.split("::")[0] for line in collected if "::" in line]
+    order = [module for index, module in enumerate(modules) if module not in modules[:index]]
+    assert order == ["tests/test_book.py", "tests/test_paper_miniature.py", "tests/test_pacing.py"]
+    make = subprocess.run(["make", "-n", "test"], capture_output=True, text=True, check=True).stdout
+    assert "--dist loadgroup --no-loadscope-reorder" in make
