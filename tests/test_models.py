@@ -298,3 +298,29 @@ def test_tiny_cnn_has_the_two_smoke_branch_layers():
     shapes = {name: tuple(model.get_layer(name).output.shape[1:]) for name in ("block1_out", "block2_out")}
     assert shapes == {"block1_out": (4, 4, 16), "block2_out": (2, 2, 32)}
     assert model.output.shape[-1] == 10
+
+
+def _tiny_compiled(seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = build_tiny_cnn(10)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _traced_train_steps(model: keras.Model, monkeypatch, x, y) -> int:
+    traced = []
+    step = type(model).train_step
+    monkeypatch.setattr(type(model), "train_step", lambda self, data: traced.append(1) or step(self, data))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    return len(traced)
+
+
+def test_a_model_built_for_fit_traces_its_training_step_once(monkeypatch):
+    x, y = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1), dtype=np.uint8), np.arange(16) % 10
+    unbuilt = _tiny_compiled(0)
+    built = _tiny_compiled(0)
+    backbones.build_for_fit(built, (x, y))
+    assert _traced_train_steps(unbuilt, monkeypatch, x, y) == 2  # Keras creates state in the first trace
+    assert _traced_train_steps(built, monkeypatch, x, y) == 1
+    for a, b in zip(unbuilt.weights, built.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))

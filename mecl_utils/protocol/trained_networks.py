@@ -34,6 +34,7 @@ from mecl_utils.networks.backbones import (
     PREDICT_BATCH_SIZE,
     accuracy,
     build_classifier,
+    build_for_fit,
     build_tiny_cnn,
     logits,
     mobilenet_weights_path,
@@ -168,6 +169,7 @@ def train_classifier(
             # 2x faster fine-tuning of the book backbone on a 2-core CPU (benchmarks/README.md).
             steps_per_execution=STEPS_PER_EXECUTION,
         )
+        build_for_fit(model, (splits.train.x, splits.train.y))
         model.fit(
             splits.train.x,
             splits.train.y,

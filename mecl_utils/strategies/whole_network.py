@@ -33,7 +33,13 @@ import keras
 import numpy as np
 
 from mecl_utils.curriculum.sampler import CurriculumSampler, curriculum_dataset
-from mecl_utils.networks.backbones import copy_variables, get_layer, reset_optimizer, top1_accuracy
+from mecl_utils.networks.backbones import (
+    build_for_fit,
+    copy_variables,
+    get_layer,
+    reset_optimizer,
+    top1_accuracy,
+)
 from mecl_utils.networks.branches import build_branch
 from mecl_utils.networks.costs import total_macs
 from mecl_utils.networks.data import Dataset, Split, Splits
@@ -209,6 +215,7 @@ def _fit(
         return tuple([y] * outputs) if outputs > 1 else y
 
     if sampler is None:
+        build_for_fit(model, (splits.train.x, targets(splits.train.y)))
         return model.fit(
             splits.train.x,
             targets(splits.train.y),
@@ -223,8 +230,10 @@ def _fit(
             f"the sampler orders {sampler.num_samples} samples but train has {len(splits.train)}"
         )
     batches = curriculum_dataset(splits.train.x, splits.train.y, sampler, epochs=epochs)
+    batches = batches.map(lambda x, y: (x, targets(y)))
+    build_for_fit(model, batches.element_spec)
     return model.fit(
-        batches.map(lambda x, y: (x, targets(y))),
+        batches,
         epochs=epochs,
         steps_per_epoch=sampler.batches_per_epoch,
         shuffle=False,

@@ -24,7 +24,7 @@ import numpy as np
 
 from mecl_utils.curriculum.rows import LazyRows
 from mecl_utils.curriculum.sampler import CurriculumSampler, curriculum_dataset
-from mecl_utils.networks.backbones import copy_variables, reset_optimizer, top1_accuracy
+from mecl_utils.networks.backbones import build_for_fit, copy_variables, reset_optimizer, top1_accuracy
 from mecl_utils.networks.branches import build_branch
 from mecl_utils.seeds import stream_seed
 from mecl_utils.training.distillation import Distillation, label_accuracy
@@ -203,8 +203,10 @@ def train_branch(
     )
     log = _EpochLog()
     start = time.perf_counter()
+    batches = curriculum_dataset(x_train, y_train, sampler, epochs=run.epochs)
+    build_for_fit(model, batches.element_spec)
     history = model.fit(
-        curriculum_dataset(x_train, y_train, sampler, epochs=run.epochs),
+        batches,
         validation_data=_labelled(*val),
         epochs=run.epochs,
         steps_per_epoch=sampler.batches_per_epoch,
