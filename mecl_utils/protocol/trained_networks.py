@@ -4,7 +4,8 @@ Implements, for Bakhtiarnia, Zhang & Iosifidis (2021), Sec. III and Table I:
 
 - the transfer-learning recipe shared by backbones and teachers (``train_classifier``): the network of
   ``backbones.build_classifier`` (or the smoke profile's tiny CNN) trained with Adam and sparse categorical
-  cross-entropy at the Table I batch size, validated on the validation split;
+  cross-entropy at the Table I batch size (no per-epoch validation pass: nothing reads it, and it does not
+  change a weight; it was 40 % of a DenseNet201's first ``fit`` on a CPU, benchmarks/README.md);
 - the backbone that the branches are attached to (``trained_backbone``) and the teacher that ranks the
   training samples (``trained_teacher``); the teacher "self", or a teacher named like the backbone
   (InceptionV3 teaching InceptionV3 in Table IV), is the backbone itself: the paper's *self-taught* case, in
@@ -175,7 +176,6 @@ def train_classifier(
             splits.train.y,
             batch_size=parts["batch_size"],
             epochs=epochs,
-            validation_data=(splits.val.x, splits.val.y),
             shuffle=True,
             verbose=1 if verbose else 0,
         )

@@ -204,10 +204,10 @@ def _fit(
     callbacks: list,
     verbose: int,
 ):
-    """Fit as ``trained_networks.train_classifier`` does, every output reading the same labels, but without
-    its per-epoch validation pass: no callback here reads it and evaluation changes no weight (the tests'
-    plain run still equals ``train_classifier``'s, which validates, to the last bit). Without it the chapter's
-    network runs took about 5 % less wall time (``benchmarks/network_runs.py``, benchmarks/README.md).
+    """Fit as ``trained_networks.train_classifier`` does, every output reading the same labels, with no
+    per-epoch validation pass: no callback here reads it and evaluation changes no weight. Without it the
+    chapter's network runs took about 5 % less wall time (``benchmarks/network_runs.py``,
+    benchmarks/README.md).
     """
     outputs = len(model.outputs)
 
