@@ -215,10 +215,11 @@ def _fit(
         return tuple([y] * outputs) if outputs > 1 else y
 
     if sampler is None:
-        build_for_fit(model, (splits.train.x, targets(splits.train.y)))
+        labels = targets(splits.train.y)
+        build_for_fit(model, (splits.train.x, labels))
         return model.fit(
             splits.train.x,
-            targets(splits.train.y),
+            labels,
             batch_size=network_batch_size(network),
             epochs=epochs,
             shuffle=True,
