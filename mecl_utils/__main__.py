@@ -3,7 +3,9 @@
     python -m mecl_utils run --profile smoke                  # the whole protocol, resumable
     python -m mecl_utils run --profile book --data-dir DIR    # CIFAR-10 from an offline copy
     python -m mecl_utils run --profile smoke --case tiny_cnn/digits/1 --method vanilla curriculum
+    python -m mecl_utils run --profile book --repetitions 10  # more repetitions: only the new ones train
     python -m mecl_utils table --profile smoke                # Table IV from the stored results
+    python -m mecl_utils stats --profile book --format csv    # intervals, pooled answer, power per case
     python -m mecl_utils table --where feature_mode=memory    # only the runs of one configuration
     python -m mecl_utils exits --profile smoke                # accuracy within cost budgets (early exit)
     python -m mecl_utils plan --profile paper                 # feature modes, runs, time; trains nothing
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import time
@@ -26,12 +29,21 @@ import pandas as pd
 
 from mecl_utils import quiet
 from mecl_utils.curriculum.sorting import METHODS
+from mecl_utils.evidence import POWER
 from mecl_utils.networks.data import DataNotFoundError
 from mecl_utils.protocol.profiles import FEATURE_MODES, PROFILES, get_profile
 from mecl_utils.protocol.results import ResultsStore, default_results_path
 from mecl_utils.protocol.runs import Case, cases
 from mecl_utils.protocol.stages import stale_rows
+from mecl_utils.report.evidence_tables import (
+    DEFAULT_MIN_EFFECT,
+    case_evidence,
+    evidence_text,
+    pooled_evidence,
+    stats_table,
+)
 from mecl_utils.report.table_iv import table_iv
+from mecl_utils.statistics import ALPHA
 
 
 def _parse_case(text: str) -> Case:
@@ -47,6 +59,32 @@ def _workers(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"--workers must be a whole number >= 0, got {text!r}")
     return int(text)
+
+
+def _repetitions(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--repetitions must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, e.g. 0.05, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of points, e.g. 2, got {text!r}")
+    return value
 
 
 def _where(text: str) -> tuple[str, str]:
@@ -85,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m mecl_utils", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "table", "exits", "plan"):
+    for name in ("run", "table", "stats", "exits", "plan"):
         command = commands.add_parser(name)
         command.add_argument("--profile", choices=list(PROFILES), default="smoke")
         command.add_argument("--results", type=Path, help="results CSV (default: in the cache directory)")
@@ -111,9 +149,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show Keras progress while training networks, Ray's and the workers' output, and tracebacks",
     )
-    for name in ("table", "exits", "plan"):
+    for name in ("table", "stats", "exits", "plan"):
         commands.choices[name].add_argument("--verbose", action="store_true", help="show tracebacks")
-    for name in ("table", "exits"):
+    for name in ("table", "stats", "exits"):
         commands.choices[name].add_argument(
             "--where",
             type=_where,
@@ -124,11 +162,27 @@ def _parser() -> argparse.ArgumentParser:
         )
     for name in ("run", "plan"):
         commands.choices[name].add_argument(
+            "--repetitions",
+            type=_repetitions,
+            help="repetitions of the final stage (default: the profile's); the first N of a larger count are "
+            "the same runs, so raising it trains only the new repetitions",
+        )
+        commands.choices[name].add_argument(
             "--feature-mode",
             choices=["auto", *FEATURE_MODES],
             help="where branch features live: memory, float16 shards on disk, or the backbone cut at the "
             "branch layer inside the training graph (default: the profile's, 'auto': by size)",
         )
+    stats = commands.choices["stats"]
+    stats.add_argument("--format", choices=["markdown", "csv"], default="markdown")
+    stats.add_argument(
+        "--min-effect",
+        type=_positive,
+        default=DEFAULT_MIN_EFFECT,
+        help="the difference in points that power and repetitions needed are for (default: %(default)s)",
+    )
+    stats.add_argument("--alpha", type=_fraction, default=ALPHA, help="test level (default: %(default)s)")
+    stats.add_argument("--power", type=_fraction, default=POWER, help="power wanted (default: %(default)s)")
     exits = commands.choices["exits"]
     exits.add_argument(
         "--data-dir", help="folder holding cifar-10-batches-py/ (default: $MECL_DATA_DIR, Keras)"
@@ -150,9 +204,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _profile(args: argparse.Namespace):
-    """The named profile, with ``--feature-mode`` where the command has one and it was given."""
-    mode = getattr(args, "feature_mode", None)
-    return get_profile(args.profile, **({"feature_mode": mode} if mode else {}))
+    """The named profile, with ``--feature-mode`` and ``--repetitions`` where the command has them and
+    they were given."""
+    overrides = {
+        field: getattr(args, field)
+        for field in ("feature_mode", "repetitions")
+        if getattr(args, field, None) is not None
+    }
+    return get_profile(args.profile, **overrides)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -211,6 +270,33 @@ def _print_table(store: ResultsStore, where: list[tuple[str, str]] | None = None
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         print(table.round(3).to_string(index=False))
     return table
+
+
+def _stats(args: argparse.Namespace) -> None:
+    store = ResultsStore(args.results or default_results_path(args.profile))
+    frame = store.frame()
+    if not frame.empty:
+        frame = _selected(frame[~stale_rows(frame)], args.where)
+    if frame.empty or "stage" not in frame or not (frame["stage"] == "repetition").any():
+        raise SystemExit(
+            f"No repetitions in {store.path} yet: run "
+            f"`python -m mecl_utils run --profile {args.profile}` first."
+        )
+    settings = {"min_effect": args.min_effect, "alpha": args.alpha, "power": args.power}
+    per_case = case_evidence(frame, **settings)
+    pooled = pooled_evidence(frame, **settings)
+    if args.format == "csv":
+        print(evidence_text(stats_table(per_case, pooled), "csv"), end="")
+        return
+    reps = frame[frame["stage"] == "repetition"]
+    print(
+        f"{args.profile}: {reps['repetition'].nunique()} repetitions in {store.path}. Differences from "
+        f"vanilla in points of test accuracy; power and repetitions needed are for {args.min_effect:g} "
+        f"points at alpha {args.alpha:g}, power {args.power:g}.\n\nPer case:\n"
+    )
+    print(evidence_text(per_case))
+    print("Pooled over cases (random effects; sign count; probability of improvement):\n")
+    print(evidence_text(pooled))
 
 
 def _exits(args: argparse.Namespace) -> None:
@@ -299,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
             _exits(args)
         elif args.command == "plan":
             _plan(args)
+        elif args.command == "stats":
+            _stats(args)
         else:
             _print_table(ResultsStore(args.results or default_results_path(args.profile)), args.where)
     except (DataNotFoundError, ValueError) as err:

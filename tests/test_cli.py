@@ -1,10 +1,12 @@
 """The command line: the smoke protocol end to end, Table IV as a file, and clear argument errors."""
 
 import argparse
+import io
 
 import pandas as pd
 import pytest
 
+from mecl_utils import __main__
 from mecl_utils.__main__ import _parse_case, _workers, main
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 
@@ -17,6 +19,18 @@ def test_case_argument_must_name_backbone_dataset_branch():
 def test_workers_argument_must_be_a_whole_number():
     with pytest.raises(argparse.ArgumentTypeError, match="--workers must be a whole number"):
         _workers("-1")
+
+
+def test_repetitions_replace_the_profiles_and_must_be_positive():
+    assert __main__._profile(__main__._parser().parse_args(["run", "--repetitions", "7"])).repetitions == 7
+    assert __main__._profile(__main__._parser().parse_args(["run"])).repetitions == 2  # the smoke profile's
+    with pytest.raises(SystemExit):
+        __main__._parser().parse_args(["run", "--repetitions", "0"])
+
+
+def test_stats_without_results_says_what_to_run(tmp_path):
+    with pytest.raises(SystemExit, match="run --profile smoke"):
+        __main__.main(["stats", "--results", str(tmp_path / "none.csv")])
 
 
 def test_table_without_results_says_so(tmp_path, capsys):
@@ -77,6 +91,18 @@ def test_smoke_protocol_end_to_end_writes_table_iv(smoke_cache, monkeypatch, cap
         table.columns
     )
     assert "Table IV written to" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_stats_reads_the_smoke_grid_per_case_and_pooled(smoke_cache, monkeypatch, capsys):
+    monkeypatch.setenv("MECL_CACHE_DIR", str(smoke_cache))
+    main(["run", "--profile", "smoke"])  # trains nothing when the book or another test ran it first
+    capsys.readouterr()
+    main(["stats", "--profile", "smoke", "--format", "csv", "--min-effect", "1.5"])
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert table["level"].value_counts().to_dict() == {"case": 6, "pooled": 3}  # 2 branches x 3 methods
+    assert set(table.loc[table["level"] == "pooled", "method"]) == {"curriculum", "anti", "random"}
+    assert (table.loc[table["level"] == "case", "pairs"] == 2).all()
 
 
 # The vanilla searches' run ids hash only the profile's settings, the data and the networks' recipes (none

@@ -87,6 +87,20 @@ def test_protocol_runs_three_stages_and_resumes_without_duplicates(tmp_path):
 
 
 @pytest.mark.slow
+def test_more_repetitions_train_only_the_new_ones_and_leave_the_old_rows_untouched(tmp_path):
+    data, store = _data(), ResultsStore(tmp_path / "runs.csv")
+    run_case(dataclasses.replace(_profile(), repetitions=1), CASE, data, store)
+    before = store.frame()
+    skipped = []
+    run_case(_profile(), CASE, data, store, on_run=lambda spec, s: skipped.append((spec.repetition, s)))
+    after = store.frame()
+    trained = [repetition for repetition, was_skipped in skipped if not was_skipped]
+    assert trained == [1, 1, 1, 1]  # the second repetition's four methods, nothing else
+    assert len(after) == len(before) + 4
+    pd.testing.assert_frame_equal(after.iloc[: len(before)], before)
+
+
+@pytest.mark.slow
 def test_an_interrupted_protocol_finishes_with_one_row_per_run(tmp_path):
     profile, data = _profile(), _data()
 

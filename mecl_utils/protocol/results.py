@@ -112,7 +112,9 @@ class ResultsStore:
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
                 raise
-            self._frame, self._seen = frame, self._signature()
+            # Read back on the next ``frame()``: the file, not this concat, is what every reader sees (a
+            # row's "" reads back as missing).
+            self._frame, self._seen = pd.DataFrame(), None
 
 
 CASE = ["backbone", "dataset", "branch"]
