@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from mecl_utils import evidence
-from mecl_utils.report import evidence_tables
+from mecl_utils.report import evidence_tables, paper_evidence
 from mecl_utils.report.table_iv import paper_table_iv
 
 
@@ -140,6 +140,7 @@ def repetition_rows(accuracies: dict) -> pd.DataFrame:
             "method": method,
             "repetition": repetition,
             "accuracy": accuracy,
+            "seconds": 30.0,
         }
         for (backbone, branch), methods in accuracies.items()
         for method, values in methods.items()
@@ -198,7 +199,7 @@ def test_the_paper_re_analysis_matches_a_hand_welch_test_with_unequal_spreads():
     # five runs each. Welch: se² = 0.57²/5 + 0.47²/5, df = se⁴ / ((0.57²/5)²/4 + (0.47²/5)²/4).
     a, b = 0.57**2 / 5, 0.47**2 / 5
     se, df = math.sqrt(a + b), (a + b) ** 2 / (a**2 / 4 + b**2 / 4)
-    row = paper_row(evidence_tables.paper_evidence(paper_table_iv()), "densenet201", "cifar10", 1)
+    row = paper_row(paper_evidence.paper_evidence(paper_table_iv()), "densenet201", "cifar10", 1)
     assert row["difference"] == pytest.approx(-0.12)
     assert row["high"] - row["difference"] == pytest.approx(stats.t.ppf(0.975, df) * se)
     assert row["p"] == pytest.approx(2 * stats.t.sf(0.12 / se, df))
@@ -210,7 +211,7 @@ def test_the_paper_re_analysis_matches_a_hand_welch_test_with_equal_spreads_and_
     # df is 2 × (5 − 1) = 8 and se = 0.21 × √(2/5). It has the smallest p of the 16 cases, so Holm
     # multiplies it by 16. Two groups of 5 detect d = 2.0244 SDs at 80 % (the textbook two-sample table).
     se = 0.21 * math.sqrt(2 / 5)
-    table = evidence_tables.paper_evidence(paper_table_iv())
+    table = paper_evidence.paper_evidence(paper_table_iv())
     row = paper_row(table, "inceptionv3", "cifar100", 2)
     assert row["p"] == pytest.approx(2 * stats.t.sf(0.64 / se, 8))
     assert row["p"] == table["p"].min()
@@ -220,8 +221,35 @@ def test_the_paper_re_analysis_matches_a_hand_welch_test_with_equal_spreads_and_
 
 def test_the_paper_pooled_over_its_cases_weighs_each_by_its_welch_variance():
     paper = paper_table_iv()
-    pooled = evidence_tables.paper_pooled(paper)
+    pooled = paper_evidence.paper_pooled(paper)
     assert pooled.k == 16
     fixed_weights = 5 / (paper["Curriculum std"] ** 2 + paper["Vanilla std"] ** 2)
     fixed = np.average(paper["Curriculum mean"] - paper["Vanilla mean"], weights=fixed_weights)
     assert pooled.low < fixed < pooled.high  # with tau > 0 the pooled mean moves, not past its interval
+
+
+def test_the_interval_narrows_as_observed_then_as_the_stored_sd_predicts():
+    curve = evidence_tables.repetition_curve(TWO_CASES, [2, 6]).set_index(["case", "repetitions"])
+    two = curve.loc[("mobilenet/cifar10/branch 1", 2)]
+    six = curve.loc[("mobilenet/cifar10/branch 1", 6)]
+    # The first two pairs differ by 1 and 3 points: mean 2, SD √2, half-width t(0.975, 1) × √2 / √2.
+    assert two["observed"] and two["half width"] == pytest.approx(stats.t.ppf(0.975, 1))
+    # Beyond the 3 stored: the stored mean 2 and SD 1, half-width t(0.975, 5) / √6.
+    assert not six["observed"] and six["difference"] == pytest.approx(2.0)
+    assert six["half width"] == pytest.approx(stats.t.ppf(0.975, 5) / math.sqrt(6))
+    assert six["cpu minutes"] == pytest.approx(6 * 2 * 30 / 60)  # two methods, 30 s a run
+
+
+def test_the_pooled_sentence_gives_the_interval_and_never_says_no_effect():
+    pooled = evidence_tables.pooled_evidence(TWO_CASES).iloc[0]
+    sentence = evidence_tables.pooled_sentence(pooled)
+    assert sentence.startswith("Pooled over 2 cases, curriculum minus vanilla is +")
+    assert f"[{pooled['low']:+.2f}, {pooled['high']:+.2f}] points" in sentence
+    assert "no effect" not in sentence and "no difference" not in sentence
+
+
+def test_the_forest_rows_end_with_the_pooled_estimate():
+    per_case = evidence_tables.case_evidence(TWO_CASES)
+    rows = evidence_tables.forest_rows(per_case, evidence_tables.pooled_evidence(TWO_CASES))
+    assert rows["label"].tolist() == ["mobilenet/cifar10/branch 1", "mobilenet/cifar10/branch 2", "pooled"]
+    assert rows["pooled"].tolist() == [False, False, True]

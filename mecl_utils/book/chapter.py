@@ -6,9 +6,9 @@ package's inner layout. It holds two things:
 
 - the names the chapters use, imported from their homes: the pacing functions and sorting orders of the
   curriculum (Sec. III-A/B, Table III), the networks and branch placements (Tables I and II), the profiles and
-  the protocol's cases and stages (Sec. IV), the multi-exit evaluation (accuracy-cost curves, latency) and
-  the report's tables, figures and readings, and for exercises that train a branch by hand, the
-  classifier-wise training step (Sec. III-C);
+  the protocol's cases and stages (Sec. IV), the multi-exit evaluation (accuracy-cost curves, latency) and the
+  report's tables, figures and readings (the evidence tables and the paper's Table IV re-read among them), and
+  for exercises that train a branch by hand, the classifier-wise training step (Sec. III-C);
 - a few functions written for the chapters that keep bookkeeping off the page: ``setup`` (settings, data
   folder, quiet TensorFlow), ``results_store``, ``grid_results``, ``train_case``, ``distilled_results``,
   ``network_strategy_rows``, and ``networks_table`` with ``paper_column`` (the trained networks beside the
@@ -44,9 +44,11 @@ from mecl_utils.protocol.trained_networks import trained_backbone
 from mecl_utils.report import (
     cells,
     distillation_tables,
+    evidence_tables,
     figure_data,
     figures,
     open_questions,
+    paper_evidence,
     provenance,
     readings,
     strategy_comparisons,
@@ -85,6 +87,7 @@ __all__ = [  # what the chapters import, in ruff's order
     "cross_entropy",
     "distillation_tables",
     "distilled_results",
+    "evidence_tables",
     "extract_features",
     "figure_data",
     "figures",
@@ -100,6 +103,7 @@ __all__ = [  # what the chapters import, in ruff's order
     "order",
     "pacing",
     "paper_column",
+    "paper_evidence",
     "paper_table_iv",
     "planned_runs",
     "policies",

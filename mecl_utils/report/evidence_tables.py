@@ -17,26 +17,32 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from mecl_utils import evidence
-from mecl_utils.protocol.results import CASE, require_one_configuration
+from mecl_utils.protocol.results import CASE, METHOD_COLUMNS, require_one_configuration
+from mecl_utils.report.readings import PROSE_NAMES
 from mecl_utils.seeds import stream_seed
 from mecl_utils.statistics import (
     ALPHA,
+    CONFIDENCE,
+    MIN_REPETITIONS,
     PRIMARY,
     SECONDARY,
     compare_with_baseline,
     holm,
-    welch_difference,
+    interval_text,
+    paired_difference,
 )
 
 __all__ = [
     "DEFAULT_MIN_EFFECT",
     "case_evidence",
     "evidence_text",
-    "paper_evidence",
-    "paper_pooled",
+    "forest_rows",
     "pooled_evidence",
+    "pooled_sentence",
+    "repetition_curve",
     "stats_table",
 ]
 
@@ -51,7 +57,10 @@ def case_accuracies(results: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
         raise ValueError("no repetition rows yet: run the protocol's final stage first")
     require_one_configuration(reps)
     return [
-        (dict(zip(CASE, case, strict=True)), group.pivot_table("accuracy", "repetition", "method") * 100)
+        (
+            {**dict(zip(CASE, case, strict=True)), "branch": int(case[2])},
+            group.pivot_table("accuracy", "repetition", "method") * 100,
+        )
         for case, group in reps.groupby(CASE, sort=False)
     ]
 
@@ -108,11 +117,12 @@ def case_evidence(
 
 
 def _needed(min_effect: float, sd: float, alpha: float, power: float) -> int | None:
-    """The repetitions for power; None where the SD is missing or the count beyond any reach."""
+    """The repetitions for power, at least the ``MIN_REPETITIONS`` the book's rule reads a test with; None
+    where the SD is missing or the count beyond any reach."""
     if not sd > 0:
         return None
     try:
-        return evidence.repetitions_for_power(min_effect, sd, alpha, power)
+        return max(MIN_REPETITIONS, evidence.repetitions_for_power(min_effect, sd, alpha, power))
     except ValueError:
         return None
 
@@ -175,52 +185,86 @@ def pooled_evidence(
     return table
 
 
-def paper_evidence(paper: pd.DataFrame, alpha: float = ALPHA, power: float = evidence.POWER) -> pd.DataFrame:
-    """The paper's Table IV (``table_iv.paper_table_iv``: published mean ± std, 5 repetitions) read per case.
+def repetition_curve(
+    results: pd.DataFrame, counts: list[int], method: str = PRIMARY, confidence: float = CONFIDENCE
+) -> pd.DataFrame:
+    """How one comparison's interval narrows with the repetitions, per case.
 
-    No pairing is possible from summaries, so each difference is Welch's (``statistics.welch_difference``).
-    Columns: curriculum − vanilla (``difference``, ``low``, ``high``, ``p``) and its p Holm-corrected over
-    every case (``p Holm``); the better of curriculum and anti-curriculum by mean (``picked``), the way the
-    paper counts its cases, with the same columns prefixed ``picked``; and the smallest difference a
-    two-sample test of 5 against 5 runs would detect at ``power`` given the two methods' spread
-    (``detectable``, from the root mean square of their SDs).
+    For each count in ``counts``: up to the repetitions stored, the t interval of the first that many
+    (``observed``); beyond, the interval the stored SD of the differences predicts around the stored mean
+    (t on count − 1 degrees of freedom, SD / √count), which assumes that SD is right. ``cpu minutes``: the
+    count times the methods' median seconds a repetition run took, summed over the four methods.
     """
-    n = paper["repetitions"].to_numpy(dtype=float)
-    vanilla = paper["Vanilla mean"].to_numpy(), paper["Vanilla std"].to_numpy()
-    fixed = welch_difference(paper["Curriculum mean"], paper["Curriculum std"], n, *vanilla, n)
-    anti_ahead = (paper["Anti mean"] > paper["Curriculum mean"]).to_numpy()
-    picked_mean = np.where(anti_ahead, paper["Anti mean"], paper["Curriculum mean"])
-    picked_std = np.where(anti_ahead, paper["Anti std"], paper["Curriculum std"])
-    picked = welch_difference(picked_mean, picked_std, n, *vanilla, n)
-    spread = np.sqrt((paper["Curriculum std"] ** 2 + paper["Vanilla std"] ** 2) / 2)
+    rows = []
+    reps = results[results["stage"] == "repetition"]
+    for case, accuracy in case_accuracies(results):
+        if "vanilla" not in accuracy or method not in accuracy:
+            continue
+        stored = len(accuracy)
+        full = paired_difference(accuracy["vanilla"], accuracy[method], confidence)
+        keep = (reps[CASE] == pd.Series(case)).all(axis=1)
+        run_seconds = reps.loc[keep].groupby("method")["seconds"].median().sum()
+        for count in counts:
+            if count <= stored:
+                first = accuracy.loc[accuracy.index[:count]]
+                difference = paired_difference(first["vanilla"], first[method], confidence)
+                mean, low, high = difference.mean, difference.low, difference.high
+            else:
+                mean = full.mean
+                half = stats.t.ppf(0.5 + confidence / 2, count - 1) * full.sd / math.sqrt(count)
+                low, high = mean - half, mean + half
+            rows.append(
+                {
+                    "case": _label(case),
+                    "repetitions": count,
+                    "observed": count <= stored,
+                    "difference": mean,
+                    "low": low,
+                    "high": high,
+                    "half width": (high - low) / 2,
+                    "cpu minutes": count * run_seconds / 60,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def forest_rows(per_case: pd.DataFrame, pooled: pd.DataFrame, method: str = PRIMARY) -> pd.DataFrame:
+    """What ``figures.forest`` draws for ``method``: each case's t interval, then the pooled one."""
+    cases = per_case[per_case["method"] == method]
+    total = pooled[pooled["method"] == method]
     return pd.DataFrame(
         {
-            **{key: paper[key] for key in CASE},
-            "difference": fixed["mean"],
-            "low": fixed["low"],
-            "high": fixed["high"],
-            "p": fixed["p"],
-            "p Holm": holm(fixed["p"]),
-            "picked": np.where(anti_ahead, "anti", "curriculum"),
-            "picked difference": picked["mean"],
-            "picked low": picked["low"],
-            "picked high": picked["high"],
-            "picked p": picked["p"],
-            "picked p Holm": holm(picked["p"]),
-            "detectable": [
-                evidence.detectable_difference(sd, int(k), alpha, power, paired=False)
-                for sd, k in zip(spread, n, strict=True)
-            ],
+            "label": [*(_label(row) for _, row in cases.iterrows()), *(["pooled"] * len(total))],
+            "difference": [*cases["difference"], *total["difference"]],
+            "low": [*cases["low"], *total["low"]],
+            "high": [*cases["high"], *total["high"]],
+            "pooled": [False] * len(cases) + [True] * len(total),
         }
     )
 
 
-def paper_pooled(paper: pd.DataFrame) -> evidence.Pooled:
-    """The paper's curriculum − vanilla pooled over its cases: each case's Welch difference, with variance
-    (s_c² + s_v²) / 5, in the random-effects meta-analysis our own cases get."""
-    spread = np.sqrt(paper["Curriculum std"] ** 2 + paper["Vanilla std"] ** 2)
-    difference = paper["Curriculum mean"] - paper["Vanilla mean"]
-    return evidence.random_effects(difference, spread, paper["repetitions"])
+def pooled_sentence(row: pd.Series, alpha: float = ALPHA, unit: str = "points") -> str:
+    """What one ``pooled_evidence`` row lets a reader say, as a sentence (MyST Markdown)."""
+    name = PROSE_NAMES[METHOD_COLUMNS[row["method"]]]
+    cases = int(row["cases pooled"])
+    head = f"Pooled over {cases} case{'' if cases == 1 else 's'}, {name} minus vanilla is"
+    if cases < 2 or pd.isna(row["difference"]):
+        return f"{head} not estimable: fewer than two cases have a spread to weigh them by."
+    interval = interval_text(row["low"], row["high"], unit)
+    corrected = "Holm-corrected p" if row["role"] == "secondary" else "p"
+    p = f"{corrected} < 0.001" if row["p rule"] < 0.001 else f"{corrected} = {row['p rule']:.3f}"
+    verdict = (
+        f"distinguishable from noise at the {alpha:g} level ({p})"
+        if row["p rule"] < alpha
+        else f"not distinguishable from noise over these cases ({p})"
+    )
+    return (
+        f"{head} {row['difference']:+.2f} {unit}, {verdict}. The {CONFIDENCE * 100:.0f} % interval "
+        f"{interval} holds the pooled differences the runs leave plausible: a true pooled difference "
+        f"above {row['high']:+.2f} {unit} or below {row['low']:+.2f} {unit} is unlikely. The spread between "
+        f"cases (tau) is {row['tau']:.2f} {unit}; {int(row['improved'])} of {cases} cases have the method "
+        "ahead."
+    )
 
 
 def stats_table(per_case: pd.DataFrame, pooled: pd.DataFrame) -> pd.DataFrame:

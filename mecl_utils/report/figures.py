@@ -15,7 +15,10 @@ lies behind one:
 - ``strategy_exit_accuracies``: each exit's test accuracy per way of training a whole network (the paper's
   Sec. V question);
 - ``accuracy_cost_curves``, ``exit_histogram``: a multi-exit network's accuracy against cost, and where its
-  test samples leave.
+  test samples leave;
+- ``forest``: every case's difference from vanilla with its interval beside the pooled one (a forest plot),
+  and ``interval_narrowing``: how an interval's half-width shrinks as repetitions are added, against their
+  CPU cost.
 
 Every number a figure draws (a histogram's bins and median, the curves per epoch in %, a search's grid and
 its best cell, each case's accuracies per repetition and their means, the accuracies per exit and their
@@ -41,7 +44,9 @@ __all__ = [
     "accuracy_cost_curves",
     "easy_hard_grid",
     "exit_histogram",
+    "forest",
     "image_grid",
+    "interval_narrowing",
     "learning_curves",
     "loss_histograms",
     "paired_repetitions",
@@ -224,4 +229,43 @@ def exit_histogram(shares: pd.DataFrame, ax=None):
     ax = ax or plt.subplots(figsize=(6.5, 3))[1]
     shares.T.plot.bar(ax=ax, rot=0, color=[METHOD_COLORS.get(m) for m in shares.index])
     ax.set(xlabel="exit", ylabel="test samples (%)")
+    return ax
+
+
+def forest(rows: pd.DataFrame, unit: str = "points", ax=None):
+    """One line per row of ``rows`` (columns ``label``, ``difference``, ``low``, ``high``, ``pooled``): the
+    difference as a dot, its interval as a bar; pooled rows as diamonds, below a rule."""
+    ax = ax or plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))[1]
+    y = np.arange(len(rows))[::-1]
+    for position, (_, row) in zip(y, rows.iterrows(), strict=True):
+        marker, color = ("D", "black") if row["pooled"] else ("o", METHOD_COLORS["curriculum"])
+        ax.plot([row["low"], row["high"]], [position, position], color=color, lw=2)
+        ax.plot(row["difference"], position, marker=marker, color=color, ms=7)
+    pooled = rows["pooled"].to_numpy()
+    if pooled.any() and not pooled.all():
+        ax.axhline(y[pooled].max() + 0.5, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", ls="--", lw=1)
+    ax.set_yticks(y, rows["label"])
+    ax.set_xlabel(f"difference from vanilla ({unit}), 95 % interval")
+    return ax
+
+
+def interval_narrowing(curve: pd.DataFrame, ax=None):
+    """Half-width of the interval against repetitions, one line per ``case`` of ``curve``; observed counts as
+    filled dots, predicted ones hollow."""
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    for case, group in curve.groupby("case", sort=False):
+        line = ax.plot(group["repetitions"], group["half width"], label=case)[0]
+        observed = group["observed"].to_numpy()
+        ax.plot(group["repetitions"][observed], group["half width"][observed], "o", color=line.get_color())
+        ax.plot(
+            group["repetitions"][~observed],
+            group["half width"][~observed],
+            "o",
+            mfc="white",
+            color=line.get_color(),
+        )
+    ax.set_xlabel("repetitions (filled: run; hollow: predicted from the runs' SD)")
+    ax.set_ylabel("half-width of the 95 % interval (points)")
+    ax.legend(fontsize="small")
     return ax
