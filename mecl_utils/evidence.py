@@ -71,7 +71,8 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Pooled:
-    """A random-effects pooled difference over ``k`` cases (``excluded`` had no usable variance)."""
+    """A random-effects pooled difference over ``k`` cases (``excluded`` had no usable variance), and the
+    common-effect one beside it (``common_*``: one true difference assumed for every case)."""
 
     mean: float
     low: float
@@ -81,6 +82,10 @@ class Pooled:
     i2: float  # the share of the spread between cases not explained by within-case noise
     k: int
     excluded: int
+    common_mean: float = math.nan
+    common_low: float = math.nan
+    common_high: float = math.nan
+    common_p: float = math.nan  # two-sided, normal
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,10 @@ def random_effects(means, sds, ns, confidence: float = CONFIDENCE) -> Pooled:
 
     A case's variance is sd² / n. Cases with fewer than two pairs or no spread carry no usable variance (a
     zero variance would weigh infinitely) and are left out, counted in ``excluded``. The interval and p-value
-    use a t distribution on k − 1 degrees of freedom; NaN below two usable cases.
+    use a t distribution on k − 1 degrees of freedom; NaN below two usable cases. With two or three cases
+    that interval is very wide by construction (t on 1 degree of freedom is 12.7), so the common-effect
+    (inverse-variance, normal) estimate comes with it as a sensitivity reading: narrower, and right only if
+    every case has the same true difference.
     """
     means, sds, ns = (np.asarray(x, dtype=float) for x in (means, sds, ns))
     usable = (ns >= 2) & (sds > 0) & ~np.isnan(means) & ~np.isnan(sds)
@@ -184,7 +192,22 @@ def random_effects(means, sds, ns, confidence: float = CONFIDENCE) -> Pooled:
     half = float(stats.t.ppf(0.5 + confidence / 2, k - 1)) * se
     p = float(2 * stats.t.sf(abs(mean) / se, k - 1))
     i2 = max(0.0, float(result.i2))  # statsmodels leaves (Q − df) / Q negative where Q < df
-    return Pooled(mean, mean - half, mean + half, p, math.sqrt(max(0.0, result.tau2)), i2, k, excluded)
+    common, common_se = float(result.mean_effect_fe), float(result.sd_eff_w_fe)
+    common_half = float(stats.norm.ppf(0.5 + confidence / 2)) * common_se
+    return Pooled(
+        mean,
+        mean - half,
+        mean + half,
+        p,
+        math.sqrt(max(0.0, result.tau2)),
+        i2,
+        k,
+        excluded,
+        common,
+        common - common_half,
+        common + common_half,
+        float(2 * stats.norm.sf(abs(common) / common_se)),
+    )
 
 
 def sign_test(means) -> SignTest:

@@ -64,6 +64,15 @@ def test_the_random_effects_mean_matches_a_hand_computation():
     assert (pooled.k, pooled.excluded) == (3, 0)
 
 
+def test_the_common_effect_mean_beside_it_weighs_by_inverse_variance_alone():
+    # Differences 1, 2, 4, each with variance 1: mean 7/3, standard error 1/√3, a normal interval.
+    pooled = evidence.random_effects([1.0, 2.0, 4.0], [math.sqrt(2)] * 3, [2, 2, 2])
+    half = stats.norm.ppf(0.975) / math.sqrt(3)
+    assert pooled.common_mean == pytest.approx(7 / 3)
+    assert (pooled.common_low, pooled.common_high) == pytest.approx((7 / 3 - half, 7 / 3 + half))
+    assert pooled.common_p == pytest.approx(2 * stats.norm.sf(7 / 3 * math.sqrt(3)))
+
+
 def test_cases_that_agree_more_than_their_noise_pool_with_no_spread_between_them():
     pooled = evidence.random_effects([-2.373, -1.607], [3.489, 1.654], [3, 3])
     assert pooled.tau == 0.0
@@ -248,8 +257,13 @@ def test_the_pooled_sentence_gives_the_interval_and_never_says_no_effect():
     assert "no effect" not in sentence and "no difference" not in sentence
 
 
-def test_the_forest_rows_end_with_the_pooled_estimate():
+def test_the_forest_rows_end_with_the_two_pooled_estimates():
     per_case = evidence_tables.case_evidence(TWO_CASES)
     rows = evidence_tables.forest_rows(per_case, evidence_tables.pooled_evidence(TWO_CASES))
-    assert rows["label"].tolist() == ["mobilenet/cifar10/branch 1", "mobilenet/cifar10/branch 2", "pooled"]
-    assert rows["pooled"].tolist() == [False, False, True]
+    assert rows["label"].tolist() == [
+        "mobilenet/cifar10/branch 1",
+        "mobilenet/cifar10/branch 2",
+        "pooled (random effects)",
+        "common effect",
+    ]
+    assert rows["pooled"].tolist() == [False, False, True, True]

@@ -267,5 +267,6 @@ def interval_narrowing(curve: pd.DataFrame, ax=None):
         )
     ax.set_xlabel("repetitions (filled: run; hollow: predicted from the runs' SD)")
     ax.set_ylabel("half-width of the 95 % interval (points)")
+    ax.set_yscale("log")
     ax.legend(fontsize="small")
     return ax
