@@ -1,5 +1,7 @@
 """Tests for protocol.teachers on the smoke profile (digits, tiny CNN): training, caching, losses."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import pytest
 from mecl_utils.cache import cache_key
 from mecl_utils.curriculum.sorting import cross_entropy, tie_fraction
 from mecl_utils.networks import backbones
+from mecl_utils.networks.data import Split
 from mecl_utils.protocol import trained_networks
 from mecl_utils.protocol.profiles import get_profile
 
@@ -160,3 +163,19 @@ def test_the_smoke_networks_keep_their_pinned_cache_keys(smoke_digits):
     )
     keys = trained_networks.network_keys(smoke, "tiny_cnn_wide", "tiny_cnn", *smoke_digits, seed=smoke.seed)
     assert keys.losses_key == "d450e3cd73e6fb7dc872"
+
+
+def test_a_network_is_compiled_for_no_more_steps_per_call_than_an_epoch_has():
+    assert trained_networks.steps_per_execution(20, 32) == 1  # the miniature paper grid: one step an epoch
+    assert trained_networks.steps_per_execution(40, 8) == 5
+    assert trained_networks.steps_per_execution(20_000, 32) == trained_networks.STEPS_PER_EXECUTION
+
+
+def test_only_a_network_with_epochs_shorter_than_one_call_records_its_steps_per_call(data):
+    dataset, splits = data
+    train = splits.train
+    tiny = dataclasses.replace(splits, train=Split(train.x[:40], train.y[:40], train.index[:40]))
+    full = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, splits, seed=0, epochs=1)
+    assert "steps_per_execution" not in full  # 1,138 images in batches of 32: the loop stays, so does the key
+    short = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, tiny, seed=0, epochs=1)
+    assert short["steps_per_execution"] == 2  # 40 images in batches of 32

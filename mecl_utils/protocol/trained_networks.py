@@ -22,6 +22,7 @@ schedule.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,17 @@ from mecl_utils.seeds import stream_seed
 # fresh iterator every epoch, so the last call of an epoch stops where the data ends.
 STEPS_PER_EXECUTION = 16
 
+
+def steps_per_execution(examples: int, batch_size: int) -> int:
+    """``STEPS_PER_EXECUTION``, or an epoch's steps where an epoch has fewer: Keras wraps a multi-step call in
+    a graph loop that costs tracing time and saves nothing when the epoch is one call anyway (1.3x on the
+    first fit of DenseNet201 and EfficientNetB7, ``benchmarks/short_fit.py``). Without the loop the graph is
+    optimised differently: DenseNet201's weights stay the same to the last bit, EfficientNetB7's differ in
+    the last digits, so such a network's cache key records the count (``classifier_parts``). The smoke,
+    book and paper profiles' networks have longer epochs and keep the loop and their keys."""
+    return max(1, min(STEPS_PER_EXECUTION, math.ceil(examples / batch_size)))
+
+
 __all__ = [
     "CLASSIFIER_VERSION",
     "NetworkKeys",
@@ -60,6 +72,7 @@ __all__ = [
     "network_batch_size",
     "network_epochs",
     "network_keys",
+    "steps_per_execution",
     "teacher_losses",
     "teacher_recipe",
     "train_classifier",
@@ -94,7 +107,7 @@ def classifier_parts(
     """The cache-key parts of a classifier: everything that determines its weights, nothing about its role."""
     _check_network(network, "classifier")
     alpha, weights = _weights(profile, network)
-    return {
+    parts = {
         "version": CLASSIFIER_VERSION,
         "network": network,
         "dataset": dataset.name,
@@ -114,6 +127,10 @@ def classifier_parts(
         "batch_size": network_batch_size(network),
         "seed": seed,
     }
+    steps = steps_per_execution(len(splits.train), parts["batch_size"])
+    if steps < STEPS_PER_EXECUTION:  # an epoch shorter than one call: unlooped, so other last digits
+        parts["steps_per_execution"] = steps
+    return parts
 
 
 def network_epochs(profile: Profile, epochs: int | None = None) -> int:
@@ -168,7 +185,7 @@ def train_classifier(
             metrics=["accuracy"],
             # Several steps per call of the compiled function: the same weights to the last bit, and up to
             # 2x faster fine-tuning of the book backbone on a 2-core CPU (benchmarks/README.md).
-            steps_per_execution=STEPS_PER_EXECUTION,
+            steps_per_execution=steps_per_execution(len(splits.train.y), parts["batch_size"]),
         )
         build_for_fit(model, (splits.train.x, splits.train.y))
         model.fit(
