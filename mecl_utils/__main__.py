@@ -284,7 +284,7 @@ def _stats(args: argparse.Namespace) -> None:
         )
     settings = {"min_effect": args.min_effect, "alpha": args.alpha, "power": args.power}
     per_case = case_evidence(frame, **settings)
-    pooled = pooled_evidence(frame, **settings)
+    pooled = pooled_evidence(frame, **settings, per_case=per_case)
     if args.format == "csv":
         print(evidence_text(stats_table(per_case, pooled), "csv"), end="")
         return

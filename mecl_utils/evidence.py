@@ -185,9 +185,7 @@ def random_effects(means, sds, ns, confidence: float = CONFIDENCE) -> Pooled:
     if k < 2:
         return Pooled(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, k, excluded)
     with np.errstate(all="ignore"):  # statsmodels' I² divides by zero where every case agrees exactly
-        result = combine_effects(
-            means[usable], sds[usable] ** 2 / ns[usable], method_re="pm", use_t=True, alpha=1 - confidence
-        )
+        result = combine_effects(means[usable], sds[usable] ** 2 / ns[usable], method_re="pm")
     mean, se = float(result.mean_effect_re), float(result.sd_eff_w_re)
     half = float(stats.t.ppf(0.5 + confidence / 2, k - 1)) * se
     p = float(2 * stats.t.sf(abs(mean) / se, k - 1))

@@ -42,6 +42,7 @@ __all__ = [
     "difference_reading",
     "holm",
     "interval_text",
+    "p_phrase",
     "paired_difference",
     "passes",
     "readable",
@@ -230,19 +231,19 @@ def reading(
             return f"{too_few}; the {difference.n} differences are all {difference.mean:+.2f} {unit}"
         return f"{too_few}; the interval is {interval}"
     label = "Holm-corrected p" if corrected else "p"
-    p_phrase = "undefined: the differences do not vary" if pd.isna(p) else _p_phrase(p)
+    p_text = "undefined: the differences do not vary" if pd.isna(p) else p_phrase(p)
     if passes(p, difference.n, alpha):
         return (
-            f"distinguishable from noise at the {alpha:g} level ({label} {p_phrase}; "
+            f"distinguishable from noise at the {alpha:g} level ({label} {p_text}; "
             f"{CONFIDENCE * 100:.0f} % interval {interval})"
         )
     return (
-        f"not distinguishable with {difference.n} repetitions ({label} {p_phrase}); "
-        f"the interval is {interval}"
+        f"not distinguishable with {difference.n} repetitions ({label} {p_text}); the interval is {interval}"
     )
 
 
-def _p_phrase(p: float) -> str:
+def p_phrase(p: float) -> str:
+    """'< 0.001' or '= 0.123': a p-value as the book writes it."""
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 

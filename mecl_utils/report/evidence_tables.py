@@ -20,7 +20,9 @@ import pandas as pd
 from scipy import stats
 
 from mecl_utils import evidence
-from mecl_utils.protocol.results import CASE, METHOD_COLUMNS, require_one_configuration
+from mecl_utils.protocol.results import CASE, METHOD_COLUMNS
+from mecl_utils.protocol.runs import Case
+from mecl_utils.report.figure_data import repetition_accuracies
 from mecl_utils.report.readings import PROSE_NAMES
 from mecl_utils.seeds import stream_seed
 from mecl_utils.statistics import (
@@ -32,6 +34,7 @@ from mecl_utils.statistics import (
     compare_with_baseline,
     holm,
     interval_text,
+    p_phrase,
     paired_difference,
 )
 
@@ -51,22 +54,15 @@ _BOOTSTRAP_ROOT = 0  # the root of the analysis' own seeds (never a training see
 
 
 def case_accuracies(results: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
-    """Per case, its test accuracies in % as repetitions × methods, from the ``repetition`` rows."""
+    """Per case, its test accuracies in % as repetitions × methods (``figure_data.repetition_accuracies``)."""
     reps = results[results["stage"] == "repetition"]
     if reps.empty:
         raise ValueError("no repetition rows yet: run the protocol's final stage first")
-    require_one_configuration(reps)
-    return [
-        (
-            {**dict(zip(CASE, case, strict=True)), "branch": int(case[2])},
-            group.pivot_table("accuracy", "repetition", "method") * 100,
-        )
-        for case, group in reps.groupby(CASE, sort=False)
-    ]
+    return [(dict(zip(CASE, key, strict=True)), table) for key, table in repetition_accuracies(reps).items()]
 
 
 def _label(case: dict) -> str:
-    return f"{case['backbone']}/{case['dataset']}/branch {case['branch']}"
+    return Case(*(case[key] for key in CASE)).label
 
 
 def case_evidence(
@@ -132,24 +128,24 @@ def pooled_evidence(
     min_effect: float = DEFAULT_MIN_EFFECT,
     alpha: float = ALPHA,
     power: float = evidence.POWER,
+    per_case: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per method compared with vanilla, pooled over every case of ``results``.
 
     The pooled SD of the differences is the root mean square of the cases' SDs; the repetitions it asks
     for are those of one case's paired test at ``min_effect``. The secondaries' pooled p-values are
-    Holm-corrected across the two, as in every case.
+    Holm-corrected across the two, as in every case. ``per_case``: ``case_evidence`` of the same arguments,
+    where the caller holds it already.
     """
-    per_case = case_evidence(results, min_effect, alpha, power)
+    if per_case is None:
+        per_case = case_evidence(results, min_effect, alpha, power)
     accuracies = case_accuracies(results)
     rows = []
     for method, group in per_case.groupby("method", sort=False):
         pooled = evidence.random_effects(group["difference"], group["sd"], group["pairs"])
         signs = evidence.sign_test(group["difference"])
-        pairs = [
-            (a[["vanilla", method]].dropna()["vanilla"], a[["vanilla", method]].dropna()[method])
-            for _, a in accuracies
-            if "vanilla" in a and method in a
-        ]
+        both = [a[["vanilla", method]].dropna() for _, a in accuracies if "vanilla" in a and method in a]
+        pairs = [(pair["vanilla"], pair[method]) for pair in both]
         improvement = evidence.pooled_probability_of_improvement(
             pairs, seed=stream_seed(_BOOTSTRAP_ROOT, "bootstrap", "pooled", method)
         )
@@ -262,7 +258,7 @@ def pooled_sentence(row: pd.Series, alpha: float = ALPHA, unit: str = "points") 
         return f"{head} not estimable: fewer than two cases have a spread to weigh them by."
     interval = interval_text(row["low"], row["high"], unit)
     corrected = "Holm-corrected p" if row["role"] == "secondary" else "p"
-    p = f"{corrected} < 0.001" if row["p rule"] < 0.001 else f"{corrected} = {row['p rule']:.3f}"
+    p = f"{corrected} {p_phrase(row['p rule'])}"
     verdict = (
         f"distinguishable from noise at the {alpha:g} level ({p})"
         if row["p rule"] < alpha
