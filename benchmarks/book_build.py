@@ -66,23 +66,50 @@ def build(profile: str, data_dir: str | None, folder: Path, *, rerun: bool = Fal
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    stamps: list[float] = []  # when each line arrived, seconds since the start
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            stamps.append(time.perf_counter() - start)
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     peak = 0
     root = psutil.Process(process.pid)
+    busy: list[tuple[float, float]] = []  # (seconds since the start, busy CPU seconds of the whole machine)
     while process.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
             peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
         except psutil.Error:
             pass
+        times = psutil.cpu_times()
+        busy.append((time.perf_counter() - start, sum(times) - times.idle - times.iowait))
         time.sleep(0.2)
     reader.join()
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         print("".join(lines[-40:]))
         raise SystemExit(f"the book build failed (exit {process.returncode})")
-    return {"seconds": seconds, "peak_gib": peak / 2**30, "lines": lines}
+    return {"seconds": seconds, "peak_gib": peak / 2**30, "lines": lines, "stamps": stamps, "busy": busy}
+
+
+def cores_in_use(busy: list[tuple[float, float]], begin: float, end: float) -> float:
+    """Mean number of busy cores of the machine between ``begin`` and ``end`` (seconds since the start)."""
+    inside = [(t, b) for t, b in busy if begin <= t <= end]
+    if len(inside) < 2:
+        return float("nan")
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+
+def chapter_cores(result: dict) -> dict[str, float]:
+    """Each executed chapter's mean number of busy cores, from the line that reports its end."""
+    found = {}
+    for line, stamp in zip(result["lines"], result["stamps"], strict=True):
+        if match := re.search(r"executed notebooks/(\w+)\.md in ([\d.]+) s", line):
+            found[match[1]] = cores_in_use(result["busy"], stamp - float(match[2]), stamp)
+    return found
 
 
 def chapter_seconds(lines: list[str]) -> dict[str, float]:
@@ -156,8 +183,12 @@ def _span(rows: pd.DataFrame) -> float:
 def report(name: str, result: dict) -> None:
     minutes, peak = result["seconds"] / 60, result["peak_gib"]
     print(f"{name}: {result['seconds']:.0f} s ({minutes:.1f} min), peak RSS {peak:.2f} GiB")
+    cores = chapter_cores(result)
     for chapter, seconds in chapter_seconds(result["lines"]).items():
-        print(f"  {chapter}: {seconds:.1f} s")
+        used = f", {cores[chapter]:.2f} of {os.cpu_count()} cores busy" if chapter in cores else ""
+        print(f"  {chapter}: {seconds:.1f} s{used}")
+    whole = cores_in_use(result["busy"], 0, result["seconds"])
+    print(f"  whole build: {whole:.2f} of {os.cpu_count()} cores busy on average")
 
 
 def main() -> None:
@@ -167,6 +198,7 @@ def main() -> None:
     parser.add_argument("--profile", default="smoke", choices=["smoke", "book", "paper"])
     parser.add_argument("--data-dir", default=None, help="folder holding cifar-10-batches-py/")
     parser.add_argument("--keep", type=Path, help="keep the cache and the built book in this folder")
+    parser.add_argument("--cold-only", action="store_true", help="stop after the cold build")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mecl-bench-") as scratch:
         folder = args.keep or Path(scratch)
@@ -176,6 +208,9 @@ def main() -> None:
         timings = stages(folder / "cache", args.profile)
         timings["rendering"] = chapter_seconds(cold["lines"]).get("(rendering)", float("nan"))
         print("  stages: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
+        pd.DataFrame(cold["busy"], columns=["seconds", "busy_cpu_seconds"]).to_csv(folder / "cpu_cold.csv")
+        if args.cold_only:
+            return
         warm = build(args.profile, args.data_dir, folder)
         kept = sum("unchanged, kept from" in line for line in warm["lines"])
         report(f"warm build (same cache; {kept} chapters kept, not executed)", warm)

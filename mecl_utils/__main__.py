@@ -164,8 +164,9 @@ def _parser() -> argparse.ArgumentParser:
         commands.choices[name].add_argument(
             "--repetitions",
             type=_repetitions,
-            help="repetitions of the final stage (default: the profile's); the first N of a larger count are "
-            "the same runs, so raising it trains only the new repetitions",
+            help="repetitions of the final stage for every method (default: the profile's); vanilla and "
+            "curriculum keep at least the profile's main_repetitions. The first N of a larger count are the "
+            "same runs, so raising it trains only the new repetitions",
         )
         commands.choices[name].add_argument(
             "--feature-mode",

@@ -50,6 +50,12 @@ def test_distilled_runs_reuse_the_table_iv_choices_and_repetition_seeds(table_iv
         assert spec.seeds(_profile()).init == same["init_seed"]
 
 
+def test_distilled_runs_leave_out_the_main_comparisons_extra_repetitions(table_iv_store):
+    profile = _profile().replace(main_repetitions=4)
+    specs = distilled_exits.distillation_specs(profile, CASE, _data(), table_iv_store, DISTILLATION)
+    assert sorted({spec.repetition for spec in specs}) == [0, 1]
+
+
 def test_distilled_runs_are_stored_once_and_resume(table_iv_store, count_fits):
     profile, data = _profile(), distilled_data()
     first = distilled_exits.run_distillation(profile, CASE, data, table_iv_store, DISTILLATION)

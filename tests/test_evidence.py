@@ -249,6 +249,14 @@ def test_the_interval_narrows_as_observed_then_as_the_stored_sd_predicts():
     assert six["cpu minutes"] == pytest.approx(6 * 2 * 30 / 60)  # two methods, 30 s a run
 
 
+def test_the_curve_of_a_method_with_fewer_repetitions_counts_only_its_pairs():
+    rows = repetition_rows(
+        {("mobilenet", 1): {"vanilla": [0.50, 0.52, 0.54, 0.50], "anti": [0.51, 0.55, 0.56]}}
+    )
+    curve = evidence_tables.repetition_curve(rows, [3, 4], method="anti").set_index("repetitions")
+    assert curve.loc[3, "observed"] and not curve.loc[4, "observed"]
+
+
 def test_the_pooled_sentence_gives_the_interval_and_never_says_no_effect():
     pooled = evidence_tables.pooled_evidence(TWO_CASES).iloc[0]
     sentence = evidence_tables.pooled_sentence(pooled)

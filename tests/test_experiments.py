@@ -100,6 +100,16 @@ def test_more_repetitions_train_only_the_new_ones_and_leave_the_old_rows_untouch
     pd.testing.assert_frame_equal(after.iloc[: len(before)], before)
 
 
+def test_the_main_comparison_trains_its_extra_repetitions_and_the_other_methods_only_theirs(tmp_path):
+    data, store = _data(), ResultsStore(tmp_path / "runs.csv")
+    run_case(_profile().replace(main_repetitions=3), CASE, data, store)
+    reps = store.frame().query("stage == 'repetition'")
+    counts = reps.groupby("method")["repetition"].nunique().to_dict()
+    assert counts == {"anti": 2, "curriculum": 3, "random": 2, "vanilla": 3}
+    row = table_iv(store.frame()).iloc[0]  # each comparison pairs the repetitions both methods have
+    assert (row["Curriculum pairs"], row["Anti pairs"], row["Random pairs"]) == (3, 2, 2)
+
+
 @pytest.mark.slow
 def test_an_interrupted_protocol_finishes_with_one_row_per_run(tmp_path):
     profile, data = _profile(), _data()

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mecl_utils.protocol.profiles import PROFILES
+from mecl_utils.protocol.profiles import PROFILES, get_profile
 from mecl_utils.report import cells, figure_data, figures, provenance, readings
 from mecl_utils.report.table_iv import (
     closest_paper_rows,
@@ -447,3 +447,8 @@ def test_strategy_exit_accuracies_one_panel_per_strategy_a_dot_per_run():
     fig = figures.strategy_exit_accuracies(points, figure_data.strategy_exit_means(points))
     assert [ax.get_title() for ax in fig.axes] == ["layer-wise", "plain"]
     assert [label.get_text() for label in fig.axes[0].get_xticklabels()] == ["branch_1", "final"]
+
+
+def test_profile_note_says_when_the_main_comparison_has_more_repetitions():
+    note = provenance.profile_note(get_profile("book", repetitions=3, main_repetitions=11))
+    assert "11 repetitions of vanilla and curriculum, 3 of anti- and random curriculum" in note

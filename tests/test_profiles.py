@@ -56,6 +56,7 @@ def test_unknown_override_is_rejected_with_the_valid_names():
         ({"datasets": ("mnist",)}, r"datasets: unknown value\(s\) \['mnist'\]; valid values: cifar10, "),
         ({"optimizers": ("rmsprop",)}, r"optimizers: unknown value\(s\)"),
         ({"repetitions": 0}, "repetitions must be a positive integer"),
+        ({"main_repetitions": 0}, "main_repetitions must be a positive integer"),
         ({"learning_rates": (0.1, -1e-3)}, "learning_rates must be positive"),
         ({"plateau_factor": 1.5}, r"plateau_factor must be in \(0, 1\)"),
         ({"teachers": ()}, "teachers must be a non-empty tuple"),
@@ -67,3 +68,14 @@ def test_unknown_override_is_rejected_with_the_valid_names():
 def test_bad_settings_are_rejected(override, message):
     with pytest.raises(ValueError, match=message):
         get_profile("smoke", **override)
+
+
+def test_the_main_comparison_gets_at_least_its_own_repetitions():
+    book = get_profile("book", repetitions=3, main_repetitions=11)
+    assert [book.repetitions_of(m) for m in ("vanilla", "curriculum", "anti", "random")] == [11, 11, 3, 3]
+    assert book.replace(repetitions=15).repetitions_of("curriculum") == 15
+
+
+def test_without_main_repetitions_every_method_has_the_same_count():
+    smoke = get_profile("smoke", repetitions=4, main_repetitions=None)
+    assert {smoke.repetitions_of(m) for m in ("vanilla", "curriculum", "anti", "random")} == {4}

@@ -7,8 +7,9 @@ For every case (backbone, dataset, branch number):
 2. *Curriculum search*: with that optimizer and learning rate, every teacher × pacing function (Table III)
    trains a curriculum branch; the best on the hyper-parameter split picks teacher and pacing. Anti- and
    random curriculum reuse these choices, as the paper does.
-3. *Repetitions*: each repetition trains all four methods afresh from one shared initialisation and
-   reports their accuracy on the test split. Table IV (``table_iv.table_iv``) summarises them.
+3. *Repetitions*: each repetition trains the methods afresh from one shared initialisation and reports
+   their accuracy on the test split; vanilla and curriculum, the main comparison, may have more of them
+   than the other two (``Profile.repetitions_of``). Table IV (``table_iv.table_iv``) summarises them.
 
 Every run is stored under its ``run_id`` (``runs.run_identity``). Finished runs are skipped, so a killed
 grid resumes where it stopped. The test split is never used for a choice.
@@ -79,8 +80,9 @@ def case_stages(
             repetition,
             "test",
         )
-        for repetition in range(profile.repetitions)
+        for repetition in range(max(profile.repetitions_of(method) for method in methods))
         for method in methods
+        if repetition < profile.repetitions_of(method)
     ]
 
 
@@ -142,7 +144,7 @@ def planned_runs(profile: Profile, methods: tuple[str, ...] = METHODS) -> int:
     searches = len(profile.optimizers) * len(profile.learning_rates) + len(profile.teachers) * len(
         profile.pacings
     )
-    return searches + profile.repetitions * len(methods)
+    return searches + sum(profile.repetitions_of(method) for method in methods)
 
 
 def stale_rows(results: pd.DataFrame) -> pd.Series:

@@ -200,6 +200,7 @@ def repetition_curve(
     for case, accuracy in case_accuracies(results):
         if "vanilla" not in accuracy or method not in accuracy:
             continue
+        accuracy = accuracy[["vanilla", method]].dropna()  # the repetitions both methods have
         stored = len(accuracy)
         full = paired_difference(accuracy["vanilla"], accuracy[method], confidence)
         keep = (reps[CASE] == pd.Series(case)).all(axis=1)

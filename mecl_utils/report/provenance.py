@@ -51,14 +51,14 @@ def profile_note(profile: str | Profile, reason: str = "", data_source: str | No
         body = (
             f"These numbers come from the **book** profile: CIFAR-10 with {train} training images, "
             f"{', '.join(settings.backbones)} (α = {settings.mobilenet_alpha}) at "
-            f"{settings.image_size}×{settings.image_size} pixels and {settings.repetitions} repetitions. "
+            f"{settings.image_size}×{settings.image_size} pixels and {_repetitions(settings)}. "
             "That is far smaller than the paper's set-up: compare directions, not decimals."
         )
     else:
         body = (
             f"These numbers come from the **{settings.name}** profile: "
             f"{', '.join(settings.datasets)}, backbones {', '.join(settings.backbones)}, "
-            f"{settings.repetitions} repetitions."
+            f"{_repetitions(settings)}."
         )
     lines = [":::{note}", body]
     if data_source:
@@ -66,6 +66,14 @@ def profile_note(profile: str | Profile, reason: str = "", data_source: str | No
     if reason:
         lines.append(f"Why this profile: {reason}")
     return "\n\n".join(lines) + "\n:::\n"
+
+
+def _repetitions(settings: Profile) -> str:
+    """How many repetitions each method has, in words (one count when all share it)."""
+    main, other = settings.repetitions_of("vanilla"), settings.repetitions
+    if main == other:
+        return f"{other} repetitions"
+    return f"{main} repetitions of vanilla and curriculum, {other} of anti- and random curriculum"
 
 
 def profile_table(profiles: Mapping[str, Profile]) -> pd.DataFrame:
@@ -80,7 +88,7 @@ def profile_table(profiles: Mapping[str, Profile]) -> pd.DataFrame:
             "training images": "all" if settings.n_train is None else settings.n_train,
             "optimizer × learning rate": f"{len(settings.optimizers)} × {len(settings.learning_rates)}",
             "teacher × pacing": f"{len(settings.teachers)} × {len(settings.pacings)}",
-            "repetitions": settings.repetitions,
+            "repetitions": _repetitions(settings),
             "branch epochs": settings.branch_epochs,
             "cases": n_cases,
             "branch runs per case": runs_per_case,

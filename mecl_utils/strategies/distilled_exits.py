@@ -34,7 +34,8 @@ __all__ = ["distillation_specs", "run_distillation", "with_final_logits"]
 def distillation_specs(
     profile: Profile, case: Case, data: CaseData, store: ResultsStore, distillation: Distillation
 ) -> list[RunSpec]:
-    """The distilled runs of ``case``: every repetition × (vanilla, curriculum), with Table IV's choices.
+    """The distilled runs of ``case``: each of the profile's ``repetitions`` × (vanilla, curriculum), with
+    Table IV's choices.
 
     The choices (optimizer, learning rate, teacher, pacing) are those the case's own searches made today
     (``stages.case_stages``): read from the rows of exactly the search runs of this profile, code and
@@ -50,8 +51,11 @@ def distillation_specs(
                 f"grid are not in {store.path}: run the protocol first (python -m mecl_utils run), whose "
                 "choices the distilled runs reuse"
             )
+    # The profile's repetitions of every method, not the main comparison's extra ones (repetitions_of).
     return [
-        dataclasses.replace(spec, stage="distillation", distillation=distillation) for spec in next(stages)
+        dataclasses.replace(spec, stage="distillation", distillation=distillation)
+        for spec in next(stages)
+        if spec.repetition < profile.repetitions
     ]
 
 
