@@ -67,6 +67,15 @@ def _repetitions(text: str) -> int:
     return int(text)
 
 
+def _condition(text: str):
+    from mecl_utils.protocol.conditions import parse_condition
+
+    try:
+        return parse_condition(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -169,6 +178,15 @@ def _parser() -> argparse.ArgumentParser:
             "same runs, so raising it trains only the new repetitions",
         )
         commands.choices[name].add_argument(
+            "--condition",
+            type=_condition,
+            action="append",
+            metavar="NAME=FRACTION,...",
+            help="also train the repetitions under this training condition, e.g. budget=0.25, "
+            "label_noise=0.2 or train_fraction=0.5 (combined with commas; repeatable): one more stage of "
+            "every case, with Table IV's choices and seeds",
+        )
+        commands.choices[name].add_argument(
             "--feature-mode",
             choices=["auto", *FEATURE_MODES],
             help="where branch features live: memory, float16 shards on disk, or the backbone cut at the "
@@ -212,6 +230,8 @@ def _profile(args: argparse.Namespace):
         for field in ("feature_mode", "repetitions")
         if getattr(args, field, None) is not None
     }
+    if getattr(args, "condition", None):
+        overrides["conditions"] = tuple(dict.fromkeys(args.condition))
     return get_profile(args.profile, **overrides)
 
 

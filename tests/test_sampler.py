@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mecl_utils.curriculum import pacing
-from mecl_utils.curriculum.rows import LazyRows
+from mecl_utils.curriculum.rows import LazyRows, RowSubset
 from mecl_utils.curriculum.sampler import (
     CurriculumBatches,
     CurriculumSampler,
@@ -209,6 +209,14 @@ def test_tf_dataset_reads_lazy_rows_batch_by_batch():
     batches = [sampler.batch(t) for t in range(10)]
     np.testing.assert_array_equal(np.concatenate(got), x[np.concatenate(batches)])
     assert sorted(lazy.read) == sorted(np.concatenate(batches))  # each batch's rows, nothing more
+
+
+def test_a_subset_of_lazy_rows_reads_the_rows_it_names_from_the_whole():
+    x = np.arange(100, dtype="float32").reshape(100, 1)
+    subset = RowSubset(CountedRows(x), np.array([5, 7, 90]))
+    assert len(subset) == 3 and subset.shape == (3, 1)
+    got = np.concatenate([batch.numpy() for batch in subset.dataset(batch_size=2)])
+    np.testing.assert_array_equal(got, x[[5, 7, 90]])
 
 
 def test_tf_dataset_runs_without_an_autotuning_thread():

@@ -13,7 +13,7 @@ import abc
 
 import numpy as np
 
-__all__ = ["LazyRows"]
+__all__ = ["LazyRows", "RowSubset"]
 
 
 class LazyRows(abc.ABC):
@@ -45,3 +45,22 @@ class LazyRows(abc.ABC):
                 batches, tf.data.Dataset.from_tensor_slices(labels).batch(batch_size)
             )
         return batches.prefetch(2)
+
+
+class RowSubset(LazyRows):
+    """Some ``rows`` (indices, in the order given) of other lazy rows: a condition's training subset."""
+
+    def __init__(self, rows_of: LazyRows, rows: np.ndarray):
+        self.rows_of, self.rows = rows_of, np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.rows_of.shape[1:])
+
+    def tf_gather(self, rows):
+        import tensorflow as tf
+
+        return self.rows_of.tf_gather(tf.gather(tf.constant(self.rows), rows))

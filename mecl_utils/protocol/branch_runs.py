@@ -10,6 +10,7 @@ paper's scale that would be gigabytes nobody reads).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict
 
@@ -18,8 +19,16 @@ import numpy as np
 
 from mecl_utils import __version__
 from mecl_utils.cache import cache_key, cache_path, cached_arrays
-from mecl_utils.curriculum.pacing import preset
+from mecl_utils.curriculum.pacing import Pacing, preset
+from mecl_utils.curriculum.rows import LazyRows, RowSubset
 from mecl_utils.curriculum.sampler import sampler_for_method
+from mecl_utils.protocol.conditions import (
+    condition_epochs,
+    noisy_losses,
+    scaled_pacing,
+    train_labels,
+    train_rows,
+)
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import OUTPUT_SPLITS, CaseData, RunSpec
@@ -58,28 +67,28 @@ def train_run(
     shared folder for them.
     """
     seeds = spec.seeds(profile)
-    losses = data.teacher_losses[spec.teacher] if spec.teacher else np.zeros(len(data.labels["train"]))
+    train, losses, epochs, pacing = _conditioned(spec, profile, data)
     sampler = sampler_for_method(
         spec.method,
         losses,
         profile.branch_batch_size,
-        preset(spec.pacing) if spec.pacing else None,
+        pacing,
         seed=seeds.sampling,
         order_seed=seeds.order,
-        labels=data.labels["train"],
+        labels=train[1],
         balance=profile.class_balance,
         vanilla_sampling=profile.vanilla_sampling,
     )
     run = BranchRun(
         optimizer=spec.optimizer,
         learning_rate=spec.learning_rate,
-        epochs=profile.branch_epochs,
+        epochs=epochs,
         plateau_patience=profile.plateau_patience,
         plateau_factor=profile.plateau_factor,
         init_seed=seeds.init,
         dropout_seed=seeds.dropout,
     )
-    train, val = _split(data, "train"), _split(data, "val")
+    val = _split(data, "val")
     if spec.distillation is not None:
         if data.final_logits is None:
             raise ValueError(
@@ -104,6 +113,7 @@ def train_run(
     )
     row = {
         **_spec_fields(spec),
+        **_condition_fields(spec),
         "layer": data.layer,
         "accuracy": result.accuracy,
         "best_val_accuracy": max(result.val_accuracy),
@@ -119,6 +129,58 @@ def train_run(
         **_versions(),
     }
     return row, result.probabilities
+
+
+def _conditioned(
+    spec: RunSpec, profile: Profile, data: CaseData
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, int, Pacing | None]:
+    """What ``spec`` trains on under its condition (``conditions``): (inputs, labels) of the training split,
+    the teacher's scores of those samples, the epochs and the pacing function.
+
+    Under the paper's condition: the whole split, the stored losses, the profile's epochs and the preset.
+    """
+    condition, labels = spec.condition, data.labels["train"]
+    pacing = preset(spec.pacing) if spec.pacing else None
+    if condition.is_paper:
+        losses = data.teacher_losses[spec.teacher] if spec.teacher else np.zeros(len(labels))
+        return _split(data, "train"), losses, profile.branch_epochs, pacing
+    if spec.distillation is not None:
+        raise ValueError(f"conditions apply to plain branches; {spec.case.label} asks for a distilled one")
+    rows = train_rows(labels, condition, seed=profile.seed, dataset=spec.case.dataset)
+    noisy = train_labels(
+        labels[rows], condition, data.num_classes, seed=profile.seed, dataset=spec.case.dataset
+    )
+    if not spec.teacher:
+        losses = np.zeros(len(rows))
+    elif condition.label_noise:
+        if data.teacher_logits is None:
+            raise ValueError(
+                f"{spec.case.label} under {condition.label}: a noisy-label condition scores the noisy labels "
+                "from the teachers' logits; prepare the case with the condition in the profile "
+                "(prepare.prepare_case), which reads them"
+            )
+        losses = noisy_losses(data.teacher_logits[spec.teacher][rows], noisy)
+    else:
+        losses = data.teacher_losses[spec.teacher][rows]
+    epochs = condition_epochs(profile.branch_epochs, condition)
+    if pacing is not None:  # the same share of the run's batches as under the paper's condition
+        batches = epochs * math.ceil(len(rows) / profile.branch_batch_size)
+        paper = profile.branch_epochs * math.ceil(len(labels) / profile.branch_batch_size)
+        pacing = scaled_pacing(pacing, batches / paper)
+    features = data.features["train"]
+    subset = features if len(rows) == len(labels) else _subset(features, rows)
+    return (subset, noisy), losses, epochs, pacing
+
+
+def _subset(features, rows: np.ndarray):
+    return RowSubset(features, rows) if isinstance(features, LazyRows) else features[rows]
+
+
+def _condition_fields(spec: RunSpec) -> dict:
+    """A condition's settings for its row (``condition`` names it); none for the paper's."""
+    if spec.condition.is_paper:
+        return {}
+    return {"condition": spec.condition.label, **asdict(spec.condition)}
 
 
 def _outputs_parts(run_id: str) -> dict:

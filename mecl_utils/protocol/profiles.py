@@ -27,6 +27,7 @@ from mecl_utils.curriculum.pacing import TABLE_III
 from mecl_utils.curriculum.sampler import VANILLA_SAMPLING
 from mecl_utils.networks.backbones import NETWORKS
 from mecl_utils.networks.data import DATASET_NAMES
+from mecl_utils.protocol.conditions import Condition
 from mecl_utils.statistics import PRIMARY
 
 __all__ = ["FEATURE_MODES", "PROFILES", "Profile", "get_profile"]
@@ -85,6 +86,9 @@ class Profile:
     # Of vanilla and curriculum, the main comparison fixed in advance (statistics.PRIMARY), at least this many
     # (None: ``repetitions``): the count that gives it the power wanted (evidence.repetitions_for_power).
     main_repetitions: int | None
+    # Training conditions beyond the paper's (conditions.Condition: a shorter budget, noisy labels, less
+    # data), each trained as one more stage of every case, with Table IV's choices and repetition seeds.
+    conditions: tuple[Condition, ...]
     seed: int
 
     def __post_init__(self):
@@ -110,6 +114,18 @@ class Profile:
             raise ValueError(
                 f"teachers {self.teachers} name the backbone {twice[0]!r} twice: 'self' and {twice[0]!r} are "
                 "both the self-taught teacher of that backbone (the backbone scores its own data); keep one"
+            )
+        if not isinstance(self.conditions, tuple) or not all(
+            isinstance(c, Condition) for c in self.conditions
+        ):
+            raise ValueError(
+                f"conditions must be a tuple of conditions.Condition (parse_condition reads 'budget=0.25'), "
+                f"got {self.conditions!r}"
+            )
+        if any(c.is_paper for c in self.conditions) or len(set(self.conditions)) < len(self.conditions):
+            raise ValueError(
+                f"conditions must differ from each other and from the paper's (Table IV trains that one), "
+                f"got {[c.label for c in self.conditions]}"
             )
         if not isinstance(self.class_balance, bool):
             raise ValueError(f"class_balance must be True or False, got {self.class_balance!r}")
@@ -179,6 +195,7 @@ SMOKE = Profile(
     pacings=("FEP(100)", "SSP(300)"),
     repetitions=2,
     main_repetitions=None,
+    conditions=(),
     seed=0,
 )
 
@@ -216,6 +233,7 @@ BOOK = Profile(
     # asks 11 and 7 for the per-case SDs of the curriculum - vanilla differences (2.03 and 1.47 points) that
     # 15 repetitions of this profile measured (session 40, benchmarks/README.md); 11 covers both.
     main_repetitions=11,
+    conditions=(),
     seed=0,
 )
 
@@ -247,6 +265,7 @@ PAPER = Profile(
     pacings=tuple(TABLE_III),
     repetitions=5,
     main_repetitions=None,
+    conditions=(),
     seed=0,
 )
 

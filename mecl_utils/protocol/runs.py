@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from mecl_utils.curriculum.pacing import parameters, preset
+from mecl_utils.protocol.conditions import PAPER_CONDITION, Condition
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.seeds import RunSeeds, run_seeds
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
@@ -68,6 +69,8 @@ class CaseData:
     cut_backbone: keras.Model | None = None  # the backbone up to the branch layer, in "backbone" mode only
     # The final exit's logits on "train" and "val" (distillation.final_exit_logits), for distilled runs only.
     final_logits: dict[str, np.ndarray] | None = None
+    # Each teacher's logits on "train" (trained_networks.teacher_logits): a noisy-label condition's losses.
+    teacher_logits: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class RunSpec:
     repetition: int
     eval_split: str  # "hparam" for the searches, "test" for the repetitions
     distillation: Distillation | None = None  # a branch that also learns from the final exit
+    condition: Condition = PAPER_CONDITION  # its training budget, label noise and data (conditions)
 
     @property
     def seed_group(self) -> str:
@@ -117,6 +121,7 @@ def run_identity(spec: RunSpec, profile: Profile, data: CaseData) -> dict:
     )
     return {
         **distilled,
+        **spec.condition.identity(),  # nothing for the paper's condition: older runs keep their ids
         "training_version": TRAINING_VERSION,
         "data": {
             "backbone": data.identity["backbone"],

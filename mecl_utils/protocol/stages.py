@@ -10,6 +10,9 @@ For every case (backbone, dataset, branch number):
 3. *Repetitions*: each repetition trains the methods afresh from one shared initialisation and reports
    their accuracy on the test split; vanilla and curriculum, the main comparison, may have more of them
    than the other two (``Profile.repetitions_of``). Table IV (``table_iv.table_iv``) summarises them.
+4. *Conditions* (only where the profile names some, ``conditions``): the profile's repetitions of every
+   method again under each condition (a shorter budget, noisy labels, less data), with the same choices and
+   seeds, stage ``condition``.
 
 Every run is stored under its ``run_id`` (``runs.run_identity``). Finished runs are skipped, so a killed
 grid resumes where it stopped. The test split is never used for a choice.
@@ -17,6 +20,7 @@ grid resumes where it stopped. The test split is never used for a choice.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 
 import pandas as pd
@@ -68,7 +72,7 @@ def case_stages(
     yield curriculum
     chosen = _best(store, ids(curriculum), ("teacher", "pacing"))
     teacher, pacing = str(chosen["teacher"]), str(chosen["pacing"])
-    yield [
+    repetitions = [
         RunSpec(
             "repetition",
             case,
@@ -84,6 +88,14 @@ def case_stages(
         for method in methods
         if repetition < profile.repetitions_of(method)
     ]
+    yield repetitions
+    if profile.conditions:  # Table IV's choices and repetition seeds, so each run pairs with its own
+        yield [
+            dataclasses.replace(spec, stage="condition", condition=condition)
+            for condition in profile.conditions
+            for spec in repetitions
+            if spec.repetition < profile.repetitions
+        ]
 
 
 def run_case(
@@ -144,7 +156,8 @@ def planned_runs(profile: Profile, methods: tuple[str, ...] = METHODS) -> int:
     searches = len(profile.optimizers) * len(profile.learning_rates) + len(profile.teachers) * len(
         profile.pacings
     )
-    return searches + sum(profile.repetitions_of(method) for method in methods)
+    repetitions = sum(profile.repetitions_of(method) for method in methods)
+    return searches + repetitions + len(profile.conditions) * profile.repetitions * len(methods)
 
 
 def stale_rows(results: pd.DataFrame) -> pd.Series:

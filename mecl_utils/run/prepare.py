@@ -25,7 +25,7 @@ from mecl_utils.protocol.feature_shards import cached_feature_shards
 from mecl_utils.protocol.features import SPLIT_NAMES, cached_features
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.runs import Case, CaseData
-from mecl_utils.protocol.trained_networks import evaluate
+from mecl_utils.protocol.trained_networks import evaluate, teacher_logits
 from mecl_utils.run.case_networks import case_networks, load_splits
 from mecl_utils.run.engine import Engine
 
@@ -123,6 +123,12 @@ def prepare_case(
         },
         feature_mode=mode,
         cut_backbone=cut,
+        teacher_logits={
+            teacher: teacher_logits(profile, teacher, case.backbone, dataset, splits, seed=profile.seed)
+            for teacher in profile.teachers
+        }
+        if any(condition.label_noise for condition in profile.conditions)
+        else None,
     )
 
 
