@@ -4,6 +4,7 @@
     python -m mecl_utils run --profile book --data-dir DIR    # CIFAR-10 from an offline copy
     python -m mecl_utils run --profile smoke --case tiny_cnn/digits/1 --method vanilla curriculum
     python -m mecl_utils run --profile book --repetitions 10  # more repetitions: only the new ones train
+    python -m mecl_utils run --profile book --condition label_noise=0.2 --score prediction_depth
     python -m mecl_utils table --profile smoke                # Table IV from the stored results
     python -m mecl_utils stats --profile book --format csv    # intervals, pooled answer, power per case
     python -m mecl_utils table --where feature_mode=memory    # only the runs of one configuration
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mecl_utils import quiet
+from mecl_utils.curriculum.difficulty import SCORES
 from mecl_utils.curriculum.sorting import METHODS
 from mecl_utils.evidence import POWER
 from mecl_utils.networks.data import DataNotFoundError
@@ -187,6 +189,13 @@ def _parser() -> argparse.ArgumentParser:
             "every case, with Table IV's choices and seeds",
         )
         commands.choices[name].add_argument(
+            "--score",
+            choices=SCORES,
+            action="append",
+            help="also a difficulty score that is no teacher's loss, searched and reported like the "
+            "profile's teachers (repeatable)",
+        )
+        commands.choices[name].add_argument(
             "--feature-mode",
             choices=["auto", *FEATURE_MODES],
             help="where branch features live: memory, float16 shards on disk, or the backbone cut at the "
@@ -232,6 +241,8 @@ def _profile(args: argparse.Namespace):
     }
     if getattr(args, "condition", None):
         overrides["conditions"] = tuple(dict.fromkeys(args.condition))
+    if getattr(args, "score", None):
+        overrides["teachers"] = tuple(dict.fromkeys((*get_profile(args.profile).teachers, *args.score)))
     return get_profile(args.profile, **overrides)
 
 

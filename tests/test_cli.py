@@ -28,6 +28,22 @@ def test_repetitions_replace_the_profiles_and_must_be_positive():
         __main__._parser().parse_args(["run", "--repetitions", "0"])
 
 
+def test_conditions_and_scores_join_the_profile_from_the_command_line():
+    args = __main__._parser().parse_args(
+        ["run", "--profile", "book", "--condition", "budget=0.25", "--condition", "label_noise=0.2",
+         "--score", "prediction_depth"]
+    )  # fmt: skip
+    profile = __main__._profile(args)
+    assert [c.label for c in profile.conditions] == ["budget 0.25", "label_noise 0.2"]
+    assert profile.teachers == ("self", "tiny_cnn", "prediction_depth")
+
+
+def test_a_condition_that_cannot_be_read_stops_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        __main__._parser().parse_args(["run", "--condition", "noise=0.2"])
+    assert "NAME one of budget, label_noise, train_fraction" in capsys.readouterr().err
+
+
 def test_stats_without_results_says_what_to_run(tmp_path):
     with pytest.raises(SystemExit, match="run --profile smoke"):
         __main__.main(["stats", "--results", str(tmp_path / "none.csv")])

@@ -26,6 +26,7 @@ import pandas as pd
 
 from mecl_utils import statistics
 from mecl_utils.curriculum import pacing
+from mecl_utils.curriculum.difficulty import SCORES
 from mecl_utils.curriculum.pacing import TABLE_III, Pacing, first_batch_reaching, preset
 from mecl_utils.curriculum.sampler import CurriculumSampler, sampler_for_method
 from mecl_utils.curriculum.sorting import METHODS, cross_entropy, order, tie_fraction
@@ -234,7 +235,7 @@ def networks_table(settings: Profile, backbone, dataset: Dataset, splits: Splits
     backbone_name = settings.backbones[0]
     networks = [("backbone", backbone_name, backbone)]
     for teacher in settings.teachers:
-        if teacher != "self":  # "self" is the backbone itself
+        if teacher != "self" and teacher not in SCORES:  # "self" is the backbone itself; a score no network
             model = trained_networks.trained_teacher(
                 settings, teacher, backbone_name, dataset, splits, seed=settings.seed
             )

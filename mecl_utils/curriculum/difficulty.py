@@ -25,6 +25,7 @@ from sklearn.neighbors import NearestNeighbors
 
 __all__ = [
     "PROBE_NEIGHBOURS",
+    "SCORES",
     "agreement_depth",
     "exit_agreement",
     "forgetting_events",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 PROBE_NEIGHBOURS = 30  # Baldock et al.'s k
+# The scores a profile may name where it names a teacher (protocol.difficulty_scores computes them).
+SCORES = ("prediction_depth",)
 
 
 def knn_probe_predictions(features, labels, k: int = PROBE_NEIGHBOURS) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 
 from mecl_utils import __version__
 from mecl_utils.cache import cache_key, cache_path, cached_arrays
+from mecl_utils.curriculum.difficulty import SCORES
 from mecl_utils.curriculum.pacing import Pacing, preset
 from mecl_utils.curriculum.rows import LazyRows, RowSubset
 from mecl_utils.curriculum.sampler import sampler_for_method
@@ -152,7 +153,7 @@ def _conditioned(
     )
     if not spec.teacher:
         losses = np.zeros(len(rows))
-    elif condition.label_noise:
+    elif condition.label_noise and spec.teacher not in SCORES:  # a score reads no sample's own label
         if data.teacher_logits is None:
             raise ValueError(
                 f"{spec.case.label} under {condition.label}: a noisy-label condition scores the noisy labels "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from mecl_utils.curriculum.difficulty import SCORES
 from mecl_utils.curriculum.pacing import TABLE_III
 from mecl_utils.curriculum.sampler import VANILLA_SAMPLING
 from mecl_utils.networks.backbones import NETWORKS
@@ -62,7 +63,8 @@ class Profile:
     pretrained: bool  # ImageNet weights (Sec. III) or training from scratch
     backbone_epochs: int  # ours: the paper does not give its fine-tuning schedule
     backbone_learning_rate: float  # ours, and so is the optimizer (Adam) of backbones and teachers
-    # "self", or the backbone's own network: the backbone scores its own training data (self-taught)
+    # "self", or the backbone's own network: the backbone scores its own training data (self-taught); or a
+    # difficulty score that is no network's loss (curriculum.difficulty.SCORES, e.g. "prediction_depth")
     teachers: tuple[str, ...]
     teacher_epochs: int  # ours
     # Branches (Table II, Fig. 7)
@@ -94,7 +96,7 @@ class Profile:
     def __post_init__(self):
         _check_subset("datasets", self.datasets, DATASET_NAMES)
         _check_subset("backbones", self.backbones, BACKBONES)
-        _check_subset("teachers", self.teachers, ("self", *TEACHERS))
+        _check_subset("teachers", self.teachers, ("self", *TEACHERS, *SCORES))
         _check_subset("optimizers", self.optimizers, OPTIMIZERS)
         _check_subset("pacings", self.pacings, tuple(TABLE_III))
         _check_subset("branch_numbers", self.branch_numbers, (1, 2))

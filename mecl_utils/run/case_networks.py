@@ -20,7 +20,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mecl_utils.cache import cache_key, cache_path
+from mecl_utils.curriculum.difficulty import SCORES
 from mecl_utils.networks.data import Dataset, Splits, load_dataset, make_splits
+from mecl_utils.protocol.difficulty_scores import difficulty_score, score_key
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.runs import Case
 from mecl_utils.protocol.trained_networks import (
@@ -156,7 +158,7 @@ def network_roles(profile: Profile, backbone_network: str) -> tuple[str, ...]:
 
     A self-taught teacher ("self", or the backbone's own network by name) trains nothing of its own.
     """
-    independent = (t for t in profile.teachers if not is_self_taught(t, backbone_network))
+    independent = (t for t in profile.teachers if t not in SCORES and not is_self_taught(t, backbone_network))
     return ("backbone", *independent)
 
 
@@ -243,16 +245,27 @@ def case_networks(
         profile, backbone_network, dataset, splits, seed=profile.seed, workers=workers, engine=engine,
         verbose=verbose,
     )  # fmt: skip
+    networks = [teacher for teacher in profile.teachers if teacher not in SCORES]
     keys = {
         teacher: network_keys(profile, teacher, backbone_network, dataset, splits, seed=profile.seed)
-        for teacher in ("self", *profile.teachers)
+        for teacher in ("self", *networks)
     }
+    backbone = trained_backbone(profile, backbone_network, dataset, splits, seed=profile.seed)
+    losses, teacher_keys = {}, {}
+    for teacher in profile.teachers:
+        if teacher in SCORES:
+            losses[teacher] = difficulty_score(
+                profile, teacher, backbone_network, dataset, splits, backbone=backbone
+            )
+            teacher_keys[teacher] = score_key(profile, teacher, backbone_network, dataset, splits)
+        else:
+            losses[teacher] = teacher_losses(
+                profile, teacher, backbone_network, dataset, splits, seed=profile.seed
+            )
+            teacher_keys[teacher] = keys[teacher].losses_key
     return CaseNetworks(
-        backbone=trained_backbone(profile, backbone_network, dataset, splits, seed=profile.seed),
+        backbone=backbone,
         backbone_key=keys["self"].key,
-        teacher_losses={
-            teacher: teacher_losses(profile, teacher, backbone_network, dataset, splits, seed=profile.seed)
-            for teacher in profile.teachers
-        },
-        teacher_keys={teacher: keys[teacher].losses_key for teacher in profile.teachers},
+        teacher_losses=losses,
+        teacher_keys=teacher_keys,
     )

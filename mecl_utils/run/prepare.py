@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from mecl_utils.cache import array_fingerprint, cached_arrays, dataset_fingerprint
+from mecl_utils.curriculum.difficulty import SCORES
 from mecl_utils.networks.backbones import get_layer
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Splits
@@ -126,6 +127,7 @@ def prepare_case(
         teacher_logits={
             teacher: teacher_logits(profile, teacher, case.backbone, dataset, splits, seed=profile.seed)
             for teacher in profile.teachers
+            if teacher not in SCORES  # a score reads no sample's own label (difficulty_scores)
         }
         if any(condition.label_noise for condition in profile.conditions)
         else None,

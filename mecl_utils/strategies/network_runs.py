@@ -41,13 +41,13 @@ from mecl_utils.curriculum.pacing import Pacing, parameters, preset
 from mecl_utils.curriculum.sampler import CurriculumSampler, sampler_for_method
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Dataset, Splits
+from mecl_utils.protocol.difficulty_scores import teacher_key
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import OUTPUT_SPLITS
 from mecl_utils.protocol.trained_networks import (
     classifier_parts,
     network_batch_size,
-    network_keys,
 )
 from mecl_utils.run.case_networks import case_networks, load_splits
 from mecl_utils.run.engine import Engine
@@ -160,9 +160,7 @@ def network_identity(run: NetworkRun, profile: Profile, dataset: Dataset, splits
         ),
         "layers": _layers(run, profile),
         "split_index": {name: array_fingerprint(getattr(splits, name).index) for name in OUTPUT_SPLITS},
-        "teacher": network_keys(
-            profile, run.teacher, run.backbone, dataset, splits, seed=profile.seed
-        ).losses_key if curriculum else None,
+        "teacher": teacher_key(profile, run.teacher, run.backbone, dataset, splits) if curriculum else None,
         "pacing": parameters(run.pacing) if curriculum else None,
         "sampler": {"class_balance": profile.class_balance if curriculum else None,
                     "vanilla_sampling": None if curriculum else profile.vanilla_sampling},

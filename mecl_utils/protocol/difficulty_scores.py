@@ -1,0 +1,107 @@
+"""Difficulty scores that no teacher network's loss gives, named in a profile where a teacher is (issue 35).
+
+The paper orders the training data by a teacher's per-sample loss (Sec. III). A profile may name a score
+of ``curriculum.difficulty.SCORES`` among its teachers instead; the protocol then searches and reports it
+like any teacher, and a run's identity holds the score's cache key (``score_key``) as it holds a teacher's.
+
+- ``prediction_depth`` (Baldock, Maennel & Neyshabur, 2021): k-NN probes (k = 30) on the trained, frozen
+  backbone's activations at ``PROBES`` layers, global-average-pooled (the full activations of the early
+  layers would not fit in memory at book scale), against the backbone's own final prediction. The layers
+  are those that apply a nonlinearity and output 4-D maps (ReLU or Activation layers, convolutions with a
+  built-in activation), ``PROBES`` of them evenly spaced by depth, the deepest included
+  (``probe_layers``). A sample's depth never reads its own label (the probes are leave-one-out), so a
+  noisy-label condition uses the same scores.
+
+Scores are cached by content like a teacher's losses (``difficulty_score``).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from mecl_utils.cache import array_fingerprint, cache_key, cached_arrays
+from mecl_utils.curriculum.difficulty import PROBE_NEIGHBOURS, SCORES, prediction_depth
+from mecl_utils.networks.backbones import PREDICT_BATCH_SIZE
+from mecl_utils.networks.data import Dataset, Splits
+from mecl_utils.protocol.profiles import Profile
+from mecl_utils.protocol.trained_networks import network_keys, trained_backbone
+
+__all__ = ["PROBES", "difficulty_score", "probe_layers", "score_key", "score_parts", "teacher_key"]
+
+PROBES = 8  # layers probed for the prediction depth
+SCORES_VERSION = 1  # part of every score's cache key: bump when a score's computation changes
+
+
+def probe_layers(model: keras.Model, count: int = PROBES) -> list[str]:
+    """``count`` activation layers of ``model`` with 4-D outputs, evenly spaced by depth, the deepest last."""
+    candidates = [layer.name for layer in model.layers if _nonlinear(layer) and len(layer.output.shape) == 4]
+    if not candidates:
+        raise ValueError(f"{model.name} has no activation layer with a 4-D output to probe")
+    picks = np.unique(np.round(np.linspace(0, len(candidates) - 1, min(count, len(candidates)))).astype(int))
+    return [candidates[i] for i in picks]
+
+
+def _nonlinear(layer: keras.layers.Layer) -> bool:
+    """An activation layer, or a layer with a built-in activation other than the identity."""
+    if isinstance(layer, keras.layers.ReLU | keras.layers.Activation):
+        return True
+    activation = getattr(layer, "activation", None)
+    return activation is not None and activation is not keras.activations.linear
+
+
+def score_parts(
+    profile: Profile, score: str, backbone_network: str, dataset: Dataset, splits: Splits
+) -> dict:
+    """What determines ``score`` on a case's training split: the backbone's key, the probes, the rows."""
+    if score not in SCORES:
+        raise ValueError(f"unknown difficulty score {score!r}; valid: {', '.join(SCORES)}")
+    backbone = network_keys(profile, "self", backbone_network, dataset, splits, seed=profile.seed)
+    return {
+        "version": SCORES_VERSION,
+        "score": score,
+        "backbone": backbone.key,
+        "neighbours": PROBE_NEIGHBOURS,
+        "probes": PROBES,
+        "train_index": array_fingerprint(splits.train.index),
+    }
+
+
+def score_key(profile: Profile, score: str, backbone_network: str, dataset: Dataset, splits: Splits) -> str:
+    return cache_key(score_parts(profile, score, backbone_network, dataset, splits))
+
+
+def teacher_key(
+    profile: Profile, teacher: str, backbone_network: str, dataset: Dataset, splits: Splits
+) -> str:
+    """What a run's identity holds of ``teacher``: a score's cache key, or the teacher's losses' key."""
+    if teacher in SCORES:
+        return score_key(profile, teacher, backbone_network, dataset, splits)
+    return network_keys(profile, teacher, backbone_network, dataset, splits, seed=profile.seed).losses_key
+
+
+def difficulty_score(
+    profile: Profile,
+    score: str,
+    backbone_network: str,
+    dataset: Dataset,
+    splits: Splits,
+    *,
+    backbone: keras.Model | None = None,
+) -> np.ndarray:
+    """``score`` for every training sample of the case, in the split's row order (higher: harder); cached.
+
+    ``backbone``: the case's trained backbone when the caller holds it (else read from the cache).
+    """
+    parts = score_parts(profile, score, backbone_network, dataset, splits)
+
+    def compute() -> dict[str, np.ndarray]:
+        model = backbone or trained_backbone(profile, backbone_network, dataset, splits, seed=profile.seed)
+        layers = probe_layers(model)
+        pooled = [keras.ops.mean(model.get_layer(name).output, axis=(1, 2)) for name in layers]
+        probe = keras.Model(model.inputs, [*pooled, model.output])
+        outputs = probe.predict(splits.train.x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+        final = np.argmax(outputs[-1], axis=1)
+        return {"scores": prediction_depth(outputs[:-1], splits.train.y, final).astype(np.float64)}
+
+    return cached_arrays("difficulty_scores", parts, compute)["scores"]
