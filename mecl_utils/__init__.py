@@ -4,10 +4,12 @@ Multi-Exit Curriculum Learning (Bakhtiarnia, Zhang & Iosifidis, 2021): early-exi
 backbone, trained classifier-wise with curriculum learning. The subpackages, in the order data flows
 through them (each imports only from those above it and from the foundations):
 
-- ``curriculum/``: pacing λ(t) (Eq. 2-7, Table III), difficulty orderings (Sec. III), the Fig. 2 sampler;
+- ``curriculum/``: pacing λ(t) (Eq. 2-7, Table III), difficulty orderings (Sec. III), the Fig. 2 sampler,
+  measures of difficulty beyond a teacher's loss;
 - ``networks/``: data and splits, the Table I backbones, Table II placements and the Fig. 7 branch, costs;
 - ``training/``: one branch trained classifier-wise (Sec. II-A), optionally distilled from the final exit;
-- ``protocol/``: profiles, trained networks and scores, features, run identity, the three stages, results;
+- ``protocol/``: profiles, trained networks and scores, features, run identity, the stages (and training
+  conditions), results;
 - ``run/``: a case prepared, a grid run case by case side by side, Ray tasks, the watchdog;
 - ``strategies/``: the Sec. V questions: end-to-end and layer-wise networks, distilled exits;
 - ``exits/``: exit policies, accuracy against compute, real staged latency on this CPU;

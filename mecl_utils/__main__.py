@@ -192,8 +192,8 @@ def _parser() -> argparse.ArgumentParser:
             "--score",
             choices=SCORES,
             action="append",
-            help="also a difficulty score that is no teacher's loss, searched and reported like the "
-            "profile's teachers (repeatable)",
+            help="a difficulty score the conditions stage also orders curriculum and anti-curriculum by, "
+            "beside Table IV's teacher (repeatable; without --condition, under the paper's condition)",
         )
         commands.choices[name].add_argument(
             "--feature-mode",
@@ -242,7 +242,7 @@ def _profile(args: argparse.Namespace):
     if getattr(args, "condition", None):
         overrides["conditions"] = tuple(dict.fromkeys(args.condition))
     if getattr(args, "score", None):
-        overrides["teachers"] = tuple(dict.fromkeys((*get_profile(args.profile).teachers, *args.score)))
+        overrides["scores"] = tuple(dict.fromkeys(args.score))
     return get_profile(args.profile, **overrides)
 
 

@@ -35,7 +35,7 @@ def test_conditions_and_scores_join_the_profile_from_the_command_line():
     )  # fmt: skip
     profile = __main__._profile(args)
     assert [c.label for c in profile.conditions] == ["budget 0.25", "label_noise 0.2"]
-    assert profile.teachers == ("self", "tiny_cnn", "prediction_depth")
+    assert profile.teachers == ("self", "tiny_cnn") and profile.scores == ("prediction_depth",)
 
 
 def test_a_condition_that_cannot_be_read_stops_the_parser(capsys):

@@ -10,7 +10,7 @@ from mecl_utils.protocol import branch_runs
 from mecl_utils.protocol.conditions import Condition
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import RunSpec, run_identity
-from mecl_utils.protocol.stages import planned_runs, run_case
+from mecl_utils.protocol.stages import condition_specs, planned_runs, run_case
 
 SPEC = RunSpec("repetition", CASE, "curriculum", "sgd", 1e-2, "self", "FEP(100)", 0, "test")
 
@@ -83,8 +83,25 @@ def test_a_profiles_conditions_train_every_method_again_on_the_repetition_seeds(
     frame = store.frame()
     assert len(frame) == planned_runs(profile)
     reps, conditioned = frame[frame["stage"] == "repetition"], frame[frame["stage"] == "condition"]
-    assert len(conditioned) == len(reps) == 8
-    assert set(conditioned["condition"]) == {"budget 0.5"}
-    key = ["method", "repetition"]
-    seeds = reps.set_index(key)["init_seed"].sort_index()
-    assert seeds.equals(conditioned.set_index(key)["init_seed"].sort_index())
+    assert len(conditioned) == len(reps) == 8 and set(conditioned["condition"]) == {"budget 0.5"}
+    seeds = reps.groupby("repetition")["init_seed"].first()
+    assert (conditioned["init_seed"] == conditioned["repetition"].map(seeds)).all()
+
+
+def test_under_the_papers_condition_only_the_scores_runs_are_new():
+    profile = _profile().replace(scores=("prediction_depth",))  # no condition: the paper's
+    repetitions = [
+        RunSpec("repetition", CASE, method, "sgd", 1e-2, teacher, pacing, 0, "test")
+        for method, teacher, pacing in (
+            ("vanilla", None, None), ("curriculum", "self", "FEP(100)"),
+            ("anti", "self", "FEP(100)"), ("random", None, "FEP(100)"),
+        )
+    ]  # fmt: skip
+    data = _data()
+    data.identity["teachers"]["prediction_depth"] = "depth-key"
+    table_iv_ids = {spec.run_id(profile, data) for spec in repetitions}
+    specs = condition_specs(profile, repetitions)
+    new = [spec for spec in specs if spec.run_id(profile, data) not in table_iv_ids]
+    assert [(spec.method, spec.teacher) for spec in new] == [
+        ("curriculum", "prediction_depth"), ("anti", "prediction_depth")
+    ]  # fmt: skip

@@ -51,6 +51,8 @@ def test_impossible_conditions_are_refused(settings, message):
 def test_a_condition_is_read_from_the_command_line_form():
     assert parse_condition("budget=0.25, label_noise=0.2") == Condition(budget=0.25, label_noise=0.2)
     assert parse_condition("paper") is PAPER_CONDITION
+    label = Condition(budget=0.25, label_noise=0.2).label
+    assert parse_condition(label) == Condition(budget=0.25, label_noise=0.2)  # a label reads back
 
 
 @pytest.mark.parametrize(
@@ -96,3 +98,14 @@ def test_label_noise_flips_exactly_the_stated_fraction_to_other_classes():
 def test_teacher_losses_follow_the_noisy_label():
     logits = np.log(np.array([[0.9, 0.1], [0.9, 0.1]]))
     np.testing.assert_allclose(noisy_losses(logits, np.array([0, 1])), [-np.log(0.9), -np.log(0.1)])
+
+
+def test_the_chapter_reads_its_conditions_and_scores_into_the_profile():
+    from mecl_utils.book.chapter import condition_settings
+    from mecl_utils.protocol.profiles import get_profile
+
+    settings = condition_settings(get_profile("book"), "paper; budget 0.25", "prediction_depth")
+    assert [c.label for c in settings.conditions] == ["paper", "budget 0.25"]
+    assert settings.teachers == ("self", "tiny_cnn") and settings.scores == ("prediction_depth",)
+    with pytest.raises(ValueError, match="unknown difficulty score"):
+        condition_settings(get_profile("book"), "paper", "depth")

@@ -452,3 +452,14 @@ def test_strategy_exit_accuracies_one_panel_per_strategy_a_dot_per_run():
 def test_profile_note_says_when_the_main_comparison_has_more_repetitions():
     note = provenance.profile_note(get_profile("book", repetitions=3, main_repetitions=11))
     assert "11 repetitions of vanilla and curriculum, 3 of anti- and random curriculum" in note
+
+
+def test_condition_differences_one_panel_per_comparison_one_point_per_condition():
+    from test_condition_tables import ROWS
+
+    from mecl_utils.report import condition_tables
+
+    fig = figures.condition_differences(condition_tables.condition_comparisons(ROWS))
+    assert [ax.get_title() for ax in fig.axes] == ["curriculum − vanilla", "curriculum − random"]
+    assert [tick.get_text() for tick in fig.axes[0].get_xticklabels()] == ["budget 0.25"]
+    plt.close(fig)

@@ -36,14 +36,16 @@ from mecl_utils.networks.backbones import NETWORKS
 from mecl_utils.networks.branches import INPUT_PLACEMENTS, PLACEMENTS, TABLE_II, branch_layer, build_branch
 from mecl_utils.networks.data import Dataset, Splits
 from mecl_utils.protocol import trained_networks
+from mecl_utils.protocol.conditions import parse_condition
 from mecl_utils.protocol.features import extract_features
 from mecl_utils.protocol.profiles import PROFILES, Profile, get_profile
 from mecl_utils.protocol.results import ResultsStore, default_results_path
 from mecl_utils.protocol.runs import Case, CaseData, cases
-from mecl_utils.protocol.stages import planned_runs, run_case
+from mecl_utils.protocol.stages import case_stages, planned_runs, run_case
 from mecl_utils.protocol.trained_networks import trained_backbone
 from mecl_utils.report import (
     cells,
+    condition_tables,
     distillation_tables,
     evidence_tables,
     figure_data,
@@ -85,6 +87,9 @@ __all__ = [  # what the chapters import, in ruff's order
     "cases",
     "cells",
     "closest_paper_rows",
+    "condition_results",
+    "condition_settings",
+    "condition_tables",
     "cross_entropy",
     "distillation_tables",
     "distilled_results",
@@ -156,6 +161,38 @@ def grid_results(
     trained), and the data sources the cases read."""
     run_ids, sources = run_grid(settings, store, data_dir=data_dir)
     return _rows(store, run_ids), sources
+
+
+def condition_settings(settings: Profile, conditions: str, scores: str, repetitions: int = 0) -> Profile:
+    """``settings`` with the chapter parameters of "When, and by which difficulty?": ``conditions``
+    (";"-separated, as ``conditions.parse_condition`` reads them), ``scores`` (","-separated names of
+    ``SCORES``, compared with Table IV's teacher, never searched) and ``repetitions`` (0: the profile's)."""
+    names = tuple(name.strip() for name in scores.split(",") if name.strip())
+    unknown = sorted(set(names) - set(SCORES))
+    if unknown:
+        raise ValueError(f"unknown difficulty score(s) {unknown}; valid: {', '.join(SCORES)}")
+    if isinstance(repetitions, bool) or not isinstance(repetitions, int) or repetitions < 0:
+        raise ValueError(f"repetitions must be 0 (the profile's) or a positive count, got {repetitions!r}")
+    return settings.replace(
+        conditions=tuple(parse_condition(text) for text in conditions.split(";")),
+        scores=tuple(dict.fromkeys(names)),
+        **({"repetitions": repetitions} if repetitions else {}),
+    )
+
+
+def condition_results(
+    settings: Profile, store: ResultsStore, data_dir: str | os.PathLike | None, selected: list[Case]
+) -> pd.DataFrame:
+    """Every stage of the ``selected`` cases, the conditions stage included (``stages.condition_specs``),
+    trained where ``store`` lacks it; the conditions stage's runs as ``condition_tables.condition_rows``."""
+    runs = []
+    with Engine() as engine:
+        run_grid(settings, store, data_dir=data_dir, only=selected, engine=engine)
+        for case in selected:
+            data = prepare_case(settings, case, data_dir=data_dir, engine=engine)
+            *_, conditioned = case_stages(settings, case, data, store)
+            runs += [(spec, spec.run_id(settings, data)) for spec in conditioned]
+    return condition_tables.condition_rows(runs, store.frame())
 
 
 @dataclass(frozen=True)

@@ -95,19 +95,19 @@ PAPER_CONDITION = Condition()
 
 
 def parse_condition(text: str) -> Condition:
-    """``"budget=0.25,label_noise=0.2"`` → Condition; ``"paper"`` → the paper's. Unknown names are refused."""
+    """``"budget=0.25,label_noise=0.2"`` or its ``label`` ``"budget 0.25, label_noise 0.2"`` → Condition;
+    ``"paper"`` → the paper's. Unknown names are refused."""
     text = text.strip()
     if text in ("", "paper"):
         return PAPER_CONDITION
     valid = [f.name for f in dataclasses.fields(Condition)]
     values = {}
     for item in text.split(","):
-        name, equals, value = item.partition("=")
-        name = name.strip()
+        name, equals, value = item.strip().replace("=", " ", 1).partition(" ")
         if not equals or name not in valid:
             raise ValueError(
-                f"cannot read condition {item!r} of {text!r}: write NAME=FRACTION pairs separated by commas, "
-                f"NAME one of {', '.join(valid)} (e.g. budget=0.25,label_noise=0.2), or 'paper'"
+                f"cannot read condition {item.strip()!r} of {text!r}: write NAME=FRACTION pairs separated by "
+                f"commas, NAME one of {', '.join(valid)} (e.g. budget=0.25,label_noise=0.2), or 'paper'"
             )
         try:
             values[name] = float(value)

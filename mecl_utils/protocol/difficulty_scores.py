@@ -1,8 +1,10 @@
-"""Difficulty scores that no teacher network's loss gives, named in a profile where a teacher is (issue 35).
+"""Difficulty scores that no teacher network's loss gives (issue 35), named in a profile in two ways.
 
-The paper orders the training data by a teacher's per-sample loss (Sec. III). A profile may name a score
-of ``curriculum.difficulty.SCORES`` among its teachers instead; the protocol then searches and reports it
-like any teacher, and a run's identity holds the score's cache key (``score_key``) as it holds a teacher's.
+The paper orders the training data by a teacher's per-sample loss (Sec. III). A score of
+``curriculum.difficulty.SCORES`` named among a profile's ``teachers`` is searched and reported like any
+teacher; named in its ``scores``, it is compared beside Table IV's teacher in the conditions stage
+(``stages.condition_specs``) and never searched. Either way a run's identity holds the score's cache key
+(``score_key``) as it holds a teacher's.
 
 - ``prediction_depth`` (Baldock, Maennel & Neyshabur, 2021): k-NN probes (k = 30) on the trained, frozen
   backbone's activations at ``PROBES`` layers, global-average-pooled (the full activations of the early

@@ -10,9 +10,9 @@ For every case (backbone, dataset, branch number):
 3. *Repetitions*: each repetition trains the methods afresh from one shared initialisation and reports
    their accuracy on the test split; vanilla and curriculum, the main comparison, may have more of them
    than the other two (``Profile.repetitions_of``). Table IV (``table_iv.table_iv``) summarises them.
-4. *Conditions* (only where the profile names some, ``conditions``): the profile's repetitions of every
-   method again under each condition (a shorter budget, noisy labels, less data), with the same choices and
-   seeds, stage ``condition``.
+4. *Conditions* (only where the profile names ``conditions`` or ``scores``): the profile's repetitions
+   again under each condition (a shorter budget, noisy labels, less data), curriculum and anti with the
+   chosen teacher and each score, the same choices and seeds, stage ``condition``.
 
 Every run is stored under its ``run_id`` (``runs.run_identity``). Finished runs are skipped, so a killed
 grid resumes where it stopped. The test split is never used for a choice.
@@ -27,12 +27,13 @@ import pandas as pd
 
 from mecl_utils.curriculum.sorting import METHODS
 from mecl_utils.protocol.branch_runs import store_run, train_run
+from mecl_utils.protocol.conditions import PAPER_CONDITION
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import Case, CaseData, RunSpec
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 
-__all__ = ["case_stages", "planned_runs", "run_case", "run_specs", "stale_rows"]
+__all__ = ["case_stages", "condition_specs", "planned_runs", "run_case", "run_specs", "stale_rows"]
 
 
 def _best(store: ResultsStore, run_ids: list[str], keys: tuple[str, ...]) -> dict:
@@ -89,13 +90,32 @@ def case_stages(
         if repetition < profile.repetitions_of(method)
     ]
     yield repetitions
-    if profile.conditions:  # Table IV's choices and repetition seeds, so each run pairs with its own
-        yield [
-            dataclasses.replace(spec, stage="condition", condition=condition)
-            for condition in profile.conditions
-            for spec in repetitions
-            if spec.repetition < profile.repetitions
-        ]
+    if profile.conditions or profile.scores:
+        yield condition_specs(profile, repetitions, methods=methods)
+
+
+def condition_specs(
+    profile: Profile, repetitions: list[RunSpec], *, methods: tuple[str, ...] = METHODS
+) -> list[RunSpec]:
+    """The conditions stage of a case from its Table IV ``repetitions``: under each of the profile's
+    conditions (the paper's alone when it names scores but no condition), each of its ``repetitions`` with
+    vanilla and random curriculum once, and curriculum and anti-curriculum once per measure of difficulty:
+    Table IV's chosen teacher and each of the profile's ``scores``.
+
+    Every run keeps the Table IV choices (optimizer, learning rate, pacing) and its repetition's seeds, so it
+    pairs with the other methods of its repetition. A run identical to a Table IV one (the paper's condition,
+    the chosen teacher) has its run_id and is not trained again.
+    """
+    plain = [spec for spec in repetitions if spec.repetition < profile.repetitions]
+    chosen = next((spec.teacher for spec in plain if spec.teacher), None)
+    teachers = tuple(dict.fromkeys((chosen, *profile.scores)))
+    return [
+        dataclasses.replace(spec, stage="condition", condition=condition, teacher=teacher)
+        for condition in profile.conditions or (PAPER_CONDITION,)
+        for spec in plain
+        if spec.method in methods
+        for teacher in (teachers if spec.method in ("curriculum", "anti") else (None,))
+    ]
 
 
 def run_case(
@@ -157,7 +177,10 @@ def planned_runs(profile: Profile, methods: tuple[str, ...] = METHODS) -> int:
         profile.pacings
     )
     repetitions = sum(profile.repetitions_of(method) for method in methods)
-    return searches + repetitions + len(profile.conditions) * profile.repetitions * len(methods)
+    # Table IV's teacher and every score: one fewer when the search chose one of the scores.
+    per_condition = sum(1 + len(profile.scores) if m in ("curriculum", "anti") else 1 for m in methods)
+    conditions = len(profile.conditions) or (1 if profile.scores else 0)
+    return searches + repetitions + conditions * profile.repetitions * per_condition
 
 
 def stale_rows(results: pd.DataFrame) -> pd.Series:

@@ -42,6 +42,7 @@ from mecl_utils.report.strategy_tables import STRATEGY_NAMES
 __all__ = [
     "METHOD_COLORS",
     "accuracy_cost_curves",
+    "condition_differences",
     "easy_hard_grid",
     "exit_histogram",
     "forest",
@@ -270,3 +271,28 @@ def interval_narrowing(curve: pd.DataFrame, ax=None):
     ax.set_yscale("log")
     ax.legend(fontsize="small")
     return ax
+
+
+def condition_differences(comparisons: pd.DataFrame):
+    """One panel per comparison of ``comparisons`` (``condition_tables.condition_comparisons``): per
+    condition along x, each (case, measure of difficulty) as a dot with its 95 % interval, zero dashed."""
+    labels = list(dict.fromkeys(comparisons["comparison"]))
+    conditions = list(dict.fromkeys(comparisons["condition"]))
+    series = list(dict.fromkeys(zip(comparisons["case"], comparisons["teacher"], strict=True)))
+    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 3.8), sharey=True, squeeze=False)
+    offsets = np.linspace(-0.2, 0.2, len(series)) if len(series) > 1 else [0.0]
+    for ax, label in zip(axes.flat, labels, strict=False):
+        rows = comparisons[comparisons["comparison"] == label]
+        for offset, (case, teacher) in zip(offsets, series, strict=True):
+            part = rows[(rows["case"] == case) & (rows["teacher"] == teacher)]
+            x = np.array([conditions.index(c) for c in part["condition"]]) + offset
+            error = [part["difference"] - part["low"], part["high"] - part["difference"]]
+            name = teacher if len({c for c, _ in series}) == 1 else f"{case}, {teacher}"
+            ax.errorbar(x, part["difference"], yerr=error, fmt="o", capsize=3, label=name)
+        ax.axhline(0, color="grey", ls="--", lw=1)
+        ax.set_xticks(range(len(conditions)), conditions, rotation=15)
+        ax.set_title(label)
+    axes.flat[0].set_ylabel("difference (points), 95 % interval")
+    axes.flat[-1].legend(fontsize="small", title="ordered by")
+    fig.tight_layout()
+    return fig

@@ -252,7 +252,7 @@ def case_networks(
     }
     backbone = trained_backbone(profile, backbone_network, dataset, splits, seed=profile.seed)
     losses, teacher_keys = {}, {}
-    for teacher in profile.teachers:
+    for teacher in dict.fromkeys((*profile.teachers, *profile.scores)):
         if teacher in SCORES:
             losses[teacher] = difficulty_score(
                 profile, teacher, backbone_network, dataset, splits, backbone=backbone
