@@ -463,3 +463,18 @@ def test_condition_differences_one_panel_per_comparison_one_point_per_condition(
     assert [ax.get_title() for ax in fig.axes] == ["curriculum − vanilla", "curriculum − random"]
     assert [tick.get_text() for tick in fig.axes[0].get_xticklabels()] == ["budget 0.25"]
     plt.close(fig)
+
+
+def test_rank_correlations_are_one_on_the_diagonal_and_minus_one_for_a_reversed_order():
+    table = figure_data.rank_correlations({"a": np.array([1.0, 2, 3]), "b": np.array([3.0, 2, 1])})
+    assert table.loc["a", "a"] == pytest.approx(1.0) and table.loc["a", "b"] == pytest.approx(-1.0)
+
+
+def test_depth_scores_draw_the_shares_and_the_easiest_and_hardest():
+    images, labels = np.zeros((6, 8, 8, 1), dtype="uint8"), np.arange(6)
+    depth = np.array([0, 0, 1, 2, 2, 2])
+    picks = figure_data.easiest_and_hardest(depth, 2)
+    bars, grid = figures.depth_scores(images, labels, depth, picks, "prediction_depth")
+    assert [round(p.get_height(), 1) for p in bars.axes[0].patches] == [33.3, 16.7, 50.0]
+    assert len([ax for ax in grid.axes if ax.images]) == 4
+    plt.close("all")

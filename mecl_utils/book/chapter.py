@@ -73,6 +73,7 @@ __all__ = [  # what the chapters import, in ruff's order
     "NETWORKS",
     "PLACEMENTS",
     "PROFILES",
+    "SCORES",
     "TABLE_II",
     "TABLE_III",
     "BranchRun",

@@ -30,6 +30,7 @@ __all__ = [
     "exit_shares",
     "loss_histogram_bins",
     "oracle_means",
+    "rank_correlations",
     "repetition_accuracies",
     "repetition_means",
     "search_grid",
@@ -44,6 +45,18 @@ def easiest_and_hardest(losses, n: int) -> np.ndarray:
     reverse."""
     ranked = np.argsort(np.asarray(losses), kind="stable")
     return np.concatenate([ranked[:n], ranked[::-1][:n]])
+
+
+def rank_correlations(scores: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Spearman's rank correlation between every two of ``scores`` (name -> one score per sample)."""
+    from scipy import stats
+
+    names = list(scores)
+    return pd.DataFrame(
+        [[stats.spearmanr(scores[a], scores[b]).statistic for b in names] for a in names],
+        index=names,
+        columns=names,
+    )
 
 
 def loss_histogram_bins(losses: Mapping, *, bins: int = 40, floor: float = 1e-6) -> dict[str, tuple]:

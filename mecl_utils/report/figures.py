@@ -43,6 +43,7 @@ __all__ = [
     "METHOD_COLORS",
     "accuracy_cost_curves",
     "condition_differences",
+    "depth_scores",
     "easy_hard_grid",
     "exit_histogram",
     "forest",
@@ -296,3 +297,18 @@ def condition_differences(comparisons: pd.DataFrame):
     axes.flat[-1].legend(fontsize="small", title="ordered by")
     fig.tight_layout()
     return fig
+
+
+def depth_scores(images, labels, depth, picks, name: str, *, class_names=None):
+    """A depth score seen two ways: the share of training images at each depth (0: settled at the first
+    probe), then the images at ``picks`` (``figure_data.easiest_and_hardest``) as an ``easy_hard_grid``."""
+    depth = np.asarray(depth)
+    shares = pd.Series(depth).value_counts(normalize=True).sort_index()
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    ax.bar(shares.index.astype(int), 100 * shares.to_numpy())
+    ax.set(xlabel=f"{name} (0: settled at the first probe)", ylabel="% of training images")
+    grid = easy_hard_grid(
+        np.asarray(images)[picks], np.asarray(labels)[picks], depth[picks], class_names=class_names,
+        title=f"by {name}: easiest (top) and hardest (bottom)",
+    )  # fmt: skip
+    return fig, grid
