@@ -27,9 +27,17 @@ from mecl_utils.curriculum.difficulty import PROBE_NEIGHBOURS, SCORES, predictio
 from mecl_utils.networks.backbones import PREDICT_BATCH_SIZE
 from mecl_utils.networks.data import Dataset, Splits
 from mecl_utils.protocol.profiles import Profile
-from mecl_utils.protocol.trained_networks import network_keys, trained_backbone
+from mecl_utils.protocol.trained_networks import network_keys, teacher_losses, trained_backbone
 
-__all__ = ["PROBES", "difficulty_score", "probe_layers", "score_key", "score_parts", "teacher_key"]
+__all__ = [
+    "PROBES",
+    "difficulty_score",
+    "probe_layers",
+    "score_key",
+    "score_parts",
+    "teacher_key",
+    "teacher_scores",
+]
 
 PROBES = 8  # layers probed for the prediction depth
 SCORES_VERSION = 1  # part of every score's cache key: bump when a score's computation changes
@@ -80,6 +88,21 @@ def teacher_key(
     if teacher in SCORES:
         return score_key(profile, teacher, backbone_network, dataset, splits)
     return network_keys(profile, teacher, backbone_network, dataset, splits, seed=profile.seed).losses_key
+
+
+def teacher_scores(
+    profile: Profile,
+    teacher: str,
+    backbone_network: str,
+    dataset: Dataset,
+    splits: Splits,
+    *,
+    backbone: keras.Model | None = None,
+) -> np.ndarray:
+    """What orders the training split for ``teacher``: a score's values, or the teacher's losses (cached)."""
+    if teacher in SCORES:
+        return difficulty_score(profile, teacher, backbone_network, dataset, splits, backbone=backbone)
+    return teacher_losses(profile, teacher, backbone_network, dataset, splits, seed=profile.seed)
 
 
 def difficulty_score(

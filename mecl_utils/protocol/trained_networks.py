@@ -274,14 +274,32 @@ def teacher_losses(
     parts = network_keys(profile, teacher, backbone_network, dataset, splits, seed=seed).losses_parts
 
     def compute() -> dict[str, np.ndarray]:
-        model = trained
-        if model is None:
-            model = trained_teacher(
-                profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose
-            )
-        return {"losses": cross_entropy_from_logits(logits(model, splits.train.x), splits.train.y)}
+        train_logits = _train_logits(
+            profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose, trained=trained
+        )
+        return {"losses": cross_entropy_from_logits(train_logits, splits.train.y)}
 
     return cached_arrays("teacher_losses", parts, compute)["losses"]
+
+
+def _train_logits(
+    profile: Profile,
+    teacher: str,
+    backbone_network: str,
+    dataset: Dataset,
+    splits: Splits,
+    *,
+    seed: int,
+    verbose: bool = False,
+    trained: keras.Model | None = None,
+) -> np.ndarray:
+    """The teacher's float64 logits on ``splits.train``, from ``trained`` or the network ``trained_teacher``
+    gives (trained, or read from the cache)."""
+    if trained is None:
+        trained = trained_teacher(
+            profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose
+        )
+    return logits(trained, splits.train.x)
 
 
 def teacher_logits(
@@ -299,8 +317,7 @@ def teacher_logits(
     parts["scores"] = "logits"
 
     def compute() -> dict[str, np.ndarray]:
-        model = trained_teacher(profile, teacher, backbone_network, dataset, splits, seed=seed)
-        return {"logits": logits(model, splits.train.x)}
+        return {"logits": _train_logits(profile, teacher, backbone_network, dataset, splits, seed=seed)}
 
     return cached_arrays("teacher_logits", parts, compute)["logits"]
 

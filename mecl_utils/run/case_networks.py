@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from mecl_utils.cache import cache_key, cache_path
 from mecl_utils.curriculum.difficulty import SCORES
 from mecl_utils.networks.data import Dataset, Splits, load_dataset, make_splits
-from mecl_utils.protocol.difficulty_scores import difficulty_score, score_key
+from mecl_utils.protocol.difficulty_scores import teacher_key, teacher_scores
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.runs import Case
 from mecl_utils.protocol.trained_networks import (
@@ -245,27 +245,16 @@ def case_networks(
         profile, backbone_network, dataset, splits, seed=profile.seed, workers=workers, engine=engine,
         verbose=verbose,
     )  # fmt: skip
-    networks = [teacher for teacher in profile.teachers if teacher not in SCORES]
-    keys = {
-        teacher: network_keys(profile, teacher, backbone_network, dataset, splits, seed=profile.seed)
-        for teacher in ("self", *networks)
-    }
     backbone = trained_backbone(profile, backbone_network, dataset, splits, seed=profile.seed)
-    losses, teacher_keys = {}, {}
-    for teacher in dict.fromkeys((*profile.teachers, *profile.scores)):
-        if teacher in SCORES:
-            losses[teacher] = difficulty_score(
-                profile, teacher, backbone_network, dataset, splits, backbone=backbone
-            )
-            teacher_keys[teacher] = score_key(profile, teacher, backbone_network, dataset, splits)
-        else:
-            losses[teacher] = teacher_losses(
-                profile, teacher, backbone_network, dataset, splits, seed=profile.seed
-            )
-            teacher_keys[teacher] = keys[teacher].losses_key
+    orderings = dict.fromkeys((*profile.teachers, *profile.scores))  # teachers, then the compared scores
     return CaseNetworks(
         backbone=backbone,
-        backbone_key=keys["self"].key,
-        teacher_losses=losses,
-        teacher_keys=teacher_keys,
+        backbone_key=network_keys(profile, "self", backbone_network, dataset, splits, seed=profile.seed).key,
+        teacher_losses={
+            name: teacher_scores(profile, name, backbone_network, dataset, splits, backbone=backbone)
+            for name in orderings
+        },
+        teacher_keys={
+            name: teacher_key(profile, name, backbone_network, dataset, splits) for name in orderings
+        },
     )
