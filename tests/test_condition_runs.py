@@ -8,6 +8,7 @@ from test_experiments import CASE, _data, _profile
 
 from mecl_utils.protocol import branch_runs
 from mecl_utils.protocol.conditions import Condition
+from mecl_utils.protocol.difficulty_scores import relabelled_scores
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import RunSpec, run_identity
 from mecl_utils.protocol.stages import condition_specs, planned_runs, run_case
@@ -18,7 +19,7 @@ SPEC = RunSpec("repetition", CASE, "curriculum", "sgd", 1e-2, "self", "FEP(100)"
 def _with_logits(data):
     rng = np.random.default_rng(2)
     logits = {name: rng.standard_normal((96, 3)) for name in data.teacher_losses}
-    return dataclasses.replace(data, teacher_logits=logits)
+    return dataclasses.replace(data, label_outputs=logits)
 
 
 def test_the_paper_condition_leaves_the_run_identity_as_it_was():
@@ -48,7 +49,7 @@ def test_label_noise_flips_the_training_labels_only():
     rows = np.arange(96)
     np.testing.assert_allclose(
         losses,
-        np.logaddexp.reduce(data.teacher_logits["self"], axis=1) - data.teacher_logits["self"][rows, labels],
+        np.logaddexp.reduce(data.label_outputs["self"], axis=1) - data.label_outputs["self"][rows, labels],
     )
 
 
@@ -105,3 +106,17 @@ def test_under_the_papers_condition_only_the_scores_runs_are_new():
     assert [(spec.method, spec.teacher) for spec in new] == [
         ("curriculum", "prediction_depth"), ("anti", "prediction_depth")
     ]  # fmt: skip
+
+
+def test_under_label_noise_forgetting_is_counted_against_the_noisy_labels():
+    table = np.random.default_rng(3).integers(0, 3, (96, 4))  # a predicted class per sample and epoch
+    data = _data()
+    data = dataclasses.replace(
+        data,
+        teacher_losses={**data.teacher_losses, "forgetting_events": np.zeros(96)},
+        label_outputs={"forgetting_events": table},
+    )
+    spec = dataclasses.replace(SPEC, teacher="forgetting_events", condition=Condition(label_noise=0.25))
+    (_, labels), scores, _, _ = branch_runs._conditioned(spec, _profile(), data)
+    assert np.array_equal(scores, relabelled_scores("forgetting_events", table, labels))
+    assert not np.array_equal(scores, relabelled_scores("forgetting_events", table, data.labels["train"]))

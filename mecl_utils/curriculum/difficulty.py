@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 __all__ = [
+    "LABEL_SCORES",
     "PROBE_NEIGHBOURS",
     "SCORES",
     "agreement_depth",
@@ -31,12 +32,21 @@ __all__ = [
     "forgetting_events",
     "knn_probe_predictions",
     "prediction_depth",
+    "reads_labels",
     "symmetric_label_noise",
 ]
 
 PROBE_NEIGHBOURS = 30  # Baldock et al.'s k
 # The scores a profile may name where it names a teacher (protocol.difficulty_scores computes them).
-SCORES = ("prediction_depth",)
+SCORES = ("prediction_depth", "exit_agreement", "forgetting_events")
+# Those that read each sample's own label, as a teacher's loss does: a noisy-label condition counts them
+# against the noisy labels. Depth and agreement compare a network's layers or exits with each other.
+LABEL_SCORES = ("forgetting_events",)
+
+
+def reads_labels(teacher: str) -> bool:
+    """Whether an ordering by ``teacher`` (a teacher network's name, or a score) reads each sample's label."""
+    return teacher not in SCORES or teacher in LABEL_SCORES
 
 
 def knn_probe_predictions(features, labels, k: int = PROBE_NEIGHBOURS) -> np.ndarray:

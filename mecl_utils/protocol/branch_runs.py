@@ -19,17 +19,17 @@ import numpy as np
 
 from mecl_utils import __version__
 from mecl_utils.cache import cache_key, cache_path, cached_arrays
-from mecl_utils.curriculum.difficulty import SCORES
+from mecl_utils.curriculum.difficulty import reads_labels
 from mecl_utils.curriculum.pacing import Pacing, preset
 from mecl_utils.curriculum.rows import LazyRows, RowSubset
 from mecl_utils.curriculum.sampler import sampler_for_method
 from mecl_utils.protocol.conditions import (
     condition_epochs,
-    noisy_losses,
     scaled_pacing,
     train_labels,
     train_rows,
 )
+from mecl_utils.protocol.difficulty_scores import relabelled_scores
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.results import ResultsStore
 from mecl_utils.protocol.runs import OUTPUT_SPLITS, CaseData, RunSpec
@@ -153,14 +153,14 @@ def _conditioned(
     )
     if not spec.teacher:
         losses = np.zeros(len(rows))
-    elif condition.label_noise and spec.teacher not in SCORES:  # a score reads no sample's own label
-        if data.teacher_logits is None:
+    elif condition.label_noise and reads_labels(spec.teacher):
+        if data.label_outputs is None:
             raise ValueError(
                 f"{spec.case.label} under {condition.label}: a noisy-label condition scores the noisy labels "
                 "from the teachers' logits; prepare the case with the condition in the profile "
                 "(prepare.prepare_case), which reads them"
             )
-        losses = noisy_losses(data.teacher_logits[spec.teacher][rows], noisy)
+        losses = relabelled_scores(spec.teacher, data.label_outputs[spec.teacher][rows], noisy)
     else:
         losses = data.teacher_losses[spec.teacher][rows]
     epochs = condition_epochs(profile.branch_epochs, condition)

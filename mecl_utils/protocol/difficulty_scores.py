@@ -13,6 +13,13 @@ teacher; named in its ``scores``, it is compared beside Table IV's teacher in th
   built-in activation), ``PROBES`` of them evenly spaced by depth, the deepest included
   (``probe_layers``). A sample's depth never reads its own label (the probes are leave-one-out), so a
   noisy-label condition uses the same scores.
+- ``exit_agreement``: the same question asked of vanilla early exits at the profile's placements and the
+  final classifier (``exit_agreement``, where the exits' recipe is stated).
+- ``forgetting_events`` (Toneva et al., 2019): how often the backbone's fine-tuning forgot a sample, counted
+  from the predictions its fit logged at no extra pass (``trained_networks.training_predictions``). A sample
+  never classified correctly scores the number of epochs, above any count (Toneva et al. count it as
+  forgotten without end; the sorting needs a finite number). It reads each sample's label, so a noisy-label
+  condition counts it against the noisy labels (``relabelled_scores``), as it rescores a teacher's loss.
 
 Scores are cached by content like a teacher's losses (``difficulty_score``).
 """
@@ -23,16 +30,32 @@ import keras
 import numpy as np
 
 from mecl_utils.cache import array_fingerprint, cache_key, cached_arrays
-from mecl_utils.curriculum.difficulty import PROBE_NEIGHBOURS, SCORES, prediction_depth
+from mecl_utils.curriculum.difficulty import (
+    LABEL_SCORES,
+    PROBE_NEIGHBOURS,
+    SCORES,
+    forgetting_events,
+    prediction_depth,
+)
 from mecl_utils.networks.backbones import PREDICT_BATCH_SIZE
 from mecl_utils.networks.data import Dataset, Splits
+from mecl_utils.protocol.conditions import noisy_losses
+from mecl_utils.protocol.exit_agreement import agreement_parts, exit_agreement_scores
 from mecl_utils.protocol.profiles import Profile
-from mecl_utils.protocol.trained_networks import network_keys, teacher_losses, trained_backbone
+from mecl_utils.protocol.trained_networks import (
+    network_keys,
+    teacher_logits,
+    teacher_losses,
+    trained_backbone,
+    training_predictions,
+)
 
 __all__ = [
     "PROBES",
     "difficulty_score",
+    "label_outputs",
     "probe_layers",
+    "relabelled_scores",
     "score_key",
     "score_parts",
     "teacher_key",
@@ -67,14 +90,13 @@ def score_parts(
     if score not in SCORES:
         raise ValueError(f"unknown difficulty score {score!r}; valid: {', '.join(SCORES)}")
     backbone = network_keys(profile, "self", backbone_network, dataset, splits, seed=profile.seed)
-    return {
-        "version": SCORES_VERSION,
-        "score": score,
-        "backbone": backbone.key,
-        "neighbours": PROBE_NEIGHBOURS,
-        "probes": PROBES,
-        "train_index": array_fingerprint(splits.train.index),
-    }
+    parts = {"version": SCORES_VERSION, "score": score, "backbone": backbone.key}
+    if score == "prediction_depth":
+        parts |= {"neighbours": PROBE_NEIGHBOURS, "probes": PROBES}
+    elif score == "exit_agreement":
+        parts |= {"val_index": array_fingerprint(splits.val.index)}
+        parts |= agreement_parts(profile, backbone_network, dataset)
+    return {**parts, "train_index": array_fingerprint(splits.train.index)}
 
 
 def score_key(profile: Profile, score: str, backbone_network: str, dataset: Dataset, splits: Splits) -> str:
@@ -121,7 +143,16 @@ def difficulty_score(
     parts = score_parts(profile, score, backbone_network, dataset, splits)
 
     def compute() -> dict[str, np.ndarray]:
+        if score == "forgetting_events":
+            scores = relabelled_scores(
+                score, label_outputs(profile, score, backbone_network, dataset, splits), splits.train.y
+            )
+            return {"scores": scores}
         model = backbone or trained_backbone(profile, backbone_network, dataset, splits, seed=profile.seed)
+        if score == "exit_agreement":
+            key = parts["backbone"]
+            scores = exit_agreement_scores(profile, backbone_network, dataset, splits, model, key)
+            return {"scores": scores.astype(np.float64)}
         layers = probe_layers(model)
         pooled = [keras.ops.mean(model.get_layer(name).output, axis=(1, 2)) for name in layers]
         probe = keras.Model(model.inputs, [*pooled, model.output])
@@ -130,3 +161,29 @@ def difficulty_score(
         return {"scores": prediction_depth(outputs[:-1], splits.train.y, final).astype(np.float64)}
 
     return cached_arrays("difficulty_scores", parts, compute)["scores"]
+
+
+def label_outputs(
+    profile: Profile, teacher: str, backbone_network: str, dataset: Dataset, splits: Splits
+) -> np.ndarray:
+    """What ``teacher`` (a teacher or a score of ``LABEL_SCORES``) computed on the training split, one row per
+    sample, from which it scores any labels (``relabelled_scores``): a teacher's logits, or the class the
+    backbone's fine-tuning predicted for the sample in each epoch."""
+    if teacher in SCORES and teacher not in LABEL_SCORES:
+        raise ValueError(f"{teacher} reads no sample's label, so it keeps its scores under any labels")
+    if teacher == "forgetting_events":
+        keys = network_keys(profile, "self", backbone_network, dataset, splits, seed=profile.seed)
+        return training_predictions(
+            profile, keys.network, dataset, splits, seed=keys.seed, epochs=keys.epochs
+        ).T
+    return teacher_logits(profile, teacher, backbone_network, dataset, splits, seed=profile.seed)
+
+
+def relabelled_scores(teacher: str, outputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``teacher``'s scores of samples labelled ``labels`` from their ``label_outputs`` rows."""
+    if teacher == "forgetting_events":
+        correct = outputs.T == np.asarray(labels)[None, :]  # (epochs, samples)
+        counts = forgetting_events(correct)
+        counts[np.isinf(counts)] = len(correct)  # never learned: above any count (see the module)
+        return counts
+    return noisy_losses(outputs, labels)

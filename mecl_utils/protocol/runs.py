@@ -69,8 +69,9 @@ class CaseData:
     cut_backbone: keras.Model | None = None  # the backbone up to the branch layer, in "backbone" mode only
     # The final exit's logits on "train" and "val" (distillation.final_exit_logits), for distilled runs only.
     final_logits: dict[str, np.ndarray] | None = None
-    # Each teacher's logits on "train" (trained_networks.teacher_logits): a noisy-label condition's losses.
-    teacher_logits: dict[str, np.ndarray] | None = None
+    # What each ordering that reads labels (a teacher, a score of difficulty.LABEL_SCORES) computed on
+    # "train", a row per sample (difficulty_scores.label_outputs): a noisy-label condition rescores from it.
+    label_outputs: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)

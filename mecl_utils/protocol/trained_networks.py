@@ -29,7 +29,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from mecl_utils.cache import array_fingerprint, cache_key, cached_arrays, cached_model, dataset_fingerprint
+from mecl_utils.cache import (
+    array_fingerprint,
+    cache_key,
+    cache_path,
+    cached_arrays,
+    cached_model,
+    dataset_fingerprint,
+)
 from mecl_utils.curriculum.sorting import cross_entropy_from_logits
 from mecl_utils.networks.backbones import (
     NETWORKS,
@@ -45,6 +52,7 @@ from mecl_utils.networks.backbones import (
 from mecl_utils.networks.data import Dataset, Split, Splits
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.seeds import stream_seed
+from mecl_utils.training.prediction_log import fit_logged
 
 # Steps per call of the compiled train function (benchmarks/README.md). Safe with fit(x, y): Keras starts a
 # fresh iterator every epoch, so the last call of an epoch stops where the data ends.
@@ -78,6 +86,7 @@ __all__ = [
     "train_classifier",
     "trained_backbone",
     "trained_teacher",
+    "training_predictions",
 ]
 
 CLASSIFIER_VERSION = 1  # bump when the training recipe changes, so cached models are retrained
@@ -177,30 +186,64 @@ def train_classifier(
     parts = classifier_parts(profile, network, dataset, splits, seed=seed, epochs=epochs)
 
     def train() -> keras.Model:
-        keras.utils.set_random_seed(seed)
-        model = build_network(profile, network, dataset)
-        model.compile(
+        model, predictions = _fine_tune(profile, network, dataset, splits, parts, verbose=verbose)
+        # The fit's own forward passes logged every training sample's prediction (forgetting events).
+        cached_arrays("training_predictions", parts, lambda: {"predictions": predictions})
+        return model
+
+    return cached_model("classifier", parts, train)
+
+
+def _fine_tune(
+    profile: Profile, network: str, dataset: Dataset, splits: Splits, parts: dict, *, verbose: bool = False
+) -> tuple[keras.Model, np.ndarray]:
+    """The Sec. III recipe for the classifier of ``parts``: the network, and its fit's prediction table."""
+    keras.utils.set_random_seed(parts["seed"])
+    model = build_network(profile, network, dataset)
+    predictions = fit_logged(
+        model,
+        splits.train.x,
+        splits.train.y,
+        batch_size=parts["batch_size"],
+        epochs=parts["epochs"],
+        compile_kwargs=dict(
             optimizer=keras.optimizers.Adam(profile.backbone_learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
             # Several steps per call of the compiled function: the same weights to the last bit, and up to
             # 2x faster fine-tuning of the book backbone on a 2-core CPU (benchmarks/README.md).
             steps_per_execution=steps_per_execution(len(splits.train.y), parts["batch_size"]),
-        )
-        build_for_fit(model, (splits.train.x, splits.train.y))
-        model.fit(
-            splits.train.x,
-            splits.train.y,
-            batch_size=parts["batch_size"],
-            epochs=epochs,
-            shuffle=True,
-            verbose=1 if verbose else 0,
-        )
-        # Returned uncompiled, as the cache reads it back: a compiled model's predict function runs
-        # STEPS_PER_EXECUTION copies of the network in one graph, tens of seconds of tracing on a CPU.
-        return keras.Model(model.inputs, model.output, name=model.name)
+        ),
+        verbose=1 if verbose else 0,
+        before_fit=lambda logged: build_for_fit(logged, (splits.train.x, splits.train.y)),
+    )
+    # Returned uncompiled, as the cache reads it back: a compiled model's predict function runs
+    # STEPS_PER_EXECUTION copies of the network in one graph, tens of seconds of tracing on a CPU.
+    return keras.Model(model.inputs, model.output, name=model.name), predictions
 
-    return cached_model("classifier", parts, train)
+
+def training_predictions(
+    profile: Profile, network: str, dataset: Dataset, splits: Splits, *, seed: int, epochs: int | None = None
+) -> np.ndarray:
+    """(epochs, training samples): the class ``train_classifier`` predicted for each training sample in each
+    epoch of its fine-tuning, logged by the fit itself (``prediction_log``).
+
+    A network cached before the log existed is fine-tuned again by the same recipe for its log, and the
+    cached network is left as it is. The same seeds give the same weights to the last bit in the same
+    setting (tested), but a different number of threads than the first fine-tune had rounds sums
+    differently, and the log is then that of a run of the recipe very close to, not the same as, the
+    cached one.
+    """
+    parts = classifier_parts(
+        profile, network, dataset, splits, seed=seed, epochs=network_epochs(profile, epochs)
+    )
+    if not cache_path("classifier", cache_key(parts), ".keras").is_file():
+        train_classifier(profile, network, dataset, splits, seed=seed, epochs=epochs)  # logs as it trains
+
+    def compute() -> dict[str, np.ndarray]:  # a network cached before the log existed: fine-tuned again
+        return {"predictions": _fine_tune(profile, network, dataset, splits, parts)[1]}
+
+    return cached_arrays("training_predictions", parts, compute)["predictions"]
 
 
 def trained_backbone(

@@ -16,17 +16,18 @@ import time
 import numpy as np
 
 from mecl_utils.cache import array_fingerprint, cached_arrays, dataset_fingerprint
-from mecl_utils.curriculum.difficulty import SCORES
+from mecl_utils.curriculum.difficulty import reads_labels
 from mecl_utils.networks.backbones import get_layer
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Splits
+from mecl_utils.protocol.difficulty_scores import label_outputs
 from mecl_utils.protocol.feature_modes import Budget, choose_mode, cut_backbone, feature_bytes
 from mecl_utils.protocol.feature_modes import identity as feature_identity
 from mecl_utils.protocol.feature_shards import cached_feature_shards
 from mecl_utils.protocol.features import SPLIT_NAMES, cached_features
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.runs import Case, CaseData
-from mecl_utils.protocol.trained_networks import evaluate, teacher_logits
+from mecl_utils.protocol.trained_networks import evaluate
 from mecl_utils.run.case_networks import case_networks, load_splits
 from mecl_utils.run.engine import Engine
 
@@ -124,10 +125,10 @@ def prepare_case(
         },
         feature_mode=mode,
         cut_backbone=cut,
-        teacher_logits={
-            teacher: teacher_logits(profile, teacher, case.backbone, dataset, splits, seed=profile.seed)
-            for teacher in profile.teachers
-            if teacher not in SCORES  # a score reads no sample's own label (difficulty_scores)
+        label_outputs={
+            teacher: label_outputs(profile, teacher, case.backbone, dataset, splits)
+            for teacher in (*profile.teachers, *profile.scores)
+            if reads_labels(teacher)
         }
         if any(condition.label_noise for condition in profile.conditions)
         else None,
