@@ -8,6 +8,7 @@ through them (each imports only from those above it and from the foundations):
   measures of difficulty beyond a teacher's loss;
 - ``networks/``: data and splits, the Table I backbones, Table II placements and the Fig. 7 branch, costs;
 - ``training/``: one branch trained classifier-wise (Sec. II-A), optionally distilled from the final exit;
+  a fit that logs each training sample's prediction (forgetting events);
 - ``protocol/``: profiles, trained networks and scores, features, run identity, the stages (and training
   conditions), results;
 - ``run/``: a case prepared, a grid run case by case side by side, Ray tasks, the watchdog;
@@ -19,7 +20,7 @@ through them (each imports only from those above it and from the foundations):
 Foundations every layer may use: ``seeds`` (one root seed, a named stream per random choice), ``cache``
 (content-keyed, atomic), ``statistics`` (paired differences, intervals, Holm, the significance rule) and
 ``quiet`` (TensorFlow's start-up notices off the console; ``MECL_VERBOSE=1`` shows them). The command line
-is ``python -m mecl_utils`` (``__main__``).
+is ``python -m mecl_utils`` (``__main__``, its arguments in ``command_line``).
 """
 
 import os

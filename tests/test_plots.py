@@ -470,11 +470,12 @@ def test_rank_correlations_are_one_on_the_diagonal_and_minus_one_for_a_reversed_
     assert table.loc["a", "a"] == pytest.approx(1.0) and table.loc["a", "b"] == pytest.approx(-1.0)
 
 
-def test_depth_scores_draw_the_shares_and_the_easiest_and_hardest():
+def test_difficulty_scores_draw_the_shares_and_the_easiest_and_hardest():
     images, labels = np.zeros((6, 8, 8, 1), dtype="uint8"), np.arange(6)
     depth = np.array([0, 0, 1, 2, 2, 2])
     picks = figure_data.easiest_and_hardest(depth, 2)
-    bars, grid = figures.depth_scores(images, labels, depth, picks, "prediction_depth")
+    bars, grid = figures.difficulty_scores(images, labels, depth, picks, "prediction_depth")
     assert [round(p.get_height(), 1) for p in bars.axes[0].patches] == [33.3, 16.7, 50.0]
     assert len([ax for ax in grid.axes if ax.images]) == 4
+    assert bars.axes[0].get_xlabel() == "prediction_depth (0: settled at the first probe)"
     plt.close("all")

@@ -121,6 +121,7 @@ __all__ = [  # what the chapters import, in ruff's order
     "results_store",
     "run_case",
     "sampler_for_method",
+    "score_names",
     "seed_sequence",
     "setup",
     "staged_latency",
@@ -164,19 +165,25 @@ def grid_results(
     return _rows(store, run_ids), sources
 
 
+def score_names(scores: str) -> tuple[str, ...]:
+    """The difficulty scores a chapter parameter names, ","-separated ("": none), each of ``SCORES`` once."""
+    names = tuple(dict.fromkeys(name.strip() for name in scores.split(",") if name.strip()))
+    unknown = sorted(set(names) - set(SCORES))
+    if unknown:
+        raise ValueError(f"unknown difficulty score(s) {unknown}; valid: {', '.join(SCORES)}, or '' for none")
+    return names
+
+
 def condition_settings(settings: Profile, conditions: str, scores: str, repetitions: int = 0) -> Profile:
     """``settings`` with the chapter parameters of "When, and by which difficulty?": ``conditions``
     (";"-separated, as ``conditions.parse_condition`` reads them), ``scores`` (","-separated names of
     ``SCORES``, compared with Table IV's teacher, never searched) and ``repetitions`` (0: the profile's)."""
-    names = tuple(name.strip() for name in scores.split(",") if name.strip())
-    unknown = sorted(set(names) - set(SCORES))
-    if unknown:
-        raise ValueError(f"unknown difficulty score(s) {unknown}; valid: {', '.join(SCORES)}")
+    names = score_names(scores)
     if isinstance(repetitions, bool) or not isinstance(repetitions, int) or repetitions < 0:
         raise ValueError(f"repetitions must be 0 (the profile's) or a positive count, got {repetitions!r}")
     return settings.replace(
         conditions=tuple(parse_condition(text) for text in conditions.split(";")),
-        scores=tuple(dict.fromkeys(names)),
+        scores=names,
         **({"repetitions": repetitions} if repetitions else {}),
     )
 

@@ -43,7 +43,7 @@ __all__ = [
     "METHOD_COLORS",
     "accuracy_cost_curves",
     "condition_differences",
-    "depth_scores",
+    "difficulty_scores",
     "easy_hard_grid",
     "exit_histogram",
     "forest",
@@ -299,16 +299,26 @@ def condition_differences(comparisons: pd.DataFrame):
     return fig
 
 
-def depth_scores(images, labels, depth, picks, name: str, *, class_names=None):
-    """A depth score seen two ways: the share of training images at each depth (0: settled at the first
-    probe), then the images at ``picks`` (``figure_data.easiest_and_hardest``) as an ``easy_hard_grid``."""
-    depth = np.asarray(depth)
-    shares = pd.Series(depth).value_counts(normalize=True).sort_index()
+# What the low end of each whole-number score means, for its histogram's axis.
+SCORE_SCALES = {
+    "prediction_depth": "0: settled at the first probe",
+    "exit_agreement": "0: settled at the first exit",
+    "forgetting_events": "times forgotten; the highest: never learned",
+}
+
+
+def difficulty_scores(images, labels, scores, picks, name: str, *, class_names=None):
+    """A whole-number difficulty score seen two ways: the share of training images at each value, then the
+    images at ``picks`` (``figure_data.easiest_and_hardest``) as an ``easy_hard_grid``."""
+    scores = np.asarray(scores)
+    shares = pd.Series(scores).value_counts(normalize=True).sort_index()
     fig, ax = plt.subplots(figsize=(6, 2.6))
     ax.bar(shares.index.astype(int), 100 * shares.to_numpy())
-    ax.set(xlabel=f"{name} (0: settled at the first probe)", ylabel="% of training images")
+    ax.set_xticks(shares.index.astype(int))
+    scale = SCORE_SCALES.get(name)
+    ax.set(xlabel=f"{name} ({scale})" if scale else name, ylabel="% of training images")
     grid = easy_hard_grid(
-        np.asarray(images)[picks], np.asarray(labels)[picks], depth[picks], class_names=class_names,
+        np.asarray(images)[picks], np.asarray(labels)[picks], scores[picks], class_names=class_names,
         title=f"by {name}: easiest (top) and hardest (bottom)",
     )  # fmt: skip
     return fig, grid
