@@ -7,29 +7,30 @@ import pandas as pd
 import pytest
 
 from mecl_utils import __main__
-from mecl_utils.__main__ import _parse_case, _workers, main
+from mecl_utils.__main__ import main
+from mecl_utils.command_line import parse_case, parser, workers
 from mecl_utils.training.classifier_wise import TRAINING_VERSION
 
 
 def test_case_argument_must_name_backbone_dataset_branch():
     with pytest.raises(argparse.ArgumentTypeError, match="backbone/dataset/branch"):
-        _parse_case("mobilenet-cifar10")
+        parse_case("mobilenet-cifar10")
 
 
 def test_workers_argument_must_be_a_whole_number():
     with pytest.raises(argparse.ArgumentTypeError, match="--workers must be a whole number"):
-        _workers("-1")
+        workers("-1")
 
 
 def test_repetitions_replace_the_profiles_and_must_be_positive():
-    assert __main__._profile(__main__._parser().parse_args(["run", "--repetitions", "7"])).repetitions == 7
-    assert __main__._profile(__main__._parser().parse_args(["run"])).repetitions == 2  # the smoke profile's
+    assert __main__._profile(parser("").parse_args(["run", "--repetitions", "7"])).repetitions == 7
+    assert __main__._profile(parser("").parse_args(["run"])).repetitions == 2  # the smoke profile's
     with pytest.raises(SystemExit):
-        __main__._parser().parse_args(["run", "--repetitions", "0"])
+        parser("").parse_args(["run", "--repetitions", "0"])
 
 
 def test_conditions_and_scores_join_the_profile_from_the_command_line():
-    args = __main__._parser().parse_args(
+    args = parser("").parse_args(
         ["run", "--profile", "book", "--condition", "budget=0.25", "--condition", "label_noise=0.2",
          "--score", "prediction_depth"]
     )  # fmt: skip
@@ -40,7 +41,7 @@ def test_conditions_and_scores_join_the_profile_from_the_command_line():
 
 def test_a_condition_that_cannot_be_read_stops_the_parser(capsys):
     with pytest.raises(SystemExit):
-        __main__._parser().parse_args(["run", "--condition", "noise=0.2"])
+        parser("").parse_args(["run", "--condition", "noise=0.2"])
     assert "NAME one of budget, label_noise, train_fraction" in capsys.readouterr().err
 
 
