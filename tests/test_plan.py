@@ -90,7 +90,7 @@ def data(monkeypatch, tmp_path, smoke_digits):
     """A cache of its own, and the smoke digits as every data set: what plan and run both read."""
     monkeypatch.setenv("MECL_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(
-        plan, "_layer_shapes", lambda profile, net, shape, layers: dict.fromkeys(layers, SHAPE)
+        plan, "layer_shapes", lambda profile, net, shape, layers: dict.fromkeys(layers, SHAPE)
     )
     monkeypatch.setattr(feature_shards, "extract_features", _zeros)
     return lambda name: smoke_digits

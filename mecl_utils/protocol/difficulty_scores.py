@@ -37,16 +37,16 @@ from mecl_utils.curriculum.difficulty import (
     forgetting_events,
     prediction_depth,
 )
-from mecl_utils.networks.backbones import PREDICT_BATCH_SIZE
+from mecl_utils.networks.backbones import PREDICT_BATCH_SIZE, logits
 from mecl_utils.networks.data import Dataset, Splits
 from mecl_utils.protocol.conditions import noisy_losses
 from mecl_utils.protocol.exit_agreement import agreement_parts, exit_agreement_scores
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.trained_networks import (
     network_keys,
-    teacher_logits,
     teacher_losses,
     trained_backbone,
+    trained_teacher,
     training_predictions,
 )
 
@@ -59,6 +59,7 @@ __all__ = [
     "score_key",
     "score_parts",
     "teacher_key",
+    "teacher_logits",
     "teacher_scores",
 ]
 
@@ -95,7 +96,7 @@ def score_parts(
         parts |= {"neighbours": PROBE_NEIGHBOURS, "probes": PROBES}
     elif score == "exit_agreement":
         parts |= {"val_index": array_fingerprint(splits.val.index)}
-        parts |= agreement_parts(profile, backbone_network, dataset)
+        parts |= agreement_parts(profile, backbone_network, dataset, splits)
     return {**parts, "train_index": array_fingerprint(splits.train.index)}
 
 
@@ -176,7 +177,22 @@ def label_outputs(
         return training_predictions(
             profile, keys.network, dataset, splits, seed=keys.seed, epochs=keys.epochs
         ).T
-    return teacher_logits(profile, teacher, backbone_network, dataset, splits, seed=profile.seed)
+    return teacher_logits(profile, teacher, backbone_network, dataset, splits)
+
+
+def teacher_logits(
+    profile: Profile, teacher: str, backbone_network: str, dataset: Dataset, splits: Splits
+) -> np.ndarray:
+    """The teacher's logits on ``splits.train`` (N × classes), cached beside its losses: what scores a label
+    other than the data set's (a noisy-label condition, ``conditions.noisy_losses``)."""
+    keys = network_keys(profile, teacher, backbone_network, dataset, splits, seed=profile.seed)
+    parts = {**keys.losses_parts, "scores": "logits"}
+
+    def compute() -> dict[str, np.ndarray]:
+        model = trained_teacher(profile, teacher, backbone_network, dataset, splits, seed=profile.seed)
+        return {"logits": logits(model, splits.train.x)}
+
+    return cached_arrays("teacher_logits", parts, compute)["logits"]
 
 
 def relabelled_scores(teacher: str, outputs: np.ndarray, labels: np.ndarray) -> np.ndarray:

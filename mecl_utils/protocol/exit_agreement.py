@@ -11,7 +11,8 @@ The exits that answer are not the reported ones: a vanilla branch at each of the
 epochs, batch size, reduce-on-plateau and vanilla sampling, from seeds of their own stream (``"score"``,
 ``"exit_agreement"``), so that they share no seed with a search or a reported run. The recipe is fixed
 rather than searched so that the score exists before any search and can be named where a teacher is. The
-branches read the case's cached features of the training and validation splits, in memory.
+branches read their inputs as the case's runs do (``branch_inputs``: in memory, float16 shards or the cut
+backbone, whichever fits), and the score's identity records which.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from mecl_utils.curriculum.sampler import sampler_for_method
 from mecl_utils.networks.backbones import PREDICT_BATCH_SIZE
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Dataset, Splits
-from mecl_utils.protocol.features import FEATURES_VERSION, cached_features
+from mecl_utils.protocol.branch_inputs import branch_inputs, layer_modes, layer_shapes
+from mecl_utils.protocol.feature_modes import Budget
+from mecl_utils.protocol.feature_modes import identity as feature_identity
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.seeds import stream_seed
 from mecl_utils.training.classifier_wise import TRAINING_VERSION, BranchRun, train_branch
@@ -35,11 +38,15 @@ EXIT_OPTIMIZER = "adam"
 EXIT_LEARNING_RATE = 1e-3
 
 
-def agreement_parts(profile: Profile, backbone_network: str, dataset: Dataset) -> dict:
-    """What, beside the backbone and the splits, determines the exits that score a case."""
+def agreement_parts(profile: Profile, backbone_network: str, dataset: Dataset, splits: Splits) -> dict:
+    """What, beside the backbone and the splits, determines the exits that score a case: among it where
+    each exit's inputs live, chosen on this machine's budget as ``exit_agreement_scores`` will choose it."""
+    layers = [branch_layer(backbone_network, dataset.name, n) for n in profile.branch_numbers]
+    shapes = layer_shapes(profile, backbone_network, tuple(dataset.x_train.shape[1:]), set(layers))
+    modes = layer_modes(profile, backbone_network, dataset, splits, shapes, Budget.of_this_machine())
     return {
-        "layers": [branch_layer(backbone_network, dataset.name, n) for n in profile.branch_numbers],
-        "features_version": FEATURES_VERSION,
+        "layers": layers,
+        "features": {layer: feature_identity(modes[layer]) for layer in layers},
         "training_version": TRAINING_VERSION,
         "optimizer": EXIT_OPTIMIZER,
         "learning_rate": EXIT_LEARNING_RATE,
@@ -62,14 +69,12 @@ def exit_agreement_scores(
 ) -> np.ndarray:
     """Per training sample, the earliest exit (0: the first branch; ``len(branch_numbers)``: only the final
     classifier) from which every later exit agrees with the backbone's final prediction."""
-    layers = agreement_parts(profile, backbone_network, dataset)["layers"]
-    features = cached_features(
-        profile, backbone_network, dataset, splits, backbone_key, layers, classifier=backbone
-    )
     y_train, y_val = splits.train.y, splits.val.y
     predictions = []
-    for number, layer in zip(profile.branch_numbers, layers, strict=True):
-        x_train, x_val = features["train"][layer], features["val"][layer]
+    for number in profile.branch_numbers:
+        layer = branch_layer(backbone_network, dataset.name, number)
+        held = branch_inputs(profile, backbone_network, dataset, splits, backbone, backbone_key, layer)
+        x_train, x_val = held.inputs["train"], held.inputs["val"]
         seeds = {
             stream: stream_seed(profile.seed, "score", "exit_agreement", number, stream)
             for stream in ("init", "dropout", "sampling", "order")
@@ -101,6 +106,7 @@ def exit_agreement_scores(
             (x_val, y_val),
             (x_val, y_val),
             num_classes=dataset.num_classes,
+            frozen_backbone=held.cut,
             predict={"train": x_train},
         )
         predictions.append(np.argmax(result.probabilities["train"], axis=1))

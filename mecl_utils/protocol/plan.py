@@ -23,6 +23,7 @@ import psutil
 
 from mecl_utils.networks.branches import branch_layer
 from mecl_utils.networks.data import Dataset, Splits
+from mecl_utils.protocol.branch_inputs import layer_shapes
 from mecl_utils.protocol.feature_modes import Budget, choose_mode, feature_bytes
 from mecl_utils.protocol.features import SPLIT_NAMES
 from mecl_utils.protocol.profiles import Profile
@@ -82,24 +83,6 @@ def split_sizes(profile: Profile, dataset_name: str) -> dict[str, int]:
     return sizes
 
 
-def _layer_shapes(
-    profile: Profile, network: str, input_shape: tuple[int, int, int], layers: set[str]
-) -> dict[str, tuple[int, ...]]:
-    """The output shape (without the batch axis) of each of ``layers`` of ``network`` as the profile
-    builds it, from one model with random weights."""
-    from mecl_utils.networks.backbones import build_classifier, build_tiny_cnn, get_layer
-    from mecl_utils.protocol.trained_networks import TINY_NETWORKS
-
-    if network in TINY_NETWORKS:
-        model = build_tiny_cnn(10, input_shape=input_shape, width=TINY_NETWORKS[network])
-    else:
-        alpha = profile.mobilenet_alpha if network == "mobilenet" else 1.0
-        model = build_classifier(
-            network, 10, input_shape=input_shape, image_size=profile.image_size, weights=None, alpha=alpha
-        )
-    return {layer: tuple(int(d) for d in get_layer(model, layer).output.shape[1:]) for layer in layers}
-
-
 def _seconds_per_run(results: pd.DataFrame | None, profile: Profile) -> float | None:
     if results is None or results.empty or "seconds" not in results:
         return None
@@ -135,7 +118,7 @@ def grid_plan(
     wanted: dict[tuple, set[str]] = {}  # one model per backbone and input shape, for all its layers
     for case, layer in layers.items():
         wanted.setdefault(model_key(case), set()).add(layer)
-    shapes = {key: _layer_shapes(profile, *key, names) for key, names in wanted.items()}
+    shapes = {key: layer_shapes(profile, *key, names) for key, names in wanted.items()}
     plans = []
     for case, layer in layers.items():
         shape, images = shapes[model_key(case)][layer], split_sizes(profile, case.dataset)

@@ -345,26 +345,6 @@ def _train_logits(
     return logits(trained, splits.train.x)
 
 
-def teacher_logits(
-    profile: Profile,
-    teacher: str,
-    backbone_network: str,
-    dataset: Dataset,
-    splits: Splits,
-    *,
-    seed: int,
-) -> np.ndarray:
-    """The teacher's logits on ``splits.train`` (N × classes), cached beside its losses: what scores a label
-    other than the data set's (a noisy-label condition, ``conditions.noisy_losses``)."""
-    parts = {**network_keys(profile, teacher, backbone_network, dataset, splits, seed=seed).losses_parts}
-    parts["scores"] = "logits"
-
-    def compute() -> dict[str, np.ndarray]:
-        return {"logits": _train_logits(profile, teacher, backbone_network, dataset, splits, seed=seed)}
-
-    return cached_arrays("teacher_logits", parts, compute)["logits"]
-
-
 @dataclass(frozen=True, eq=False)
 class NetworkKeys:
     """A case's network in the cache: the one ``teacher`` names ("self": the backbone) and its scores."""

@@ -3,9 +3,9 @@
 For one case (backbone, dataset, branch number) of a profile this loads the data set and its four splits,
 gets the case's networks (``case_networks``: the backbone and the teachers trained side by side where the
 cache lacks them, the training split scored by every teacher of the profile), and extracts the branch
-layer's activations for every split, where they fit (``feature_modes``: in memory, as float16 shards on
+layer's activations for every split, where they fit (``branch_inputs``: in memory, as float16 shards on
 disk, or computed by the cut backbone in every run). Everything heavy is cached by the modules it comes
-from (``teachers``, ``features``, ``feature_modes``), so a second call is fast.
+from (``trained_networks``, ``features``, ``feature_shards``), so a second call is fast.
 """
 
 from __future__ import annotations
@@ -17,14 +17,11 @@ import numpy as np
 
 from mecl_utils.cache import array_fingerprint, cached_arrays, dataset_fingerprint
 from mecl_utils.curriculum.difficulty import reads_labels
-from mecl_utils.networks.backbones import get_layer
 from mecl_utils.networks.branches import branch_layer
-from mecl_utils.networks.data import Splits
+from mecl_utils.protocol.branch_inputs import branch_inputs
 from mecl_utils.protocol.difficulty_scores import label_outputs
-from mecl_utils.protocol.feature_modes import Budget, choose_mode, cut_backbone, feature_bytes
+from mecl_utils.protocol.feature_modes import Budget
 from mecl_utils.protocol.feature_modes import identity as feature_identity
-from mecl_utils.protocol.feature_shards import cached_feature_shards
-from mecl_utils.protocol.features import SPLIT_NAMES, cached_features
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.runs import Case, CaseData
 from mecl_utils.protocol.trained_networks import evaluate
@@ -73,35 +70,10 @@ def prepare_case(
 
     start = time.perf_counter()
     layer = branch_layer(case.backbone, case.dataset, case.branch)
-    budget = budget or Budget.of_this_machine()
-    # One pass of the backbone for every branch layer of the profile costs less than one pass per layer
-    # (benchmarks/README.md), and the other branches of this backbone then find theirs in the cache: every
-    # layer whose own mode is this case's is extracted together, while they fit in memory together.
-    sizes, modes = {}, {}
-    for number in profile.branch_numbers:
-        other = branch_layer(case.backbone, case.dataset, number)
-        sizes[other] = _feature_bytes(backbone, other, splits)
-        modes[other] = choose_mode(
-            profile, case.backbone, other, sizes[other], budget, data=lambda: (dataset, splits)
-        )
-    mode = modes[layer]
-    layers = [layer, *sorted(other for other in modes if other != layer and modes[other] == mode)]
-    if mode == "memory" and sum(sizes[name] for name in layers) > budget.memory_bytes:
-        layers = [layer]
-    cut = None
-    if mode == "backbone":
-        cut = cut_backbone(backbone, layer)
-        inputs = {name: getattr(splits, name).x for name in SPLIT_NAMES}
-    else:
-        if mode == "memory":
-            features = cached_features(
-                profile, case.backbone, dataset, splits, key, layers, classifier=backbone, verbose=verbose
-            )
-        else:
-            features = cached_feature_shards(
-                backbone, key, case.backbone, dataset, splits, layers, verbose=verbose
-            )
-        inputs = {split: by_layer[layer] for split, by_layer in features.items()}
+    held = branch_inputs(
+        profile, case.backbone, dataset, splits, backbone, key, layer, budget=budget, verbose=verbose
+    )
+    inputs, mode = held.inputs, held.mode
     timings["features_seconds"] = time.perf_counter() - start
 
     return CaseData(
@@ -124,7 +96,7 @@ def prepare_case(
             **{name: round(seconds, 2) for name, seconds in timings.items()},
         },
         feature_mode=mode,
-        cut_backbone=cut,
+        cut_backbone=held.cut,
         label_outputs={
             teacher: label_outputs(profile, teacher, case.backbone, dataset, splits)
             for teacher in (*profile.teachers, *profile.scores)
@@ -133,8 +105,3 @@ def prepare_case(
         if any(condition.label_noise for condition in profile.conditions)
         else None,
     )
-
-
-def _feature_bytes(backbone, layer: str, splits: Splits) -> int:
-    shape = tuple(get_layer(backbone, layer).output.shape[1:])
-    return feature_bytes(sum(len(getattr(splits, name)) for name in SPLIT_NAMES), shape)
