@@ -230,9 +230,11 @@ def training_predictions(
 
     A network cached before the log existed is fine-tuned again by the same recipe for its log, and the
     cached network is left as it is. The same seeds give the same weights to the last bit in the same
-    setting (tested), but a different number of threads than the first fine-tune had rounds sums
-    differently, and the log is then that of a run of the recipe very close to, not the same as, the
-    cached one.
+    setting (tested), but another thread count rounds sums differently, and the log is then that of
+    another run of the recipe, not of the cached network. The difference is not small: the book backbone
+    fine-tuned again in a notebook kernel (two threads) rather than a one-thread worker predicted a
+    different class for 20-25 % of the training images in each epoch, and its forgetting counts had a rank
+    correlation of 0.63 with the worker's (benchmarks/README.md, session 41).
     """
     parts = classifier_parts(
         profile, network, dataset, splits, seed=seed, epochs=network_epochs(profile, epochs)
