@@ -17,6 +17,8 @@ backbone, whichever fits), and the score's identity records which.
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 
@@ -42,7 +44,7 @@ def agreement_parts(profile: Profile, backbone_network: str, dataset: Dataset, s
     """What, beside the backbone and the splits, determines the exits that score a case: among it where
     each exit's inputs live, chosen on this machine's budget as ``exit_agreement_scores`` will choose it."""
     layers = [branch_layer(backbone_network, dataset.name, n) for n in profile.branch_numbers]
-    shapes = layer_shapes(profile, backbone_network, tuple(dataset.x_train.shape[1:]), set(layers))
+    shapes = _layer_shapes(profile, backbone_network, tuple(dataset.x_train.shape[1:]), tuple(layers))
     modes = layer_modes(profile, backbone_network, dataset, splits, shapes, Budget.of_this_machine())
     return {
         "layers": layers,
@@ -57,6 +59,13 @@ def agreement_parts(profile: Profile, backbone_network: str, dataset: Dataset, s
         "vanilla_sampling": profile.vanilla_sampling,
         "seed": profile.seed,
     }
+
+
+@functools.lru_cache(maxsize=8)
+def _layer_shapes(profile: Profile, network: str, input_shape: tuple, layers: tuple[str, ...]) -> dict:
+    """``layer_shapes``, kept per process: a run's identity asks for the score's key once per run, and
+    building one of the paper's backbones takes seconds."""
+    return layer_shapes(profile, network, input_shape, set(layers))
 
 
 def exit_agreement_scores(
