@@ -31,13 +31,13 @@ import numpy as np
 
 from mecl_utils.cache import array_fingerprint, cache_key, cached_arrays
 from mecl_utils.curriculum.difficulty import (
-    LABEL_SCORES,
     PROBE_NEIGHBOURS,
     SCORES,
     forgetting_events,
     prediction_depth,
+    reads_labels,
 )
-from mecl_utils.networks.backbones import PREDICT_BATCH_SIZE, logits
+from mecl_utils.networks.backbones import PREDICT_BATCH_SIZE
 from mecl_utils.networks.data import Dataset, Splits
 from mecl_utils.protocol.conditions import noisy_losses
 from mecl_utils.protocol.exit_agreement import agreement_parts, exit_agreement_scores
@@ -45,8 +45,8 @@ from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.trained_networks import (
     network_keys,
     teacher_losses,
+    teacher_train_logits,
     trained_backbone,
-    trained_teacher,
     training_predictions,
 )
 
@@ -170,7 +170,7 @@ def label_outputs(
     """What ``teacher`` (a teacher or a score of ``LABEL_SCORES``) computed on the training split, one row per
     sample, from which it scores any labels (``relabelled_scores``): a teacher's logits, or the class the
     backbone's fine-tuning predicted for the sample in each epoch."""
-    if teacher in SCORES and teacher not in LABEL_SCORES:
+    if not reads_labels(teacher):
         raise ValueError(f"{teacher} reads no sample's label, so it keeps its scores under any labels")
     if teacher == "forgetting_events":
         keys = network_keys(profile, "self", backbone_network, dataset, splits, seed=profile.seed)
@@ -189,8 +189,10 @@ def teacher_logits(
     parts = {**keys.losses_parts, "scores": "logits"}
 
     def compute() -> dict[str, np.ndarray]:
-        model = trained_teacher(profile, teacher, backbone_network, dataset, splits, seed=profile.seed)
-        return {"logits": logits(model, splits.train.x)}
+        train_logits = teacher_train_logits(
+            profile, teacher, backbone_network, dataset, splits, seed=profile.seed
+        )
+        return {"logits": train_logits}
 
     return cached_arrays("teacher_logits", parts, compute)["logits"]
 

@@ -83,6 +83,7 @@ __all__ = [
     "steps_per_execution",
     "teacher_losses",
     "teacher_recipe",
+    "teacher_train_logits",
     "train_classifier",
     "trained_backbone",
     "trained_teacher",
@@ -319,7 +320,7 @@ def teacher_losses(
     parts = network_keys(profile, teacher, backbone_network, dataset, splits, seed=seed).losses_parts
 
     def compute() -> dict[str, np.ndarray]:
-        train_logits = _train_logits(
+        train_logits = teacher_train_logits(
             profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose, trained=trained
         )
         return {"losses": cross_entropy_from_logits(train_logits, splits.train.y)}
@@ -327,7 +328,7 @@ def teacher_losses(
     return cached_arrays("teacher_losses", parts, compute)["losses"]
 
 
-def _train_logits(
+def teacher_train_logits(
     profile: Profile,
     teacher: str,
     backbone_network: str,
@@ -339,7 +340,7 @@ def _train_logits(
     trained: keras.Model | None = None,
 ) -> np.ndarray:
     """The teacher's float64 logits on ``splits.train``, from ``trained`` or the network ``trained_teacher``
-    gives (trained, or read from the cache)."""
+    gives (trained, or read from the cache): what its losses, and a noisy label's, are computed from."""
     if trained is None:
         trained = trained_teacher(
             profile, teacher, backbone_network, dataset, splits, seed=seed, verbose=verbose
