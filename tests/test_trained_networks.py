@@ -179,3 +179,42 @@ def test_only_a_network_with_epochs_shorter_than_one_call_records_its_steps_per_
     assert "steps_per_execution" not in full  # 1,138 images in batches of 32: the loop stays, so does the key
     short = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, tiny, seed=0, epochs=1)
     assert short["steps_per_execution"] == 2  # 40 images in batches of 32
+
+
+def test_a_fine_tune_of_a_few_steps_runs_eagerly():
+    assert trained_networks.runs_eagerly(20, 32, epochs=1)  # the miniature paper grid: one step in all
+    assert trained_networks.runs_eagerly(40, 8, epochs=1)  # 5 steps
+    assert not trained_networks.runs_eagerly(40, 8, epochs=2)  # 10 steps
+    assert not trained_networks.runs_eagerly(1_138, 32, epochs=1)  # the smoke backbone's 36 steps an epoch
+
+
+def test_only_an_eager_fine_tune_records_it_in_its_key(data):
+    dataset, splits = data
+    train = splits.train
+    tiny = dataclasses.replace(splits, train=Split(train.x[:40], train.y[:40], train.index[:40]))
+    full = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, splits, seed=0, epochs=1)
+    assert "run_eagerly" not in full
+    short = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, tiny, seed=0, epochs=1)
+    assert short["run_eagerly"] is True  # 2 steps
+
+
+def test_a_short_fine_tune_trains_eagerly_and_a_long_one_traced(cache_root, data, monkeypatch):
+    dataset, splits = data
+    train = splits.train
+    tiny = dataclasses.replace(splits, train=Split(train.x[:40], train.y[:40], train.index[:40]))
+    eager_at_fit = []
+    fit = keras.Model.fit
+
+    def recording_fit(self, *args, **kwargs):
+        eager_at_fit.append(self.run_eagerly)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    short = trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, tiny, seed=5, epochs=1)
+    trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, splits, seed=5, epochs=1)
+    assert eager_at_fit == [True, False]
+    keras.utils.set_random_seed(5)  # as the fine-tune seeds its build: the weights it started from
+    untrained = trained_networks.build_network(PROFILE, "tiny_cnn", dataset)
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(short.get_weights(), untrained.get_weights(), strict=True)
+    )

@@ -69,6 +69,20 @@ def steps_per_execution(examples: int, batch_size: int) -> int:
     return max(1, min(STEPS_PER_EXECUTION, math.ceil(examples / batch_size)))
 
 
+# A whole fine-tune of at most this many steps runs eagerly (benchmarks/eager_fit.py).
+EAGER_STEPS = 8
+
+
+def runs_eagerly(examples: int, batch_size: int, epochs: int) -> bool:
+    """Whether a fine-tune is so short (``EAGER_STEPS`` steps or fewer, all epochs together) that it runs
+    eagerly: tracing and optimising a large network's training graph costs far more than the few steps it
+    would speed up (one step of DenseNet201 at 75 pixels: about 60 s traced, 5 s eagerly). Eager steps skip
+    the graph's fused kernels, so their last digits differ and such a network's cache key says so
+    (``classifier_parts``). The smoke, book and paper profiles fine-tune for hundreds of steps or more:
+    traced, as before, with their keys unchanged."""
+    return epochs * math.ceil(examples / batch_size) <= EAGER_STEPS
+
+
 __all__ = [
     "CLASSIFIER_VERSION",
     "NetworkKeys",
@@ -80,6 +94,7 @@ __all__ = [
     "network_batch_size",
     "network_epochs",
     "network_keys",
+    "runs_eagerly",
     "steps_per_execution",
     "teacher_losses",
     "teacher_recipe",
@@ -140,6 +155,8 @@ def classifier_parts(
     steps = steps_per_execution(len(splits.train), parts["batch_size"])
     if steps < STEPS_PER_EXECUTION:  # an epoch shorter than one call: unlooped, so other last digits
         parts["steps_per_execution"] = steps
+    if runs_eagerly(len(splits.train), parts["batch_size"], epochs):
+        parts["run_eagerly"] = True
     return parts
 
 
@@ -214,6 +231,7 @@ def _fine_tune(
             # Several steps per call of the compiled function: the same weights to the last bit, and up to
             # 2x faster fine-tuning of the book backbone on a 2-core CPU (benchmarks/README.md).
             steps_per_execution=steps_per_execution(len(splits.train.y), parts["batch_size"]),
+            run_eagerly=parts.get("run_eagerly", False),
         ),
         verbose=1 if verbose else 0,
         before_fit=lambda logged: build_for_fit(logged, (splits.train.x, splits.train.y)),
