@@ -218,3 +218,16 @@ def test_a_short_fine_tune_trains_eagerly_and_a_long_one_traced(cache_root, data
     assert any(
         not np.array_equal(a, b) for a, b in zip(short.get_weights(), untrained.get_weights(), strict=True)
     )
+
+
+def test_only_a_traced_fine_tune_builds_symbolically_before_its_fit(cache_root, data, monkeypatch):
+    dataset, splits = data
+    train = splits.train
+    tiny = dataclasses.replace(splits, train=Split(train.x[:40], train.y[:40], train.index[:40]))
+    built = []
+    record = lambda model, batch: built.append(model.run_eagerly)  # noqa: E731
+    monkeypatch.setattr(trained_networks, "build_for_fit", record)
+    trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, tiny, seed=6, epochs=1)
+    assert built == []  # eager: the first step builds the optimizer's slots itself
+    trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, splits, seed=6, epochs=1)
+    assert built == [False]

@@ -218,6 +218,7 @@ def _fine_tune(
     """The Sec. III recipe for the classifier of ``parts``: the network, and its fit's prediction table."""
     keras.utils.set_random_seed(parts["seed"])
     model = build_network(profile, network, dataset)
+    eager = parts.get("run_eagerly", False)
     predictions = fit_logged(
         model,
         splits.train.x,
@@ -231,10 +232,11 @@ def _fine_tune(
             # Several steps per call of the compiled function: the same weights to the last bit, and up to
             # 2x faster fine-tuning of the book backbone on a 2-core CPU (benchmarks/README.md).
             steps_per_execution=steps_per_execution(len(splits.train.y), parts["batch_size"]),
-            run_eagerly=parts.get("run_eagerly", False),
+            run_eagerly=eager,
         ),
         verbose=1 if verbose else 0,
-        before_fit=lambda logged: build_for_fit(logged, (splits.train.x, splits.train.y)),
+        # The symbolic build spares a traced step its second tracing; an eager step builds what it needs.
+        before_fit=None if eager else lambda logged: build_for_fit(logged, (splits.train.x, splits.train.y)),
     )
     # Returned uncompiled, as the cache reads it back: a compiled model's predict function runs
     # STEPS_PER_EXECUTION copies of the network in one graph, tens of seconds of tracing on a CPU.
