@@ -22,6 +22,13 @@ def data(smoke_digits):
 
 
 @pytest.fixture(scope="module")
+def tiny_splits(data):
+    """The smoke splits with only the first 40 training images: a fine-tune of a few steps."""
+    train = data[1].train
+    return dataclasses.replace(data[1], train=Split(train.x[:40], train.y[:40], train.index[:40]))
+
+
+@pytest.fixture(scope="module")
 def cache_root(tmp_path_factory):
     """One cache for the module, so the 1-epoch backbone is trained once; never the user's cache."""
     root = tmp_path_factory.mktemp("cache")
@@ -171,13 +178,11 @@ def test_a_network_is_compiled_for_no_more_steps_per_call_than_an_epoch_has():
     assert trained_networks.steps_per_execution(20_000, 32) == trained_networks.STEPS_PER_EXECUTION
 
 
-def test_only_a_network_with_epochs_shorter_than_one_call_records_its_steps_per_call(data):
+def test_only_a_network_with_epochs_shorter_than_one_call_records_its_steps_per_call(data, tiny_splits):
     dataset, splits = data
-    train = splits.train
-    tiny = dataclasses.replace(splits, train=Split(train.x[:40], train.y[:40], train.index[:40]))
     full = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, splits, seed=0, epochs=1)
     assert "steps_per_execution" not in full  # 1,138 images in batches of 32: the loop stays, so does the key
-    short = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, tiny, seed=0, epochs=1)
+    short = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, tiny_splits, seed=0, epochs=1)
     assert short["steps_per_execution"] == 2  # 40 images in batches of 32
 
 
@@ -188,20 +193,16 @@ def test_a_fine_tune_of_a_few_steps_runs_eagerly():
     assert not trained_networks.runs_eagerly(1_138, 32, epochs=1)  # the smoke backbone's 36 steps an epoch
 
 
-def test_only_an_eager_fine_tune_records_it_in_its_key(data):
+def test_only_an_eager_fine_tune_records_it_in_its_key(data, tiny_splits):
     dataset, splits = data
-    train = splits.train
-    tiny = dataclasses.replace(splits, train=Split(train.x[:40], train.y[:40], train.index[:40]))
     full = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, splits, seed=0, epochs=1)
     assert "run_eagerly" not in full
-    short = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, tiny, seed=0, epochs=1)
+    short = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, tiny_splits, seed=0, epochs=1)
     assert short["run_eagerly"] is True  # 2 steps
 
 
-def test_a_short_fine_tune_trains_eagerly_and_a_long_one_traced(cache_root, data, monkeypatch):
+def test_a_short_fine_tune_trains_eagerly_and_a_long_one_traced(cache_root, data, tiny_splits, monkeypatch):
     dataset, splits = data
-    train = splits.train
-    tiny = dataclasses.replace(splits, train=Split(train.x[:40], train.y[:40], train.index[:40]))
     eager_at_fit = []
     fit = keras.Model.fit
 
@@ -210,7 +211,7 @@ def test_a_short_fine_tune_trains_eagerly_and_a_long_one_traced(cache_root, data
         return fit(self, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", recording_fit)
-    short = trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, tiny, seed=5, epochs=1)
+    short = trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, tiny_splits, seed=5, epochs=1)
     trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, splits, seed=5, epochs=1)
     assert eager_at_fit == [True, False]
     keras.utils.set_random_seed(5)  # as the fine-tune seeds its build: the weights it started from
@@ -220,14 +221,15 @@ def test_a_short_fine_tune_trains_eagerly_and_a_long_one_traced(cache_root, data
     )
 
 
-def test_only_a_traced_fine_tune_builds_symbolically_before_its_fit(cache_root, data, monkeypatch):
+def test_only_a_traced_fine_tune_builds_symbolically_first(cache_root, data, tiny_splits, monkeypatch):
     dataset, splits = data
-    train = splits.train
-    tiny = dataclasses.replace(splits, train=Split(train.x[:40], train.y[:40], train.index[:40]))
     built = []
-    record = lambda model, batch: built.append(model.run_eagerly)  # noqa: E731
-    monkeypatch.setattr(trained_networks, "build_for_fit", record)
-    trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, tiny, seed=6, epochs=1)
+
+    def recording_build(model, batch):
+        built.append(model.run_eagerly)
+
+    monkeypatch.setattr(trained_networks, "build_for_fit", recording_build)
+    trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, tiny_splits, seed=6, epochs=1)
     assert built == []  # eager: the first step builds the optimizer's slots itself
     trained_networks.train_classifier(PROFILE, "tiny_cnn", dataset, splits, seed=6, epochs=1)
     assert built == [False]
