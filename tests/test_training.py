@@ -31,6 +31,20 @@ def _toy_features(n=200, seed=0):
     return x, y
 
 
+def test_validation_batches_are_the_batches_keras_makes_of_the_arrays():
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((70, 4)), rng.integers(0, 3, 70)  # float64: Keras casts it to float32
+    ours = [(bx.numpy(), by.numpy()) for bx, by in classifier_wise._labelled(x, y)]
+    keras_own = list(ArrayDataAdapter(x, y, batch_size=32, shuffle=False).get_numpy_iterator())
+    assert [len(bx) for bx, _ in ours] == [32, 32, 6]
+    for (ox, oy), (kx, ky) in zip(ours, keras_own, strict=True):
+        assert ox.dtype == kx.dtype == np.float32 and oy.dtype == ky.dtype
+        np.testing.assert_array_equal(ox, kx)
+        np.testing.assert_array_equal(oy, ky)
+
+
 def test_initial_weights_depend_only_on_the_init_seed():
     first = initial_branch((4, 4, 3), 3, init_seed=11).get_weights()
     keras.utils.set_random_seed(999)  # whatever happened before
