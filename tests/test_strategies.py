@@ -165,3 +165,29 @@ def test_a_reused_layer_wise_network_trains_bit_identically(smoke_digits, monkey
     first = run(SEED)
     run(SEED + 1)
     assert_bit_identical(run(SEED), first)
+
+
+@pytest.mark.slow
+def test_trained_networks_predict_through_one_twin_exactly_as_through_their_own_model(
+    smoke_digits, monkeypatch
+):
+    monkeypatch.setattr(whole_network, "_TWINS", {})
+    _, splits = smoke_digits
+
+    def run(seed):
+        return whole_network.train_end_to_end(
+            PROFILE, "tiny_cnn", *smoke_digits, LAYERS, weighting="equal", seed=seed, init_seed=INIT_SEED,
+            epochs=1,
+        )[0]  # fmt: skip
+
+    first, second = run(SEED), run(SEED + 1)
+    layer_wise = whole_network.train_layer_wise(
+        PROFILE, "tiny_cnn", *smoke_digits, LAYERS, seed=SEED, init_seed=INIT_SEED, epochs=1
+    )
+    assert first.twin is second.twin is layer_wise.twin and len(whole_network._TWINS) == 1
+    for network in (first, second, layer_wise, first):  # the twin holds the last network's weights only
+        outputs, accuracies = whole_network.exit_accuracies(network, splits.test)
+        own = network.model.predict(splits.test.x, batch_size=256, verbose=0)
+        assert_bit_identical(list(outputs), own)
+        assert accuracies == tuple(float(np.mean(o.argmax(1) == splits.test.y)) for o in own)
+    assert not np.array_equal(whole_network.exit_accuracies(second, splits.test)[0][0], outputs[0])

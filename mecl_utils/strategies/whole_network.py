@@ -27,11 +27,12 @@ weights to the last bit, without 20-30 s of tracing per run.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 import numpy as np
 
+from mecl_utils.curriculum.rows import array_batches
 from mecl_utils.curriculum.sampler import CurriculumSampler, curriculum_dataset
 from mecl_utils.networks.backbones import (
     build_for_fit,
@@ -68,12 +69,17 @@ SDN_START = 0.01  # Kaya et al.'s offset of every early exit's weight
 
 @dataclass(frozen=True, eq=False)
 class MultiExit:
-    """A classifier with branches at ``layers``: ``model`` outputs the branches' softmax, then the final's."""
+    """A classifier with branches at ``layers``: ``model`` outputs the branches' softmax, then the final's.
+
+    ``twin``, where training set one, is an uncompiled model of the same architecture that this process
+    shares between every network of its kind; ``exit_accuracies`` predicts with it (``_twin``).
+    """
 
     model: keras.Model
     classifier: keras.Model
     branches: tuple[keras.Model, ...]
     layers: tuple[str, ...]
+    twin: keras.Model | None = None
 
 
 def build_multi_exit_network(
@@ -291,6 +297,29 @@ def _trainer(
     return trainer
 
 
+# Uncompiled twins of the networks this process trains, by what their architecture depends on. Keras traces
+# a model's predict function once per model object; a fresh network per run would trace it again in every
+# run (about 1 s a run for the book's MobileNet, benchmarks/README.md). A twin is traced once and predicts
+# for every run of its architecture, each run's weights copied in first.
+_TWINS: dict[tuple, keras.Model] = {}
+
+
+def _twin(profile: Profile, network: str, dataset: Dataset, layers: Sequence[str]) -> keras.Model:
+    key = (
+        profile,
+        network,
+        dataset.name,
+        dataset.num_classes,
+        tuple(dataset.x_train.shape[1:]),
+        tuple(layers),
+    )
+    if key not in _TWINS:
+        if len(_TWINS) >= _COMPILED_LIMIT:
+            _TWINS.pop(next(iter(_TWINS)))
+        _TWINS[key] = _unseeded(profile, network, dataset, layers).model
+    return _TWINS[key]
+
+
 def _reset_optimizers(trainer: _Trainer, profile: Profile) -> None:
     for model in trainer.models:
         reset_optimizer(model.optimizer, profile.backbone_learning_rate)
@@ -325,7 +354,7 @@ def train_end_to_end(
     schedule = _ExitWeightSchedule(trainer.exit_weights, weighting, shares, epochs)
     _fit(trainer.models[0], network, splits, sampler, epochs, [schedule], verbose)
     copy_variables(multi.model, trainer.multi.model)
-    return multi, schedule.history
+    return replace(multi, twin=_twin(profile, network, dataset, layers)), schedule.history
 
 
 def train_layer_wise(
@@ -379,12 +408,21 @@ def train_layer_wise(
     for branch in trainer.multi.branches:
         branch.trainable = True
     copy_variables(multi.model, trainer.multi.model)
-    return multi
+    return replace(multi, twin=_twin(profile, network, dataset, layers))
 
 
 def exit_accuracies(
     multi: MultiExit, split: Split, *, batch_size: int = 256
 ) -> tuple[tuple[np.ndarray, ...], tuple[float, ...]]:
-    """Each exit's softmax outputs on ``split`` (branches first, then the final exit) and their accuracies."""
-    outputs = multi.model.predict(split.x, batch_size=batch_size, verbose=0)  # uncompiled: a batch a step
+    """Each exit's softmax outputs on ``split`` (branches first, then the final exit) and their accuracies.
+
+    A trained network predicts through its ``twin``, its weights copied in: the same outputs to the last
+    bit, without tracing Keras' predict function for every network. The images reach it as
+    ``rows.array_batches``, which Keras starts faster than the array itself.
+    """
+    model = multi.model
+    if multi.twin is not None:
+        copy_variables(multi.twin, multi.model)
+        model = multi.twin
+    outputs = model.predict(array_batches(split.x, batch_size), verbose=0)  # uncompiled: a batch a step
     return tuple(np.asarray(o) for o in outputs), tuple(top1_accuracy(o, split.y) for o in outputs)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from mecl_utils.curriculum.rows import LazyRows
+from mecl_utils.curriculum.rows import LazyRows, array_batches
 from mecl_utils.curriculum.sampler import CurriculumSampler, curriculum_dataset
 from mecl_utils.networks.backbones import build_for_fit, copy_variables, reset_optimizer, top1_accuracy
 from mecl_utils.networks.branches import build_branch
@@ -238,37 +238,17 @@ PREDICT_BATCH = 512
 
 
 def _labelled(x, y):
-    """Validation data for ``model.fit``: consecutive batches of ``VALIDATION_BATCH`` rows, as tf.data.
-
-    Arrays are not handed to Keras as they are: its array adapter takes about 12 ms to start each epoch's
-    pass, a plain ``from_tensor_slices`` pipeline of the same batches 0.4 ms, and short runs have many
-    epochs (the smoke protocol ran 1.2x faster, ``benchmarks/smoke_grid.py``). The batches and their
-    values are the adapter's.
-    """
+    """Validation data for ``model.fit``: consecutive batches of ``VALIDATION_BATCH`` rows, as tf.data
+    (``rows.array_batches``: Keras' own handling of arrays costs ~12 ms at every epoch's pass)."""
     if isinstance(x, LazyRows):
         return x.dataset(y, batch_size=VALIDATION_BATCH)
-    return _batches((x, y), VALIDATION_BATCH)
+    return array_batches((x, y), VALIDATION_BATCH)
 
 
 def _predict(model: keras.Model, x) -> np.ndarray:
     if isinstance(x, LazyRows):  # read from disk: the pipeline sets the batch size
         return model.predict(x.dataset(batch_size=PREDICT_BATCH), verbose=0)
-    return model.predict(_batches(x, PREDICT_BATCH), verbose=0)
-
-
-def _batches(arrays, batch_size: int):
-    """``arrays`` (one, or a tuple) in consecutive batches, other floats cast to Keras' float type as its
-    array adapter casts them."""
-    import tensorflow as tf  # the engine's backend, as in ``curriculum_dataset``
-
-    def as_keras_would(array):
-        array = np.asarray(array)
-        if np.issubdtype(array.dtype, np.floating) and array.dtype != keras.backend.floatx():
-            return array.astype(keras.backend.floatx())
-        return array
-
-    cast = tuple(map(as_keras_would, arrays)) if isinstance(arrays, tuple) else as_keras_would(arrays)
-    return tf.data.Dataset.from_tensor_slices(cast).batch(batch_size)
+    return model.predict(array_batches(x, PREDICT_BATCH), verbose=0)
 
 
 class _EpochLog(keras.callbacks.Callback):
