@@ -21,7 +21,8 @@ With every early-exit weight at 0, end-to-end training leaves the classifier bit
 from the same seed through the same data would: ``train_classifier``'s network with ``sampler=None``, the
 classifier fitted alone through the same sampler otherwise (the tests hold both to the last bit). A process
 traces each kind of network once and trains every later run in that compiled copy (``_COMPILED``): the same
-weights to the last bit, without 20-30 s of tracing per run.
+weights to the last bit, without 20-30 s of tracing per run. Likewise ``exit_accuracies`` predicts every
+trained network of one architecture through one uncompiled twin (``_TWINS``).
 """
 
 from __future__ import annotations
