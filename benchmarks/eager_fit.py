@@ -1,6 +1,6 @@
 """A fine-tune of one step, traced (the compiled training graph) against eager.
 
-``trained_networks.runs_eagerly``: a fine-tune of at most ``EAGER_STEPS`` steps runs eagerly, because tracing
+``execution.runs_eagerly``: a fine-tune of at most ``EAGER_STEPS`` steps runs eagerly, because tracing
 and optimising a large network's training graph costs more than the few steps it would speed up. On the
 miniature paper grid (tests/test_paper_miniature.py: 20 images, one epoch) every network trains one step.
 Each measurement runs in a fresh one-thread process (an engine worker's setting): build the classifier at

@@ -30,7 +30,7 @@ def first_fit(network: str, built: bool, images: int) -> tuple[float, float]:
     import numpy as np
 
     from mecl_utils.networks.backbones import build_classifier, build_for_fit, build_tiny_cnn
-    from mecl_utils.protocol.trained_networks import STEPS_PER_EXECUTION
+    from mecl_utils.training.execution import STEPS_PER_EXECUTION
 
     keras.utils.set_random_seed(0)
     if network == "tiny_cnn":

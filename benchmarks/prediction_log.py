@@ -30,6 +30,7 @@ def fine_tune(profile_name: str, data_dir: str | None, logged: bool) -> dict:
     from mecl_utils.protocol import trained_networks as tn
     from mecl_utils.protocol.profiles import get_profile
     from mecl_utils.run.case_networks import load_splits
+    from mecl_utils.training.execution import steps_per_execution
     from mecl_utils.training.prediction_log import fit_logged
 
     profile = get_profile(profile_name)
@@ -40,7 +41,7 @@ def fine_tune(profile_name: str, data_dir: str | None, logged: bool) -> dict:
         optimizer=keras.optimizers.Adam(profile.backbone_learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=tn.steps_per_execution(len(y), parts["batch_size"]),
+        steps_per_execution=steps_per_execution(len(y), parts["batch_size"]),
     )
     keras.utils.set_random_seed(parts["seed"])
     model = tn.build_network(profile, keys.network, dataset)

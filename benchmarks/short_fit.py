@@ -4,7 +4,7 @@
 compiled function, up to 2x faster fine-tuning of the book backbone (benchmarks/README.md). Keras then wraps
 the step in a graph loop (``while_loop`` with a ``cond``), which costs tracing and graph optimisation time
 once per network. On the miniature paper grid (tests/test_paper_miniature.py: 20 images, one epoch) every
-epoch is one step, so the loop saves nothing and only costs. ``trained_networks.steps_per_execution`` asks for
+epoch is one step, so the loop saves nothing and only costs. ``execution.steps_per_execution`` asks for
 no more steps per call than an epoch has. Each measurement runs in a fresh one-thread process (an engine
 worker's setting): build the classifier at 75 pixels, compile it as ``train_classifier`` does with the given
 steps per execution, build it for fit, then fit one epoch of ``--images`` random images in one batch; sides
@@ -53,7 +53,7 @@ def short_fit(network: str, steps: int, images: int) -> tuple[float, str]:
 
 
 def main() -> None:
-    from mecl_utils.protocol.trained_networks import STEPS_PER_EXECUTION, steps_per_execution
+    from mecl_utils.training.execution import STEPS_PER_EXECUTION, steps_per_execution
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", nargs="+", default=["densenet201", "efficientnetb7"])

@@ -172,25 +172,12 @@ def test_the_smoke_networks_keep_their_pinned_cache_keys(smoke_digits):
     assert keys.losses_key == "d450e3cd73e6fb7dc872"
 
 
-def test_a_network_is_compiled_for_no_more_steps_per_call_than_an_epoch_has():
-    assert trained_networks.steps_per_execution(20, 32) == 1  # the miniature paper grid: one step an epoch
-    assert trained_networks.steps_per_execution(40, 8) == 5
-    assert trained_networks.steps_per_execution(20_000, 32) == trained_networks.STEPS_PER_EXECUTION
-
-
 def test_only_a_network_with_epochs_shorter_than_one_call_records_its_steps_per_call(data, tiny_splits):
     dataset, splits = data
     full = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, splits, seed=0, epochs=1)
     assert "steps_per_execution" not in full  # 1,138 images in batches of 32: the loop stays, so does the key
     short = trained_networks.classifier_parts(PROFILE, "tiny_cnn", dataset, tiny_splits, seed=0, epochs=1)
     assert short["steps_per_execution"] == 2  # 40 images in batches of 32
-
-
-def test_a_fine_tune_of_a_few_steps_runs_eagerly():
-    assert trained_networks.runs_eagerly(20, 32, epochs=1)  # the miniature paper grid: one step in all
-    assert trained_networks.runs_eagerly(40, 8, epochs=1)  # 5 steps
-    assert not trained_networks.runs_eagerly(40, 8, epochs=2)  # 10 steps
-    assert not trained_networks.runs_eagerly(1_138, 32, epochs=1)  # the smoke backbone's 36 steps an epoch
 
 
 def test_only_an_eager_fine_tune_records_it_in_its_key(data, tiny_splits):

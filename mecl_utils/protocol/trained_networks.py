@@ -22,7 +22,6 @@ schedule.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,34 +51,8 @@ from mecl_utils.networks.backbones import (
 from mecl_utils.networks.data import Dataset, Split, Splits
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.seeds import stream_seed
+from mecl_utils.training.execution import STEPS_PER_EXECUTION, runs_eagerly, steps_per_execution
 from mecl_utils.training.prediction_log import fit_logged
-
-# Steps per call of the compiled train function (benchmarks/README.md). Safe with fit(x, y): Keras starts a
-# fresh iterator every epoch, so the last call of an epoch stops where the data ends.
-STEPS_PER_EXECUTION = 16
-
-
-def steps_per_execution(examples: int, batch_size: int) -> int:
-    """``STEPS_PER_EXECUTION``, or an epoch's steps where an epoch has fewer: Keras wraps a multi-step call in
-    a graph loop that costs tracing time and saves nothing when the epoch is one call anyway (1.3x on the
-    first fit of DenseNet201 and EfficientNetB7, ``benchmarks/short_fit.py``). Without the loop the graph is
-    optimised differently: DenseNet201's weights stay the same to the last bit, EfficientNetB7's differ in
-    the last digits, so such a network's cache key records the count (``classifier_parts``). The smoke,
-    book and paper profiles' networks have longer epochs and keep the loop and their keys."""
-    return max(1, min(STEPS_PER_EXECUTION, math.ceil(examples / batch_size)))
-
-
-# A whole fine-tune of at most this many steps runs eagerly (benchmarks/eager_fit.py).
-EAGER_STEPS = 8
-
-
-def runs_eagerly(examples: int, batch_size: int, epochs: int) -> bool:
-    """Whether a fine-tune is short enough (``EAGER_STEPS`` steps in all) to run eagerly: tracing a large
-    network's training graph costs more than a few steps gain (DenseNet201 at 75 px: 50 s traced, 4 s eager).
-    Eager steps skip the graph's fused kernels, so ``classifier_parts`` records it in the key; the profiles'
-    fine-tunes (hundreds of steps or more) stay traced, their keys unchanged."""
-    return epochs * math.ceil(examples / batch_size) <= EAGER_STEPS
-
 
 __all__ = [
     "CLASSIFIER_VERSION",
@@ -92,8 +65,6 @@ __all__ = [
     "network_batch_size",
     "network_epochs",
     "network_keys",
-    "runs_eagerly",
-    "steps_per_execution",
     "teacher_losses",
     "teacher_recipe",
     "teacher_train_logits",

@@ -47,11 +47,11 @@ from mecl_utils.networks.costs import total_macs
 from mecl_utils.networks.data import Dataset, Split, Splits
 from mecl_utils.protocol.profiles import Profile
 from mecl_utils.protocol.trained_networks import (
-    STEPS_PER_EXECUTION,
     build_network,
     network_batch_size,
     network_epochs,
 )
+from mecl_utils.training.execution import STEPS_PER_EXECUTION
 
 __all__ = [
     "WEIGHTINGS",
