@@ -181,11 +181,8 @@ def test_trained_networks_predict_through_one_twin_exactly_as_through_their_own_
         )[0]  # fmt: skip
 
     first, second = run(SEED), run(SEED + 1)
-    layer_wise = whole_network.train_layer_wise(
-        PROFILE, "tiny_cnn", *smoke_digits, LAYERS, seed=SEED, init_seed=INIT_SEED, epochs=1
-    )
-    assert first.twin is second.twin is layer_wise.twin and len(whole_network._TWINS) == 1
-    for network in (first, second, layer_wise, first):  # the twin holds the last network's weights only
+    assert first.twin is second.twin and len(whole_network._TWINS) == 1
+    for network in (first, second, first):  # the twin holds the last network's weights only
         outputs, accuracies = whole_network.exit_accuracies(network, splits.test)
         own = network.model.predict(splits.test.x, batch_size=256, verbose=0)
         assert_bit_identical(list(outputs), own)
