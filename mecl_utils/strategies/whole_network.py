@@ -73,7 +73,7 @@ class MultiExit:
     """A classifier with branches at ``layers``: ``model`` outputs the branches' softmax, then the final's.
 
     ``twin``, where training set one, is an uncompiled model of the same architecture that this process
-    shares between every network of its kind; ``exit_accuracies`` predicts with it (``_twin``).
+    shares between every network of that architecture; ``exit_accuracies`` predicts with it (``_twin``).
     """
 
     model: keras.Model
@@ -300,7 +300,7 @@ def _trainer(
 
 # Uncompiled twins of the networks this process trains, by what their architecture depends on. Keras traces
 # a model's predict function once per model object; a fresh network per run would trace it again in every
-# run (about 1 s a run for the book's MobileNet, benchmarks/README.md). A twin is traced once and predicts
+# run (about 0.8 s a run for the book's MobileNet, benchmarks/README.md). A twin is traced once and predicts
 # for every run of its architecture, each run's weights copied in first.
 _TWINS: dict[tuple, keras.Model] = {}
 
