@@ -30,8 +30,7 @@ import time
 from pathlib import Path
 
 import psutil
-
-ROOT = Path(__file__).resolve().parents[1]
+from worktree import ROOT, checked_out
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -115,15 +114,11 @@ def main() -> None:
     args = parser.parse_args()
     args.case = args.case or ["mobilenet/cifar10/1"]
 
-    with tempfile.TemporaryDirectory(prefix="mecl-bench-") as scratch:
-        scratch = Path(scratch)
-        before = scratch / "before"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(before), args.before],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
+    with (
+        tempfile.TemporaryDirectory(prefix="mecl-bench-") as folder,
+        checked_out(args.before, Path(folder) / "before") as before,
+    ):
+        scratch = Path(folder)
         env = {**os.environ, "MECL_CACHE_DIR": os.environ.get("MECL_CACHE_DIR", str(scratch / "cache"))}
         env["MECL_WORKERS"] = str(WORKERS)
         shared_weights = ROOT.parent / "shared" / "data"  # the worktree has no ../shared beside it
@@ -134,39 +129,36 @@ def main() -> None:
         if args.nice15:
             sides["ray-nice15"] = ROOT
             side_env["ray-nice15"] = {**env, "RAY_worker_niceness": "15"}
-        try:
-            if not args.skip_warm_up:
-                cases = " ".join(args.case)
-                print(f"warming the cache ({args.profile}, {cases}): networks, features", flush=True)
-                timed_grid(ROOT, args, scratch / "warm.csv", env)
-            figures: dict[str, list[tuple[float, int]]] = {side: [] for side in sides}
-            order = []
-            for number in range(args.rounds):
-                order += list(sides) if number % 2 == 0 else list(sides)[::-1]  # ray pool | pool ray ...
-            for index, side in enumerate(order):
-                results = scratch / f"{side}-{index}.csv"
-                seconds, peak = timed_grid(sides[side], args, results, env=side_env[side])
-                figures[side].append((seconds, peak))
-                in_runs = run_seconds(results)
-                outside = seconds - in_runs / WORKERS
-                print(
-                    f"  {side:10s} run {index + 1}: {seconds:6.1f} s, runs {in_runs:7.1f} s summed, "
-                    f"outside runs {outside:5.1f} s, peak tree RSS {peak / 2**30:.2f} GiB",
-                    flush=True,
-                )
-            stored = [accuracies(scratch / f"{side}-{index}.csv") for index, side in enumerate(order)]
-            print(f"identical accuracies on every side: {all(one == stored[0] for one in stored)}")
-            for side, rows in figures.items():
-                times = [seconds for seconds, _ in rows]
-                peak = max(peak for _, peak in rows)
-                print(
-                    f"{side:10s}: median {statistics.median(times):.1f} s over {len(times)} grids; "
-                    f"peak tree RSS {peak / 2**30:.2f} GiB"
-                )
-            inits = ray_init_seconds(env)
-            print(f"ray.init (embedded, 2 CPUs): {', '.join(f'{s:.1f}' for s in inits)} s")
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
+        if not args.skip_warm_up:
+            cases = " ".join(args.case)
+            print(f"warming the cache ({args.profile}, {cases}): networks, features", flush=True)
+            timed_grid(ROOT, args, scratch / "warm.csv", env)
+        figures: dict[str, list[tuple[float, int]]] = {side: [] for side in sides}
+        order = []
+        for number in range(args.rounds):
+            order += list(sides) if number % 2 == 0 else list(sides)[::-1]  # ray pool | pool ray ...
+        for index, side in enumerate(order):
+            results = scratch / f"{side}-{index}.csv"
+            seconds, peak = timed_grid(sides[side], args, results, env=side_env[side])
+            figures[side].append((seconds, peak))
+            in_runs = run_seconds(results)
+            outside = seconds - in_runs / WORKERS
+            print(
+                f"  {side:10s} run {index + 1}: {seconds:6.1f} s, runs {in_runs:7.1f} s summed, "
+                f"outside runs {outside:5.1f} s, peak tree RSS {peak / 2**30:.2f} GiB",
+                flush=True,
+            )
+        stored = [accuracies(scratch / f"{side}-{index}.csv") for index, side in enumerate(order)]
+        print(f"identical accuracies on every side: {all(one == stored[0] for one in stored)}")
+        for side, rows in figures.items():
+            times = [seconds for seconds, _ in rows]
+            peak = max(peak for _, peak in rows)
+            print(
+                f"{side:10s}: median {statistics.median(times):.1f} s over {len(times)} grids; "
+                f"peak tree RSS {peak / 2**30:.2f} GiB"
+            )
+        inits = ray_init_seconds(env)
+        print(f"ray.init (embedded, 2 CPUs): {', '.join(f'{s:.1f}' for s in inits)} s")
 
 
 if __name__ == "__main__":

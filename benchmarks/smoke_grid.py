@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from worktree import ROOT, checked_out
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMINGS = ("seconds", "finished", "epoch_seconds", "networks_seconds")  # columns that time, not compute
 
 
@@ -104,27 +104,20 @@ def main() -> None:
     args = parser.parse_args()
     for name, ms in iterator_start_ms().items():
         print(f"starting a pass over 1,000 validation rows, {name}: {ms:.2f} ms", flush=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
-        before = scratch / "before"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(before), args.before],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        measured: dict[str, list[tuple[float, float]]] = {"before": [], "now": []}
-        try:
-            for round_ in range(args.rounds):
-                for side in ("before", "now", "now", "before"):
-                    cache = scratch / f"cache-{side}"
-                    subprocess.run(["rm", "-rf", str(cache)], check=True)
-                    wall, cpu = run_side(before if side == "before" else ROOT, cache)
-                    measured[side].append((wall, cpu))
-                    print(f"round {round_ + 1} {side:6s} wall {wall:6.1f} s  cpu {cpu:6.1f} s", flush=True)
-            found = differences(scratch / "cache-before", scratch / "cache-now")
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
+    measured: dict[str, list[tuple[float, float]]] = {"before": [], "now": []}
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        checked_out(args.before, Path(folder) / "before") as before,
+    ):
+        scratch = Path(folder)
+        for round_ in range(args.rounds):
+            for side in ("before", "now", "now", "before"):
+                cache = scratch / f"cache-{side}"
+                subprocess.run(["rm", "-rf", str(cache)], check=True)
+                wall, cpu = run_side(before if side == "before" else ROOT, cache)
+                measured[side].append((wall, cpu))
+                print(f"round {round_ + 1} {side:6s} wall {wall:6.1f} s  cpu {cpu:6.1f} s", flush=True)
+        found = differences(scratch / "cache-before", scratch / "cache-now")
     for index, what in enumerate(("wall", "cpu")):
         old, new = (statistics.median(m[index] for m in measured[side]) for side in ("before", "now"))
         print(f"median {what}: before {old:.1f} s, now {new:.1f} s, {old / new:.2f}x")
