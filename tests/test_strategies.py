@@ -9,7 +9,7 @@ from mecl_utils.curriculum.pacing import SingleStep
 from mecl_utils.curriculum.sampler import sampler_for_method
 from mecl_utils.protocol.profiles import get_profile
 from mecl_utils.protocol.trained_networks import train_classifier
-from mecl_utils.strategies import whole_network
+from mecl_utils.strategies import multi_exit_network, whole_network
 
 PROFILE = get_profile("smoke").replace(backbone_epochs=2)
 LAYERS = ("block1_out", "block2_out")
@@ -171,7 +171,7 @@ def test_a_reused_layer_wise_network_trains_bit_identically(smoke_digits, monkey
 def test_trained_networks_predict_through_one_twin_exactly_as_through_their_own_model(
     smoke_digits, monkeypatch
 ):
-    monkeypatch.setattr(whole_network, "_TWINS", {})
+    monkeypatch.setattr(multi_exit_network, "_TWINS", {})
     _, splits = smoke_digits
 
     def run(seed):
@@ -181,10 +181,10 @@ def test_trained_networks_predict_through_one_twin_exactly_as_through_their_own_
         )[0]  # fmt: skip
 
     first, second = run(SEED), run(SEED + 1)
-    assert first.twin is second.twin and len(whole_network._TWINS) == 1
+    assert first.twin is second.twin and len(multi_exit_network._TWINS) == 1
     for network in (first, second, first):  # the twin holds the last network's weights only
-        outputs, accuracies = whole_network.exit_accuracies(network, splits.test)
+        outputs, accuracies = multi_exit_network.exit_accuracies(network, splits.test)
         own = network.model.predict(splits.test.x, batch_size=256, verbose=0)
         assert_bit_identical(list(outputs), own)
         assert accuracies == tuple(float(np.mean(o.argmax(1) == splits.test.y)) for o in own)
-    assert not np.array_equal(whole_network.exit_accuracies(second, splits.test)[0][0], outputs[0])
+    assert not np.array_equal(multi_exit_network.exit_accuracies(second, splits.test)[0][0], outputs[0])

@@ -52,7 +52,8 @@ from mecl_utils.protocol.trained_networks import (
 from mecl_utils.run.case_networks import case_networks, load_splits
 from mecl_utils.run.engine import Engine
 from mecl_utils.seeds import stream_seed
-from mecl_utils.strategies.whole_network import MultiExit, exit_accuracies, train_end_to_end, train_layer_wise
+from mecl_utils.strategies.multi_exit_network import MultiExit, exit_accuracies
+from mecl_utils.strategies.whole_network import train_end_to_end, train_layer_wise
 
 __all__ = [
     "NETWORK_STRATEGIES",

@@ -21,8 +21,8 @@ With every early-exit weight at 0, end-to-end training leaves the classifier bit
 from the same seed through the same data would: ``train_classifier``'s network with ``sampler=None``, the
 classifier fitted alone through the same sampler otherwise (the tests hold both to the last bit). A process
 traces each kind of network once and trains every later run in that compiled copy (``_COMPILED``): the same
-weights to the last bit, without 20-30 s of tracing per run. Likewise ``exit_accuracies`` predicts every
-trained network of one architecture through one uncompiled twin (``_TWINS``).
+weights to the last bit, without 20-30 s of tracing per run. The networks themselves, and their exits'
+outputs, are ``multi_exit_network``'s; what training returns carries the twin that predicts for it there.
 """
 
 from __future__ import annotations
@@ -31,34 +31,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import keras
-import numpy as np
 
-from mecl_utils.curriculum.rows import array_batches
 from mecl_utils.curriculum.sampler import CurriculumSampler, curriculum_dataset
-from mecl_utils.networks.backbones import (
-    build_for_fit,
-    copy_variables,
-    get_layer,
-    reset_optimizer,
-    top1_accuracy,
-)
-from mecl_utils.networks.branches import build_branch
+from mecl_utils.networks.backbones import build_for_fit, copy_variables, get_layer, reset_optimizer
 from mecl_utils.networks.costs import total_macs
-from mecl_utils.networks.data import Dataset, Split, Splits
+from mecl_utils.networks.data import Dataset, Splits
 from mecl_utils.protocol.profiles import Profile
-from mecl_utils.protocol.trained_networks import (
-    build_network,
-    network_batch_size,
-    network_epochs,
+from mecl_utils.protocol.trained_networks import network_batch_size, network_epochs
+from mecl_utils.strategies.multi_exit_network import (
+    MultiExit,
+    architecture,
+    branch_shapes,
+    prediction_twin,
+    seeded_network,
+    unseeded_network,
 )
 from mecl_utils.training.execution import STEPS_PER_EXECUTION
 
 __all__ = [
     "WEIGHTINGS",
-    "MultiExit",
-    "build_multi_exit_network",
     "compute_shares",
-    "exit_accuracies",
     "exit_weights",
     "train_end_to_end",
     "train_layer_wise",
@@ -66,68 +58,6 @@ __all__ = [
 
 WEIGHTINGS = ("equal", "sdn")
 SDN_START = 0.01  # Kaya et al.'s offset of every early exit's weight
-
-
-@dataclass(frozen=True, eq=False)
-class MultiExit:
-    """A classifier with branches at ``layers``: ``model`` outputs the branches' softmax, then the final's.
-
-    ``twin``, where training set one, is an uncompiled model of the same architecture that this process
-    shares between every network of that architecture; ``exit_accuracies`` predicts with it (``_twin``).
-    """
-
-    model: keras.Model
-    classifier: keras.Model
-    branches: tuple[keras.Model, ...]
-    layers: tuple[str, ...]
-    twin: keras.Model | None = None
-
-
-def build_multi_exit_network(
-    profile: Profile, network: str, dataset: Dataset, layers: Sequence[str], *, seed: int, init_seed: int
-) -> MultiExit:
-    """``network`` untrained (seeded as ``train_classifier`` seeds it), with branches at ``layers``.
-
-    The branches are built first, from ``init_seed`` (the same initial weights a classifier-wise branch of the
-    same repetition gets); then the classifier exactly as ``trained_networks.train_classifier`` builds it from
-    ``seed``, so that everything it draws afterwards (head, dropout masks, shuffling) is what it would draw
-    without branches.
-    """
-    # The shapes come from an unseeded throwaway copy: building it before the seeded ones disturbs nothing.
-    shapes = _branch_shapes(_unseeded(profile, network, dataset, layers))
-    return _seeded(profile, network, dataset, layers, shapes, seed, init_seed)
-
-
-def _unseeded(profile: Profile, network: str, dataset: Dataset, layers: Sequence[str]) -> MultiExit:
-    if not layers:
-        raise ValueError("a multi-exit network needs at least one branch layer")
-    classifier = build_network(profile, network, dataset)
-    shapes = [tuple(get_layer(classifier, name).output.shape[1:]) for name in layers]
-    return _attach(classifier, _branches(shapes, dataset.num_classes), layers)
-
-
-def _branch_shapes(multi: MultiExit) -> list[tuple[int, ...]]:
-    return [tuple(branch.input.shape[1:]) for branch in multi.branches]
-
-
-def _seeded(profile, network, dataset, layers, shapes, seed: int, init_seed: int) -> MultiExit:
-    keras.utils.set_random_seed(init_seed)
-    branches = _branches(shapes, dataset.num_classes)
-    keras.utils.set_random_seed(seed)
-    return _attach(build_network(profile, network, dataset), branches, layers)
-
-
-def _branches(shapes, num_classes: int) -> list[keras.Model]:
-    numbered = enumerate(shapes, start=1)
-    return [build_branch(shape, num_classes, name=f"branch{number}") for number, shape in numbered]
-
-
-def _attach(classifier: keras.Model, branches: Sequence[keras.Model], layers: Sequence[str]) -> MultiExit:
-    exits = [
-        branch(get_layer(classifier, name).output) for branch, name in zip(branches, layers, strict=True)
-    ]
-    model = keras.Model(classifier.inputs, [*exits, classifier.output], name=f"{classifier.name}_multi_exit")
-    return MultiExit(model, classifier, tuple(branches), tuple(layers))
 
 
 def compute_shares(classifier: keras.Model, layers: Sequence[str]) -> tuple[float, ...]:
@@ -272,10 +202,10 @@ def _trainer(
     kind: str, profile: Profile, network: str, dataset: Dataset, layers: Sequence[str], sampler
 ) -> _Trainer:
     steps = None if sampler is None else sampler.batches_per_epoch
-    key = (kind, profile, network, dataset.name, dataset.num_classes, tuple(layers), steps)
+    key = (kind, *architecture(profile, network, dataset, layers), steps)
     if key in _COMPILED:
         return _COMPILED[key]
-    multi = _unseeded(profile, network, dataset, layers)
+    multi = unseeded_network(profile, network, dataset, layers)
     variables = tuple(
         keras.Variable(0.0, trainable=False, name=f"exit{n}_weight") for n in range(1, len(layers) + 1)
     )
@@ -296,29 +226,6 @@ def _trainer(
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[key] = trainer = _Trainer(multi, models, variables)
     return trainer
-
-
-# Uncompiled twins of the networks this process trains, by what their architecture depends on. Keras traces
-# a model's predict function once per model object; a fresh network per run would trace it again in every
-# run (about 0.8 s a run for the book's MobileNet, benchmarks/README.md). A twin is traced once and predicts
-# for every run of its architecture, each run's weights copied in first.
-_TWINS: dict[tuple, keras.Model] = {}
-
-
-def _twin(profile: Profile, network: str, dataset: Dataset, layers: Sequence[str]) -> keras.Model:
-    key = (
-        profile,
-        network,
-        dataset.name,
-        dataset.num_classes,
-        tuple(dataset.x_train.shape[1:]),
-        tuple(layers),
-    )
-    if key not in _TWINS:
-        if len(_TWINS) >= _COMPILED_LIMIT:
-            _TWINS.pop(next(iter(_TWINS)))
-        _TWINS[key] = _unseeded(profile, network, dataset, layers).model
-    return _TWINS[key]
 
 
 def _reset_optimizers(trainer: _Trainer, profile: Profile) -> None:
@@ -347,7 +254,7 @@ def train_end_to_end(
     """
     epochs = network_epochs(profile, epochs)
     trainer = _trainer("end_to_end", profile, network, dataset, layers, sampler)
-    multi = _seeded(profile, network, dataset, layers, _branch_shapes(trainer.multi), seed, init_seed)
+    multi = seeded_network(profile, network, dataset, layers, branch_shapes(trainer.multi), seed, init_seed)
     shares = compute_shares(multi.classifier, layers)
     exit_weights(weighting, shares, 0, epochs)  # a bad weighting fails before any training
     copy_variables(trainer.multi.model, multi.model)
@@ -355,7 +262,7 @@ def train_end_to_end(
     schedule = _ExitWeightSchedule(trainer.exit_weights, weighting, shares, epochs)
     _fit(trainer.models[0], network, splits, sampler, epochs, [schedule], verbose)
     copy_variables(multi.model, trainer.multi.model)
-    return replace(multi, twin=_twin(profile, network, dataset, layers)), schedule.history
+    return replace(multi, twin=prediction_twin(profile, network, dataset, layers)), schedule.history
 
 
 def train_layer_wise(
@@ -381,7 +288,7 @@ def train_layer_wise(
     """
     epochs = network_epochs(profile, epochs)
     trainer = _trainer("layer_wise", profile, network, dataset, layers, sampler)
-    multi = _seeded(profile, network, dataset, layers, _branch_shapes(trainer.multi), seed, init_seed)
+    multi = seeded_network(profile, network, dataset, layers, branch_shapes(trainer.multi), seed, init_seed)
     copy_variables(trainer.multi.model, multi.model)
     _reset_optimizers(trainer, profile)
     classifier = trainer.multi.classifier
@@ -409,21 +316,4 @@ def train_layer_wise(
     for branch in trainer.multi.branches:
         branch.trainable = True
     copy_variables(multi.model, trainer.multi.model)
-    return replace(multi, twin=_twin(profile, network, dataset, layers))
-
-
-def exit_accuracies(
-    multi: MultiExit, split: Split, *, batch_size: int = 256
-) -> tuple[tuple[np.ndarray, ...], tuple[float, ...]]:
-    """Each exit's softmax outputs on ``split`` (branches first, then the final exit) and their accuracies.
-
-    A trained network predicts through its ``twin``, its weights copied in: the same outputs to the last
-    bit, without tracing Keras' predict function for every network. The images reach it as
-    ``rows.array_batches``, which Keras starts faster than the array itself.
-    """
-    model = multi.model
-    if multi.twin is not None:
-        copy_variables(multi.twin, multi.model)
-        model = multi.twin
-    outputs = model.predict(array_batches(split.x, batch_size), verbose=0)  # uncompiled: a batch a step
-    return tuple(np.asarray(o) for o in outputs), tuple(top1_accuracy(o, split.y) for o in outputs)
+    return replace(multi, twin=prediction_twin(profile, network, dataset, layers))
