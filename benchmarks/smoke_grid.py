@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for side in ("before", "now", "now", "before"):
                 cache = scratch / f"cache-{side}"
-                subprocess.run(["rm", "-rf", str(cache)], check=True)
+                shutil.rmtree(cache, ignore_errors=True)
                 wall, cpu = run_side(before if side == "before" else ROOT, cache)
                 measured[side].append((wall, cpu))
                 print(f"round {round_ + 1} {side:6s} wall {wall:6.1f} s  cpu {cpu:6.1f} s", flush=True)

@@ -45,15 +45,18 @@ def one_run(workers: int, beside_load: bool) -> tuple[float, float]:
         environment = {**os.environ, "MECL_CACHE_DIR": cache}
         command = [sys.executable, "-m", "mecl_utils", "run", "--profile", "smoke", "--workers", str(workers)]
         load = busy_loop() if beside_load else None
-        load_start = psutil.Process(load.pid).cpu_times() if load else None
-        busy, start = busy_seconds(), time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
-        wall, busy = time.perf_counter() - start, busy_seconds() - busy
-        if load is not None:
-            end = psutil.Process(load.pid).cpu_times()
-            busy -= (end.user + end.system) - (load_start.user + load_start.system)
-            load.kill()
-            load.wait()
+        try:  # the busy loop ends with the run, however the run ends
+            load_start = psutil.Process(load.pid).cpu_times() if load else None
+            busy, start = busy_seconds(), time.perf_counter()
+            done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
+            wall, busy = time.perf_counter() - start, busy_seconds() - busy
+            if load is not None:
+                end = psutil.Process(load.pid).cpu_times()
+                busy -= (end.user + end.system) - (load_start.user + load_start.system)
+        finally:
+            if load is not None:
+                load.kill()
+                load.wait()
         if done.returncode:
             raise SystemExit(f"--workers {workers} failed:\n{done.stderr[-3000:]}")
         return wall, busy
